@@ -1,0 +1,126 @@
+"""An in-memory Store: the reference implementation of the contract, used by unit tests.
+
+It keeps the same rules as the real backends (per-object versions, idempotency keys, a lock that
+times out) so that the contract suite can run against it first and fast.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from reconciler.errors import LockTimeout, StaleVersion, StateError
+from reconciler.objects import Address, LiveState, Resource, StoredObject
+from reconciler.state.base import HistoryEntry, LockInfo, RunRecord
+
+
+class MemoryStore:
+    """Holds one project's state in dictionaries; thread-safe, not process-safe."""
+
+    def __init__(self, project: str = "default", url: str = "memory://") -> None:
+        self.url = url
+        self.project = project
+        self._objects: dict[Address, StoredObject] = {}
+        self._serial = 0
+        self._key = secrets.token_bytes(32)
+        self._history: list[HistoryEntry] = []
+        self._runs: dict[str, RunRecord] = {}
+        self._last_commit: str | None = None
+        self._mutex = threading.RLock()
+        self._lock = threading.Lock()
+        self._lock_holder: LockInfo | None = None
+
+    def read_all(self) -> LiveState:
+        with self._mutex:
+            return LiveState(
+                url=self.url, serial=self._serial, objects=dict(self._objects), last_commit=self._last_commit
+            )
+
+    def fingerprint_key(self) -> bytes:
+        return self._key
+
+    def write(self, resource: Resource, *, expected_version: int | None) -> int:
+        with self._mutex:
+            current = self._objects.get(resource.address)
+            actual = current.version if current else None
+            if actual != expected_version:
+                raise StaleVersion(str(resource.address), expected_version, actual)
+            version = (actual or 0) + 1
+            self._serial += 1
+            self._objects[resource.address] = StoredObject(resource, version, datetime.now(UTC))
+            return version
+
+    def delete(self, address: Address, *, expected_version: int) -> None:
+        with self._mutex:
+            current = self._objects.get(address)
+            actual = current.version if current else None
+            if actual != expected_version:
+                raise StaleVersion(str(address), expected_version, actual)
+            del self._objects[address]
+            self._serial += 1
+
+    @contextmanager
+    def lock(self, *, timeout: float, info: LockInfo) -> Iterator[None]:
+        if not self._lock.acquire(timeout=max(timeout, 0)):
+            holder = self._lock_holder
+            who = f"{holder.holder} (pid {holder.pid})" if holder else "another process"
+            raise LockTimeout(f"state is locked by {who}; gave up after {timeout:g}s")
+        self._lock_holder = info
+        try:
+            yield
+        finally:
+            self._lock_holder = None
+            self._lock.release()
+
+    def record_apply(self, entry: HistoryEntry) -> None:
+        with self._mutex:
+            self._history.append(replace(entry, id=len(self._history) + 1))
+
+    def history(self, *, limit: int = 50) -> list[HistoryEntry]:
+        with self._mutex:
+            return list(reversed(self._history))[:limit]
+
+    def set_last_commit(self, commit: str | None) -> None:
+        with self._mutex:
+            self._last_commit = commit
+
+    def create_run(self, run: RunRecord) -> RunRecord:
+        with self._mutex:
+            if run.idempotency_key:
+                for existing in self._runs.values():
+                    if existing.idempotency_key == run.idempotency_key:
+                        return existing
+            if run.id in self._runs:
+                raise StateError(f"run {run.id} already exists")
+            stored = replace(run, version=1, created_at=run.created_at or datetime.now(UTC))
+            self._runs[run.id] = stored
+            return stored
+
+    def update_run(self, run: RunRecord) -> RunRecord:
+        with self._mutex:
+            current = self._runs.get(run.id)
+            if current is None:
+                raise StateError(f"run {run.id} does not exist")
+            if current.version != run.version:
+                raise StaleVersion(f"run {run.id}", run.version, current.version)
+            stored = replace(run, version=run.version + 1)
+            self._runs[run.id] = stored
+            return stored
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._mutex:
+            return self._runs.get(run_id)
+
+    def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]:
+        with self._mutex:
+            runs = [r for r in self._runs.values() if deployment is None or r.deployment == deployment]
+        runs.sort(key=lambda r: (r.created_at or datetime.min.replace(tzinfo=UTC), r.id), reverse=True)
+        return runs[:limit]
+
+    def close(self) -> None:
+        pass
+

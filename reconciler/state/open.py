@@ -1,0 +1,26 @@
+"""Pick a Store backend from a URL."""
+
+from __future__ import annotations
+
+from reconciler.errors import UsageError
+from reconciler.state.base import Store
+
+
+def open_store(url: str, *, project: str) -> Store:
+    """``sqlite:///path``, ``postgresql+psycopg://...``, ``prefect+http(s)://host/api``, ``prefect://``, ``memory://``."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        from reconciler.state.memory import MemoryStore
+
+        return MemoryStore(project=project, url=url)
+    if scheme.startswith(("sqlite", "postgresql", "postgres")):
+        from reconciler.state.sql import SqlStore
+
+        return SqlStore(url, project=project)
+    if scheme.startswith("prefect"):
+        from reconciler.state.prefect_api import PrefectStore
+
+        return PrefectStore(url, project=project)
+    raise UsageError(
+        f"unsupported state URL {url!r}: use sqlite:///PATH, postgresql+psycopg://..., or prefect+http(s)://HOST/api"
+    )
