@@ -1,0 +1,143 @@
+"""Execute a Plan against a Store: verify, write in dependency order, record history.
+
+Reads like gitops-engine's ``engine.Sync``: one call per step. The caller holds the store lock for
+the whole plan -> confirm -> apply sequence (as Terraform does), so nobody can slip a write in
+between. Every write is still checked against the version the plan saw: a saved plan applied later
+is refused as a whole, before the first write, if any object it touches has moved. A crash (even
+``kill -9``) leaves every object either written or not; the next plan picks up the rest.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from reconciler.errors import ReconcileError, StaleVersion
+from reconciler.objects import Address, LiveState
+from reconciler.plan import Action, Change, Plan
+from reconciler.state import HistoryEntry, LockInfo, Store
+
+
+class EmptyDesiredState(ReconcileError):
+    """The file declares nothing while the store manages objects: most likely a broken checkout."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_empty: bool = False
+
+
+DEFAULT_APPLY = ApplyOptions()
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    address: Address
+    action: Action
+    version: int | None  # the version written (None after a delete)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    results: tuple[ObjectResult, ...]
+    history: HistoryEntry | None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.results)
+
+
+def lock_info(purpose: str = "apply") -> LockInfo:
+    """Who we are, for the lock row and for history."""
+    user = _user()
+    host = socket.gethostname()
+    return LockInfo(holder=f"{user}@{host}", pid=os.getpid(), host=host, purpose=purpose)
+
+
+def check_not_empty(plan: Plan, *, options: ApplyOptions) -> None:
+    """Refuse to act on a file that declares nothing while the store manages objects."""
+    s = plan.summary
+    declared = s["create"] + s["update"] + s["replace"] + s["no-op"]
+    managed = s["delete"] + s["orphaned"]
+    if declared == 0 and managed > 0 and not options.allow_empty:
+        raise EmptyDesiredState(
+            f"the file declares no objects while the state manages {managed}; refusing "
+            "(pass --allow-empty if you really mean to empty the project)"
+        )
+
+
+def verify(plan: Plan, live: LiveState) -> None:
+    """Every object the plan writes must still be at the version it was planned against."""
+    stale = []
+    for change in plan.writes:
+        current = live.get(change.address)
+        actual = current.version if current else None
+        if actual != change.version:
+            stale.append(StaleVersion(str(change.address), change.version, actual))
+    if stale:
+        listed = "; ".join(str(e) for e in stale[:5])
+        more = f" (and {len(stale) - 5} more)" if len(stale) > 5 else ""
+        raise StaleVersion.__new__(StaleVersion) if False else _stale_plan(f"{listed}{more}")
+
+
+def _stale_plan(detail: str) -> ReconcileError:
+    return ReconcileError(f"the saved plan is stale, nothing was applied: {detail}. Run `reconcile plan` again.")
+
+
+def execute(
+    plan: Plan,
+    store: Store,
+    *,
+    options: ApplyOptions = DEFAULT_APPLY,
+    on_change: Callable[[Change], None] | None = None,
+) -> ApplyResult:
+    """Write the plan's changes in order and record one history row. The caller holds the lock."""
+    check_not_empty(plan, options=options)
+    results: list[ObjectResult] = []
+    for change in plan.writes:
+        if on_change is not None:
+            on_change(change)
+        results.append(_write(change, store))
+    history = None
+    if results:
+        history = _record(plan, store, results)
+    if plan.source.git is not None:
+        store.set_last_commit(plan.source.git.commit)
+    return ApplyResult(plan=plan, results=tuple(results), history=history)
+
+
+def _write(change: Change, store: Store) -> ObjectResult:
+    if change.action is Action.DELETE:
+        assert change.version is not None
+        store.delete(change.address, expected_version=change.version)
+        return ObjectResult(change.address, change.action, None)
+    assert change.after is not None, f"{change.address}: {change.action} without a body"
+    version = store.write(change.after, expected_version=change.version)
+    return ObjectResult(change.address, change.action, version)
+
+
+def _record(plan: Plan, store: Store, results: list[ObjectResult]) -> HistoryEntry:
+    info = lock_info()
+    entry = HistoryEntry(
+        serial=store.read_all().serial,
+        applied_at=datetime.now(UTC),
+        user=info.holder.split("@")[0],
+        host=info.host,
+        commit=plan.source.git.commit if plan.source.git else None,
+        summary=plan.summary,
+        changes=tuple(f"{r.action.value} {r.address}" for r in results),
+    )
+    store.record_apply(entry)
+    return entry
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")

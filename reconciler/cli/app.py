@@ -1,0 +1,140 @@
+"""The one context object every command receives: where the project is, which store, how to print.
+
+Everything is opened lazily and once: a command that never needs the store never opens it, and the
+desired state is loaded with the store's fingerprint key only when the file holds a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from reconciler import spec, state
+from reconciler.launch import RunContext, make_launcher
+from reconciler.objects import LiveState
+from reconciler.state import Store
+
+STATE_ENV = "RECONCILE_STATE"
+
+
+@dataclass
+class App:
+    """Options shared by all commands (``-C``, ``-f``, ``--state``, ``--no-color``) and their resources."""
+
+    project_dir: Path
+    file: str
+    state_url: str | None
+    no_color: bool
+    project_override: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _store: Store | None = None
+    _project: str | None = None
+    _tree: spec.SourceTree | None = None
+
+    # -- presentation ------------------------------------------------------------------------------
+
+    @property
+    def color(self) -> bool:
+        if self.no_color or "NO_COLOR" in self.environ:
+            return False
+        return sys.stdout.isatty()
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+
+    def out(self, text: str = "") -> None:
+        click.echo(text)
+
+    def err(self, text: str) -> None:
+        click.echo(text, err=True)
+
+    # -- desired -----------------------------------------------------------------------------------
+
+    @property
+    def tree(self) -> spec.SourceTree:
+        if self._tree is None:
+            self._tree = spec.WorkingTree(self.project_dir)
+        return self._tree
+
+    def use_tree(self, tree: spec.SourceTree) -> None:
+        """Read the desired state from another source (a Git commit) instead of the working tree."""
+        self._tree = tree
+
+    def desired(self) -> spec.Desired:
+        """The file's desired state, with fingerprints under the store's key."""
+        desired = spec.load(
+            self.tree,
+            self.file,
+            environ=self.environ,
+            fingerprint_key=lambda project: self.store(project).fingerprint_key(),
+            project=self.project_override,
+        )
+        self._project = desired.project
+        for warning in desired.warnings:
+            self.err(warning)
+        return desired
+
+    def validate_only(self) -> spec.Desired:
+        """The desired state checked without touching any store (fingerprints under a throwaway key)."""
+        return spec.load(
+            self.tree,
+            self.file,
+            environ=self.environ,
+            fingerprint_key=secrets.token_bytes(32),
+            project=self.project_override,
+        )
+
+    # -- live --------------------------------------------------------------------------------------
+
+    @property
+    def state_location(self) -> str:
+        if self.state_url:
+            return self.state_url
+        if self.environ.get(STATE_ENV):
+            return self.environ[STATE_ENV]
+        return f"sqlite:///{(self.project_dir / '.reconcile' / 'state.db').resolve()}"
+
+    def project(self) -> str:
+        """The project name without loading the whole desired state (for runs, history, ...)."""
+        if self._project is None:
+            self._project = spec.project_of(self.tree, self.file, override=self.project_override)
+        return self._project
+
+    def store(self, project: str | None = None) -> Store:
+        if self._store is None:
+            self._store = state.open_store(self.state_location, project=project or self.project())
+        return self._store
+
+    def live(self) -> LiveState:
+        return self.store().read_all()
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.project_dir / ".reconcile" / "runs"
+
+    def run_context(self, live: LiveState | None = None) -> RunContext:
+        return RunContext(
+            store=self.store(),
+            live=live if live is not None else self.live(),
+            project_dir=self.project_dir.resolve(),
+            runs_dir=self.runs_dir.resolve(),
+            environ=self.environ,
+            launcher_factory=lambda name: make_launcher(name, runs_dir=self.runs_dir.resolve(), environ=self.environ),
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+pass_app = click.make_pass_decorator(App)

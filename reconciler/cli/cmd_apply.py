@@ -1,0 +1,99 @@
+"""``apply [PLANFILE]``: plan (or load a saved plan), show, confirm, apply, launch ``apply: changed`` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import orjson
+
+from reconciler import apply as applying
+from reconciler import plan as planning
+from reconciler.cli.app import App, pass_app
+from reconciler.cli.cmd_plan import render
+from reconciler.errors import PlanFileError, ReconcileError, SpecError
+from reconciler.launch import runs
+from reconciler.state import RunRecord
+
+
+@click.command("apply")
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (required when not on a terminal).")
+@click.option("--prune", is_flag=True, help="Delete objects this project created that are gone from the file.")
+@click.option("--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects.")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock.")
+@pass_app
+def apply_cmd(app: App, planfile: Path | None, yes: bool, prune: bool, allow_empty: bool, lock_timeout: float) -> int:
+    """Make the stored state match the file (or exactly apply a saved plan)."""
+    options = applying.ApplyOptions(allow_empty=allow_empty)
+    saved = _read_plan_file(planfile) if planfile else None
+    if saved is not None and prune:
+        raise click.UsageError("--prune is decided when planning: use `reconcile plan --prune --out FILE`")
+    desired = None if saved is not None else app.desired()
+    store = app.store(saved.project if saved is not None else None)
+    with store.lock(timeout=lock_timeout, info=applying.lock_info()):
+        live = store.read_all()
+        if saved is not None:
+            applying.verify(saved, live)
+            result = saved
+        else:
+            assert desired is not None
+            problems = desired.unresolved_references(set(live.objects))
+            if problems:
+                raise SpecError(problems)
+            result = planning.diff(desired, live, prune=prune)
+        applying.check_not_empty(result, options=options)
+        app.out(render(app, result, "text"))
+        if not result.has_changes:
+            return 0
+        _confirm(app, yes)
+        outcome = applying.execute(result, store, options=options)
+    app.out(f"\nApply complete: {_done(outcome)}.")
+    _launch_after_apply(app, result)
+    return 0
+
+
+def _read_plan_file(path: Path) -> planning.Plan:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise PlanFileError(f"no such plan file: {path}") from None
+    except orjson.JSONDecodeError as exc:
+        raise PlanFileError(f"{path} is not a plan file (invalid JSON: {exc})") from None
+    return planning.decode_plan(doc)
+
+
+def _confirm(app: App, yes: bool) -> None:
+    if yes:
+        return
+    if not app.interactive:
+        raise ReconcileError("refusing to apply without confirmation on a non-interactive terminal; pass --yes")
+    if click.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False) != "yes":
+        raise click.Abort()
+
+
+def _done(outcome: applying.ApplyResult) -> str:
+    counts: dict[str, int] = {}
+    for result in outcome.results:
+        counts[result.action.value] = counts.get(result.action.value, 0) + 1
+    done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+    return ", ".join(f"{n} {done[a]}" for a, n in counts.items()) or "nothing to do"
+
+
+def _launch_after_apply(app: App, result: planning.Plan) -> list[RunRecord]:
+    """Runs whose ``apply: changed`` rule fired; launched, not waited for."""
+    launched: list[RunRecord] = []
+    if not result.runs:
+        return launched
+    ctx = app.run_context()
+    try:
+        for request in result.runs:
+            run = runs.launch(ctx, runs.create(ctx, request.deployment, reason=request.reason))
+            launched.append(run)
+            app.out(f"Launched run {run.id} of {run.deployment} ({request.reason}): {run.state.value}")
+    finally:
+        ctx.close()
+    return launched
+
+
+COMMANDS = [apply_cmd]

@@ -1,0 +1,72 @@
+"""``validate`` and ``plan``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import orjson
+
+from reconciler import plan as planning
+from reconciler.cli.app import App, pass_app
+from reconciler.errors import SpecError
+from reconciler.objects import Kind
+
+
+@click.command("validate")
+@pass_app
+def validate_cmd(app: App) -> int:
+    """Check the file: schema, names, references, pool-type variables, entrypoints, env placeholders."""
+    desired = app.validate_only()
+    for warning in desired.warnings:
+        app.err(warning)
+    counts = {kind: len(desired.of_kind(kind)) for kind in Kind}
+    app.out(
+        f"{app.file} is valid: {counts[Kind.BLOCK]} blocks, {counts[Kind.WORK_POOL]} work pools, "
+        f"{counts[Kind.DEPLOYMENT]} deployments (project {desired.project!r})"
+    )
+    return 0
+
+
+def make_plan(app: App, *, prune: bool) -> planning.Plan:
+    """Desired (file) + live (store) -> Plan, after checking references against both."""
+    desired = app.desired()
+    live = app.live()
+    problems = desired.unresolved_references(set(live.objects))
+    if problems:
+        raise SpecError(problems)
+    return planning.diff(desired, live, prune=prune)
+
+
+def render(app: App, result: planning.Plan, fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2).decode()
+    if fmt == "markdown":
+        return planning.render_markdown(result)
+    return planning.render_text(result, color=app.color)
+
+
+def write_plan_file(path: Path, result: planning.Plan) -> None:
+    path.write_bytes(orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@click.command("plan")
+@click.option("--json", "fmt", flag_value="json", help="Print the plan as JSON (schemas/plan.schema.json).")
+@click.option("--markdown", "fmt", flag_value="markdown", help="Print the plan as Markdown (PR comments).")
+@click.option("--text", "fmt", flag_value="text", default=True, hidden=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply PLANFILE`.")
+@click.option("--prune", is_flag=True, help="Plan deletes for objects removed from the file.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error.")
+@pass_app
+def plan_cmd(app: App, fmt: str, out: Path | None, prune: bool, detailed_exitcode: bool) -> int:
+    """Show what apply would change."""
+    result = make_plan(app, prune=prune)
+    app.out(render(app, result, fmt))
+    if out is not None:
+        write_plan_file(out, result)
+        if fmt == "text":
+            app.out(f"\nSaved the plan to {out}. Apply exactly this plan with: reconcile apply {out}")
+    return 2 if detailed_exitcode and result.has_changes else 0
+
+
+COMMANDS = [validate_cmd, plan_cmd]

@@ -1,0 +1,187 @@
+"""``run``, ``runs``, ``logs``, ``cancel``: launch runs and follow them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import orjson
+
+from reconciler.cli.app import App, pass_app
+from reconciler.errors import ReconcileError, UsageError
+from reconciler.launch import RunContext, runs
+from reconciler.state import RunRecord, RunState
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``K=V`` options; V is JSON when it parses as JSON (``rows=5`` is 5), else a string."""
+    parsed: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like KEY=VALUE, got {item!r}")
+        try:
+            parsed[key] = json.loads(raw)
+        except ValueError:
+            parsed[key] = raw
+    return parsed
+
+
+@click.command("run")
+@click.argument("deployment", metavar="FLOW/DEPLOYMENT")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Parameter override (V parsed as JSON if it can).")
+@click.option("--job-variable", "job_variables", multiple=True, metavar="K=V", help="Job variable override.")
+@click.option("--wait", is_flag=True, help="Follow the run, streaming its log; exit 0 only if it COMPLETED.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up waiting after S seconds (exit 1).")
+@pass_app
+def run_cmd(
+    app: App, deployment: str, params: tuple[str, ...], job_variables: tuple[str, ...], wait: bool, timeout: float | None
+) -> int:
+    """Launch a run of an applied deployment on its work pool."""
+    if "/" not in deployment:
+        raise UsageError(f"name the deployment as FLOW/DEPLOYMENT, got {deployment!r}")
+    ctx = app.run_context()
+    try:
+        run = runs.create(
+            ctx, deployment, parameters=_pairs(params, "--param"), job_variables=_pairs(job_variables, "--job-variable")
+        )
+        app.out(f"Created run {run.id} of {deployment}")
+        run = runs.launch(ctx, run)
+        if run.state is RunState.CRASHED:
+            app.err(f"error: run {run.id} CRASHED: {run.message}")
+            return 1
+        app.out(f"Submitted run {run.id}: {run.infrastructure_id}")
+        if not wait:
+            return 0
+        run = runs.wait(ctx, run, timeout=timeout, on_log=lambda text: click.echo(text, nl=False))
+        return _finish(app, run, timeout)
+    finally:
+        ctx.close()
+
+
+def _finish(app: App, run: RunRecord, timeout: float | None) -> int:
+    if not run.state.terminal:
+        app.err(
+            f"error: run {run.id} is still {run.state.value} after {timeout:g}s; it keeps running "
+            f"(stop it with `reconcile cancel {run.id}`)"
+        )
+        return 1
+    code = "" if run.exit_code is None else f" (exit code {run.exit_code})"
+    line = f"Run {run.id} {run.state.value}{code}"
+    if run.message and run.state is not RunState.COMPLETED:
+        line += f": {run.message}"
+    if run.state is RunState.COMPLETED:
+        app.out(line)
+        return 0
+    app.err(line)
+    return 1
+
+
+@click.command("runs")
+@click.option("--deployment", default=None, metavar="FLOW/NAME", help="Only runs of this deployment.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--reconcile", "recover", is_flag=True, help="Adopt or close runs whose launch was interrupted.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@pass_app
+def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, limit: int) -> int:
+    """List runs, newest first (states refreshed from their infrastructure)."""
+    ctx = app.run_context()
+    try:
+        if recover:
+            for run in runs.recover(ctx):
+                app.err(f"{run.id}: {run.state.value} ({run.message})")
+        listed = [_refresh(ctx, r) for r in ctx.store.list_runs(deployment=deployment, limit=limit)]
+    finally:
+        ctx.close()
+    if as_json:
+        app.out(orjson.dumps([run_json(r) for r in listed], option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not listed:
+        app.out("No runs.")
+        return 0
+    header = f"{'RUN':36}  {'DEPLOYMENT':28}  {'STATE':10}  {'EXIT':>4}  {'STARTED':19}  {'ENDED':19}  INFRASTRUCTURE"
+    app.out(header)
+    for run in listed:
+        app.out(
+            f"{run.id:36}  {run.deployment[:28]:28}  {run.state.value:10}  "
+            f"{'' if run.exit_code is None else run.exit_code:>4}  {_time(run.started_at):19}  "
+            f"{_time(run.ended_at):19}  {run.infrastructure_id or '-'}"
+        )
+    return 0
+
+
+def _refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
+    try:
+        return runs.refresh(ctx, run)
+    except ReconcileError:
+        return run  # unreachable infrastructure: show what we last knew
+
+
+def _time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "deployment": run.deployment,
+        "pool": run.pool,
+        "pool_type": run.pool_type,
+        "state": run.state.value,
+        "exit_code": run.exit_code,
+        "message": run.message,
+        "reason": run.reason,
+        "parameters": dict(run.parameters),
+        "infrastructure_id": run.infrastructure_id,
+        "log_path": run.log_path,
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+    }
+
+
+def _get(ctx: RunContext, run_id: str) -> RunRecord:
+    run = ctx.store.get_run(run_id)
+    if run is None:
+        matches = [r for r in ctx.store.list_runs(limit=10_000) if r.id.startswith(run_id)]
+        if len(matches) == 1:
+            return matches[0]
+        raise UsageError(f"no run {run_id!r}" if not matches else f"run id {run_id!r} is ambiguous")
+    return run
+
+
+@click.command("logs")
+@click.argument("run_id")
+@pass_app
+def logs_cmd(app: App, run_id: str) -> int:
+    """Print a run's output (where its platform exposes it)."""
+    ctx = app.run_context()
+    try:
+        run = _get(ctx, run_id)
+        if not run.infrastructure_id:
+            raise ReconcileError(f"run {run.id} never reached its infrastructure ({run.state.value}): no logs")
+        chunk = ctx.launcher_for(run).logs(run.infrastructure_id)
+    finally:
+        ctx.close()
+    click.echo(chunk.text, nl=False)
+    if chunk.location:
+        app.err(f"(log: {chunk.location})")
+    return 0
+
+
+@click.command("cancel")
+@click.argument("run_id")
+@pass_app
+def cancel_cmd(app: App, run_id: str) -> int:
+    """Stop a run's infrastructure and mark it CANCELLED."""
+    ctx = app.run_context()
+    try:
+        run = runs.cancel(ctx, _get(ctx, run_id))
+    finally:
+        ctx.close()
+    app.out(f"Run {run.id}: {run.state.value}")
+    return 0
+
+
+COMMANDS = [run_cmd, runs_cmd, logs_cmd, cancel_cmd]

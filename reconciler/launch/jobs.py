@@ -1,0 +1,160 @@
+"""Turn a stored deployment + pool + run overrides into the Job a launcher submits.
+
+Runs launch what is *applied* (the store), not what the file says now. The job configuration is
+rendered by the pool type (Prefect's rules), then block references are replaced by the blocks' data
+and secrets are resolved from the launching process's environment. The resolved Job lives only in
+memory: its secret-bearing fields are excluded from ``repr`` and nothing here logs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler import pooltypes
+from reconciler.errors import LaunchError
+from reconciler.launch.base import (
+    ENV_DEPLOYMENT,
+    ENV_ENTRYPOINT,
+    ENV_FLOW,
+    ENV_PARAMETERS,
+    ENV_PULL_STEPS,
+    ENV_RUN_ID,
+    Job,
+)
+from reconciler.objects import Address, LiveState, Resource, iter_secrets, resolve_secrets
+from reconciler.spec.templating import BLOCK_REFERENCE
+from reconciler.state import RunRecord
+
+RUNTIME_MODULE = "reconciler.runtime"
+
+
+def deployment_of(live: LiveState, deployment: str) -> Resource:
+    flow, _, name = deployment.partition("/")
+    stored = live.get(Address.deployment(flow, name))
+    if stored is None:
+        known = sorted(a.name for a in live.objects if a.kind.value == "deployment")
+        hint = f" (applied deployments: {', '.join(known[:10])})" if known else " (nothing applied yet: run reconcile apply)"
+        raise LaunchError(f"no applied deployment {deployment!r}{hint}")
+    return stored.resource
+
+
+def pool_of(live: LiveState, deployment: Resource) -> Resource:
+    pool_ref = deployment.body.get("work_pool") or {}
+    name = pool_ref.get("name")
+    if not name:
+        raise LaunchError(f"deployment {deployment.address.name} has no work pool to run on")
+    stored = live.get(Address.pool(name))
+    if stored is None:
+        raise LaunchError(f"work pool {name!r} of {deployment.address.name} is not in the stored state")
+    return stored.resource
+
+
+def render_configuration(pool: Resource, deployment: Resource, run_variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The job configuration by Prefect's rules, from the pool's own template when it has one."""
+    pool_type = _pool_type(pool)
+    deployment_variables = (deployment.body.get("work_pool") or {}).get("job_variables") or {}
+    template = pool.body.get("base_job_template")
+    if template:
+        custom = pooltypes.PoolType(
+            slug=pool_type.slug,
+            launcher=pool_type.launcher,
+            variables=template["variables"],
+            job_configuration=template["job_configuration"],
+        )
+        return custom.render(
+            pool_variables=pool.body.get("job_variables") or {},
+            deployment_variables=deployment_variables,
+            run_variables=run_variables,
+        )
+    return pool_type.render(
+        pool_variables=pool.body.get("job_variables") or {},
+        deployment_variables=deployment_variables,
+        run_variables=run_variables,
+    )
+
+
+def build_job(
+    *, live: LiveState, run: RunRecord, project_dir: Path, environ: Mapping[str, str], log_path: str | None
+) -> Job:
+    """Everything the launcher needs, with blocks inlined and secrets resolved (in memory only)."""
+    deployment = deployment_of(live, run.deployment)
+    pool = pool_of(live, deployment)
+    configuration = render_configuration(pool, deployment, run.job_variables)
+    configuration = _inline_blocks(configuration, live)
+    configuration = _resolve(configuration, environ, what=f"work pool {pool.address.name}")
+    body = deployment.body
+    job_env = {k: str(v) for k, v in (configuration.get("env") or {}).items() if v is not None}
+    contract = {
+        ENV_RUN_ID: run.id,
+        ENV_DEPLOYMENT: run.deployment,
+        ENV_FLOW: body["flow_name"],
+        ENV_ENTRYPOINT: body["entrypoint"],
+        ENV_PARAMETERS: json.dumps(dict(run.parameters), sort_keys=True),
+    }
+    if body.get("pull_steps"):
+        contract[ENV_PULL_STEPS] = json.dumps(body["pull_steps"])
+    launcher = _pool_type(pool).launcher
+    python = sys.executable if launcher == "process" else "python"
+    return Job(
+        run_id=run.id,
+        deployment=run.deployment,
+        flow_name=body["flow_name"],
+        entrypoint=body["entrypoint"],
+        parameters=dict(run.parameters),
+        configuration=configuration,
+        pool=pool.address.name,
+        pool_type=pool.body["type"],
+        project_dir=str(project_dir),
+        env={**contract, **job_env},
+        command=(python, "-m", RUNTIME_MODULE),
+        log_path=log_path,
+        pull_steps=tuple(body.get("pull_steps") or ()) or None,
+        labels={"reconcile.run-id": run.id, "reconcile.deployment": run.deployment},
+    )
+
+
+def launcher_name(live: LiveState, deployment: str) -> str:
+    return _pool_type(pool_of(live, deployment_of(live, deployment))).launcher
+
+
+def _pool_type(pool: Resource) -> pooltypes.PoolType:
+    pool_type = pooltypes.get(pool.body["type"])
+    if pool_type is None:
+        raise LaunchError(f"work pool {pool.address.name} has unknown type {pool.body['type']!r}")
+    return pool_type
+
+
+def _inline_blocks(value: Any, live: LiveState) -> Any:
+    """Replace whole-string ``{{ prefect.blocks.T.N[.path] }}`` references with the block's data."""
+    if isinstance(value, str) and "{{" in value:
+        match = BLOCK_REFERENCE.fullmatch(value.strip())
+        if match:
+            block_type, name, path = match.groups()
+            stored = live.get(Address.block(block_type, name))
+            if stored is None:
+                raise LaunchError(f"block {block_type}/{name} referenced by the pool is not in the stored state")
+            data: Any = stored.resource.body.get("data", {})
+            for part in filter(None, path.split(".")):
+                data = data.get(part) if isinstance(data, Mapping) else None
+            return data
+        return value
+    if isinstance(value, Mapping):
+        return {k: _inline_blocks(v, live) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inline_blocks(v, live) for v in value]
+    return value
+
+
+def _resolve(configuration: dict[str, Any], environ: Mapping[str, str], *, what: str) -> dict[str, Any]:
+    missing = sorted({n for s in iter_secrets(configuration) for n in s.env_names if n not in environ})
+    if missing:
+        raise LaunchError(
+            f"{what} needs environment variable {', '.join(missing)} at launch time (a secret: set it where "
+            "reconcile runs)"
+        )
+    return resolve_secrets(configuration, environ)
+

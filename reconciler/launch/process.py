@@ -1,0 +1,199 @@
+"""The ``process`` launcher: each run is a detached local subprocess running the runtime module.
+
+The run's directory (``.reconcile/runs/<run id>/``) holds its log, its pid and the result file the
+runtime writes when the flow ends, so any later ``reconcile`` process (``runs``, ``run --wait``,
+``serve``) can follow a run it did not start. A process that vanished without writing its result
+was killed or crashed: CRASHED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import LaunchError
+from reconciler.launch.base import ENV_RESULT_FILE, Job, JobStatus, LogChunk
+from reconciler.state import RunState
+
+_PREFIX = "process"
+# The runtime must be importable in the child even when reconcile runs from a source checkout.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class ProcessLauncher:
+    """Launches runs as subprocesses of this machine; ``runs_dir`` is shared by every reconcile here."""
+
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = Path(runs_dir)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def submit(self, job: Job) -> str:
+        existing = self.find(job.run_id)
+        if existing is not None:
+            return existing
+        run_dir = self._run_dir(job.run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = Path(job.log_path) if job.log_path else run_dir / "log.txt"
+        config = job.configuration
+        cwd = Path(job.project_dir)
+        if config.get("working_dir"):
+            cwd = (cwd / str(config["working_dir"])).resolve()
+        env = {**os.environ, **job.env, ENV_RESULT_FILE: str(run_dir / "result.json")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
+        command = list(job.command)
+        if config.get("command"):
+            command = shlex.split(str(config["command"]))
+        try:
+            with open(log_path, "ab") as log:
+                child = subprocess.Popen(  # noqa: S603 - the command is the run's own configuration
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise LaunchError(f"cannot start {command[0]!r} in {cwd}: {exc.strerror or exc}") from exc
+        self._children[child.pid] = child
+        infrastructure_id = _make_id(child.pid, job.run_id)
+        (run_dir / "pid").write_text(infrastructure_id, encoding="utf-8")
+        return infrastructure_id
+
+    def find(self, run_id: str) -> str | None:
+        pid_file = self._run_dir(run_id) / "pid"
+        try:
+            return pid_file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def poll(self, infrastructure_id: str) -> JobStatus:
+        host, pid, start, run_id = _parse_id(infrastructure_id)
+        result = self._result(run_id)
+        if result is not None:
+            return result
+        if host != socket.gethostname():
+            return JobStatus(RunState.RUNNING, message=f"running on {host}; follow it from there")
+        if self._alive(pid, start):
+            return JobStatus(RunState.RUNNING)
+        result = self._result(run_id)  # it may have finished between the two checks
+        if result is not None:
+            return result
+        return JobStatus(
+            RunState.CRASHED,
+            exit_code=self._exit_code(pid),
+            message="the run's process ended without reporting a result (killed or crashed)",
+            ended_at=datetime.now(UTC),
+        )
+
+    def cancel(self, infrastructure_id: str) -> None:
+        host, pid, start, _ = _parse_id(infrastructure_id)
+        if host != socket.gethostname():
+            raise LaunchError(f"the run's process is on {host}; cancel it from there")
+        if self._alive(pid, start):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def logs(self, infrastructure_id: str, *, cursor: int = 0) -> LogChunk:
+        _, _, _, run_id = _parse_id(infrastructure_id)
+        path = self._run_dir(run_id) / "log.txt"
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(cursor)
+                data = handle.read()
+        except FileNotFoundError:
+            return LogChunk("", cursor, str(path))
+        return LogChunk(data.decode("utf-8", "replace"), cursor + len(data), str(path))
+
+    def close(self) -> None:
+        for child in self._children.values():
+            child.poll()  # reap finished children; running ones stay detached and keep going
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def _result(self, run_id: str) -> JobStatus | None:
+        try:
+            doc = json.loads((self._run_dir(run_id) / "result.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        code = int(doc.get("exit_code", 1))
+        state = RunState.COMPLETED if code == 0 else RunState.FAILED
+        return JobStatus(
+            state,
+            exit_code=code,
+            message=str(doc.get("message", "")),
+            started_at=_when(doc.get("started_at")),
+            ended_at=_when(doc.get("ended_at")),
+        )
+
+    def _alive(self, pid: int, start: int) -> bool:
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap if it is our zombie child; harmless otherwise
+        except ChildProcessError:
+            pass
+        stat = _proc_stat(pid)
+        return stat is not None and stat[1] == start and stat[0] != "Z"
+
+    def _exit_code(self, pid: int) -> int | None:
+        child = self._children.get(pid)
+        if child is not None and child.returncode is not None:
+            return child.returncode
+        return None
+
+
+def _make_id(pid: int, run_id: str) -> str:
+    stat = _proc_stat(pid)
+    start = stat[1] if stat else 0
+    return f"{_PREFIX}:{socket.gethostname()}:{pid}:{start}:{run_id}"
+
+
+def _parse_id(infrastructure_id: str) -> tuple[str, int, int, str]:
+    try:
+        prefix, host, pid, start, run_id = infrastructure_id.split(":", 4)
+        if prefix != _PREFIX:
+            raise ValueError(prefix)
+        return host, int(pid), int(start), run_id
+    except ValueError:
+        raise LaunchError(f"not a process infrastructure id: {infrastructure_id!r}") from None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state letter, start time in clock ticks)`` from /proc, so a reused pid is not mistaken."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        if sys.platform != "linux":
+            try:
+                os.kill(pid, 0)
+                return ("R", 0)
+            except OSError:
+                return None
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

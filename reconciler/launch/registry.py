@@ -1,0 +1,36 @@
+"""Which Launcher runs a pool type's jobs. Cloud launchers import their SDKs only when used."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.errors import LauncherUnavailable
+from reconciler.launch.base import Launcher
+from reconciler.launch.process import ProcessLauncher
+
+# launcher name (PoolType.launcher) -> (module, factory, pip extra that brings its SDK)
+_CLOUD = {
+    "ecs": ("reconciler.launch.ecs", "EcsLauncher", "aws"),
+    "cloud-run": ("reconciler.launch.cloud_run", "CloudRunLauncher", "gcp"),
+    "aci": ("reconciler.launch.aci", "AciLauncher", "azure"),
+}
+
+
+def make_launcher(name: str, *, runs_dir: Path, environ: Mapping[str, str]) -> Launcher:
+    """A launcher by name; a cloud launcher whose SDK or module is missing says so plainly."""
+    if name == "process":
+        return ProcessLauncher(runs_dir)
+    if name not in _CLOUD:
+        raise LauncherUnavailable(f"no launcher named {name!r}")
+    module_name, factory, extra = _CLOUD[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise LauncherUnavailable(f"the {name} launcher is not available in this version") from None
+        raise LauncherUnavailable(
+            f"the {name} launcher needs {exc.name}: pip install 'prefect-reconciler[{extra}]'"
+        ) from None
+    return getattr(module, factory)(environ=environ)

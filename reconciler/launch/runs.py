@@ -1,0 +1,198 @@
+"""The run lifecycle: record -> claim -> submit -> follow, safe against crashes and retries.
+
+1. ``create`` writes the run as SCHEDULED *before* anything is launched (an idempotency key makes a
+   retried create return the same run), so a crash right after is visible in ``reconcile runs``.
+2. ``launch`` claims the run by moving it to PENDING with an optimistic version check: of two
+   launchers racing for one run exactly one wins. Only the winner submits.
+3. The infrastructure id is saved before the first poll; ``refresh``/``wait`` follow the run to a
+   terminal state. ``recover`` adopts runs whose launcher died between claim and save (the launcher
+   finds the infrastructure tagged with the run id) or marks them CRASHED: never a second launch.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import LaunchError, StaleVersion
+from reconciler.launch.base import Launcher
+from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
+from reconciler.objects import LiveState
+from reconciler.state import RunRecord, RunState, Store
+
+LauncherFactory = Callable[[str], Launcher]
+
+# A SCHEDULED run nobody claimed for this long was left behind by a crashed launcher.
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+@dataclass
+class RunContext:
+    """What the lifecycle needs; launchers are created on first use and closed with the context."""
+
+    store: Store
+    live: LiveState
+    project_dir: Path
+    runs_dir: Path
+    environ: Mapping[str, str]
+    launcher_factory: LauncherFactory
+    _launchers: dict[str, Launcher] = field(default_factory=dict)
+
+    def launcher(self, name: str) -> Launcher:
+        if name not in self._launchers:
+            self._launchers[name] = self.launcher_factory(name)
+        return self._launchers[name]
+
+    def launcher_for(self, run: RunRecord) -> Launcher:
+        return self.launcher(launcher_name(self.live, run.deployment))
+
+    def close(self) -> None:
+        for launcher in self._launchers.values():
+            launcher.close()
+
+
+def create(
+    ctx: RunContext,
+    deployment: str,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    job_variables: Mapping[str, Any] | None = None,
+    reason: str = "manual",
+    idempotency_key: str | None = None,
+    scheduled_for: datetime | None = None,
+) -> RunRecord:
+    """Record a run of an applied deployment (nothing is launched yet)."""
+    dep = deployment_of(ctx.live, deployment)
+    pool = pool_of(ctx.live, dep)
+    run_id = str(uuid.uuid4())
+    merged = {**(dep.body.get("parameters") or {}), **(parameters or {})}
+    record = RunRecord(
+        id=run_id,
+        deployment=deployment,
+        pool=pool.address.name,
+        pool_type=pool.body["type"],
+        state=RunState.SCHEDULED,
+        parameters=merged,
+        job_variables=dict(job_variables or {}),
+        reason=reason,
+        idempotency_key=idempotency_key,
+        log_path=str(ctx.runs_dir / run_id / "log.txt"),
+        created_at=datetime.now(UTC),
+        scheduled_for=scheduled_for,
+    )
+    return ctx.store.create_run(record)
+
+
+def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
+    """Claim and submit a SCHEDULED run; any other state is returned untouched."""
+    if run.state is not RunState.SCHEDULED:
+        return run
+    try:
+        run = ctx.store.update_run(run.evolve(state=RunState.PENDING))
+    except StaleVersion:
+        return ctx.store.get_run(run.id) or run  # someone else claimed it
+    try:
+        job = build_job(
+            live=ctx.live, run=run, project_dir=ctx.project_dir, environ=ctx.environ, log_path=run.log_path
+        )
+        infrastructure_id = ctx.launcher_for(run).submit(job)
+    except LaunchError as exc:
+        return _save(
+            ctx,
+            run.evolve(
+                state=RunState.CRASHED,
+                message=f"failed to submit the run to its infrastructure: {exc}",
+                ended_at=datetime.now(UTC),
+            ),
+        )
+    return _save(ctx, run.evolve(infrastructure_id=infrastructure_id, started_at=datetime.now(UTC)))
+
+
+def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
+    """Ask the infrastructure how the run is doing and save any change."""
+    if run.state.terminal or not run.infrastructure_id:
+        return run
+    status = ctx.launcher_for(run).poll(run.infrastructure_id)
+    changes: dict[str, Any] = {}
+    if status.state is not run.state and not (run.state is RunState.CANCELLING and not status.state.terminal):
+        changes["state"] = status.state
+    if status.exit_code is not None and status.exit_code != run.exit_code:
+        changes["exit_code"] = status.exit_code
+    if status.message and status.message != run.message:
+        changes["message"] = status.message
+    if status.started_at and run.started_at is None:
+        changes["started_at"] = status.started_at
+    if status.state.terminal and run.ended_at is None:
+        changes["ended_at"] = status.ended_at or datetime.now(UTC)
+    return _save(ctx, run.evolve(**changes)) if changes else run
+
+
+def wait(
+    ctx: RunContext,
+    run: RunRecord,
+    *,
+    timeout: float | None = None,
+    interval: float = 0.5,
+    on_log: Callable[[str], None] | None = None,
+) -> RunRecord:
+    """Follow a run to a terminal state, streaming its log; returns it as it stands at the deadline."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    cursor = 0
+    while True:
+        run = refresh(ctx, run)
+        if on_log is not None and run.infrastructure_id:
+            chunk = ctx.launcher_for(run).logs(run.infrastructure_id, cursor=cursor)
+            cursor = chunk.cursor
+            if chunk.text:
+                on_log(chunk.text)
+        if run.state.terminal or not run.infrastructure_id:
+            return run
+        if deadline is not None and time.monotonic() >= deadline:
+            return run
+        time.sleep(interval)
+
+
+def cancel(ctx: RunContext, run: RunRecord) -> RunRecord:
+    """Stop a run's infrastructure; a run not launched yet is cancelled directly."""
+    if run.state.terminal:
+        return run
+    if not run.infrastructure_id:
+        return _save(ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled"))
+    ctx.launcher_for(run).cancel(run.infrastructure_id)
+    return _save(
+        ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled by request")
+    )
+
+
+def recover(ctx: RunContext, *, now: datetime | None = None) -> list[RunRecord]:
+    """Adopt or close runs whose launch was interrupted; returns the runs it changed."""
+    now = now or datetime.now(UTC)
+    changed: list[RunRecord] = []
+    for run in ctx.store.list_runs(limit=10_000):
+        if run.state is RunState.PENDING and not run.infrastructure_id:
+            found = ctx.launcher_for(run).find(run.id)
+            if found:
+                changed.append(_save(ctx, run.evolve(infrastructure_id=found, message="adopted after an interrupted launch")))
+            else:
+                changed.append(_crash(ctx, run, "the launcher stopped before the run reached its infrastructure"))
+        elif run.state is RunState.SCHEDULED and _abandoned(run, now):
+            changed.append(_crash(ctx, run, "recorded but never launched (the launcher stopped)"))
+    return changed
+
+
+def _abandoned(run: RunRecord, now: datetime) -> bool:
+    due = run.scheduled_for or run.created_at
+    return due is not None and now - due > ABANDONED_AFTER
+
+
+def _crash(ctx: RunContext, run: RunRecord, message: str) -> RunRecord:
+    return _save(ctx, run.evolve(state=RunState.CRASHED, message=message, ended_at=datetime.now(UTC)))
+
+
+def _save(ctx: RunContext, run: RunRecord) -> RunRecord:
+    return ctx.store.update_run(run)

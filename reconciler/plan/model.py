@@ -1,0 +1,155 @@
+"""The plan: the single contract between deciding (diff) and acting (apply), and what every renderer reads.
+
+Like Terraform's ``plans`` package: a closed set of actions, field-level before/after, the stored
+version each change was planned against, and nothing that steers apply except the action and the
+desired body (``reason`` is for people).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from reconciler.objects import Address, Kind, Resource
+
+
+class Action(StrEnum):
+    """What apply will do to one object. The values are the plan JSON's words."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+    ORPHANED = "orphaned"  # gone from the file, kept because --prune was not given
+
+    @property
+    def writes(self) -> bool:
+        """Whether apply touches the store for this action."""
+        return self not in (Action.NOOP, Action.ORPHANED)
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.DELETE: "-",
+    Action.NOOP: " ",
+    Action.ORPHANED: "!",
+}
+SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "orphaned")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed leaf. A sensitive change carries no values at all, only that it changed."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The live object was changed outside this tool (shown in plans; apply restores it)."""
+
+    updated: str
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One object's planned action.
+
+    ``version`` is the stored version the change was planned against (None for a create): apply
+    refuses to write if the object moved since. ``after`` is the body to write (None for deletes).
+    """
+
+    address: Address
+    action: Action
+    version: int | None
+    fields: tuple[FieldChange, ...] = ()
+    after: Resource | None = None
+    reason: str = ""
+    drift: Drift | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run that applying this plan will launch, and why."""
+
+    deployment: str  # "flow/name"
+    reason: str
+
+
+@dataclass(frozen=True)
+class GitSource:
+    commit: str
+    ref: str | None = None
+    dirty: bool = False
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    project_dir: str
+    file: str
+    git: GitSource | None = None
+
+
+@dataclass(frozen=True)
+class StateRef:
+    url: str
+    serial: int
+    last_commit: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an apply needs and every renderer shows. ``changes`` excludes no-ops (counted apart)."""
+
+    project: str
+    source: PlanSource
+    state: StateRef
+    changes: tuple[Change, ...]
+    unchanged: int = 0
+    prune: bool = False
+    runs: tuple[RunRequest, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = Counter(c.action.value for c in self.changes)
+        counts[Action.NOOP.value] += self.unchanged
+        return {key: counts.get(key, 0) for key in SUMMARY_KEYS}
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying would write anything (orphans alone do not count)."""
+        return any(c.action.writes for c in self.changes)
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action.writes)
+
+
+_RANK = {Kind.BLOCK: 0, Kind.WORK_POOL: 1, Kind.DEPLOYMENT: 2}
+
+
+def apply_order(change: Change) -> tuple[int, int, str]:
+    """Creates and updates go blocks -> pools -> deployments; deletes go last, dependents first."""
+    rank = _RANK[change.address.kind]
+    if change.action is Action.DELETE:
+        return (1, -rank, str(change.address))
+    return (0, rank, str(change.address))
+
+
+def body_of(change: Change) -> Mapping[str, Any] | None:
+    return change.after.body if change.after else None

@@ -1,0 +1,99 @@
+"""The plan for a terminal, in the manner of ``terraform plan``: ``+ ~ - -/+``, field before -> after.
+
+A renderer only reads the model: it decides nothing and never prints (the CLI does).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from reconciler.plan.model import Action, Change, FieldChange, Plan
+from reconciler.spec import step_output_source
+
+_COLORS = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+    Action.ORPHANED: "bright_black",
+    Action.NOOP: None,
+}
+_MAX_VALUE = 120
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    lines: list[str] = []
+    where = f"{plan.state.url} (serial {plan.state.serial})"
+    lines.append(f"Plan for project {plan.project!r} against {where}")
+    if plan.source.git:
+        git = plan.source.git
+        dirty = ", working tree dirty" if git.dirty else ""
+        lines.append(f"Desired state at {git.ref or 'commit'} {git.commit[:12]}{dirty}")
+    for warning in plan.warnings:
+        lines.append(_style(warning, "yellow", color))
+    lines.append("")
+    if not plan.changes:
+        lines.append("No changes. The stored state matches the file.")
+    for change in plan.changes:
+        lines.extend(_change_lines(change, color))
+    lines.append("")
+    lines.append(summary_line(plan))
+    if plan.runs:
+        lines.append("Runs launched after apply:")
+        lines.extend(f"  > {r.deployment} ({r.reason})" for r in plan.runs)
+    return "\n".join(lines)
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    text = (
+        f"Plan: {s['create']} to create, {s['update']} to update, {s['replace']} to replace, "
+        f"{s['delete']} to delete, {s['no-op']} unchanged"
+    )
+    if s["orphaned"]:
+        text += f", {s['orphaned']} orphaned (would delete with --prune)"
+    return text + "."
+
+
+def _change_lines(change: Change, color: bool) -> list[str]:
+    tone = _COLORS[change.action]
+    head = f"  {change.action.symbol} {change.address}"
+    notes = [change.reason] if change.reason else []
+    if change.drift:
+        notes.append(f"drift: changed outside this tool at {change.drift.updated}")
+    if notes:
+        head += f"  ({'; '.join(notes)})"
+    lines = [_style(head, tone, color)]
+    if change.action in (Action.DELETE, Action.ORPHANED):
+        return lines
+    for field in change.fields:
+        lines.append("      " + _field_line(field, change.action, color))
+    return lines
+
+
+def _field_line(field: FieldChange, action: Action, color: bool) -> str:
+    if field.sensitive:
+        value = "(sensitive)" if action is Action.CREATE else "(sensitive, changed)"
+        return _style(f"~ {field.path} = {value}", "yellow", color)
+    if action is Action.CREATE or field.before is None:
+        return _style(f"+ {field.path} = {_value(field.after)}", "green", color)
+    if field.after is None:
+        return _style(f"- {field.path} = {_value(field.before)}", "red", color)
+    return _style(f"~ {field.path}: {_value(field.before)} -> {_value(field.after)}", "yellow", color)
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    step = step_output_source(value)
+    if step:
+        text += f" (from step {step})"
+    if len(text) > _MAX_VALUE:
+        text = text[: _MAX_VALUE - 3] + "..."
+    return text
+
+
+def _style(text: str, tone: str | None, color: bool) -> str:
+    return click.style(text, fg=tone) if color and tone else text

@@ -1,0 +1,117 @@
+"""``python -m reconciler.runtime``: run one deployment's entrypoint inside the job's infrastructure.
+
+The same tiny program runs in a local subprocess (``process`` pools) and in a stock Python image with
+this package installed (ECS, Cloud Run, ACI). It reads the run from environment variables, runs the
+deployment's pull steps, imports the entrypoint by file path and calls it with the parameters. A
+Prefect ``@flow`` runs through Prefect's engine when Prefect is installed; a plain function just runs.
+It imports nothing else from this package, so it starts fast and works anywhere.
+
+Environment: RECONCILE_RUN_ID, RECONCILE_DEPLOYMENT, RECONCILE_ENTRYPOINT (``path/file.py:func`` or
+``pkg.module.func``), RECONCILE_PARAMETERS (a JSON object), RECONCILE_PULL_STEPS (JSON list, optional),
+RECONCILE_RESULT_FILE (optional: where to write ``{"exit_code", "started_at", "ended_at", "message"}``).
+Exit code: 0 when the function returned, 1 when it raised, 2 when the run could not be set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
+    """Import ``path/file.py:func`` (relative to the working directory) or ``pkg.module.func``."""
+    if ":" in entrypoint:
+        file, _, name = entrypoint.rpartition(":")
+        path = Path(file).resolve()
+        sys.path.insert(0, str(path.parent))
+        spec = importlib.util.spec_from_file_location(f"__reconcile_flow__.{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {file}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        module_name, _, name = entrypoint.rpartition(".")
+        sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(module_name)
+    return getattr(module, name)
+
+
+def run_pull_steps(steps: list[dict[str, Any]]) -> None:
+    """Prefect's pull steps: ``set_working_directory`` natively, anything else through Prefect."""
+    for step in steps:
+        (function, inputs), *_ = [(k, v) for k, v in step.items() if k not in ("id", "requires")]
+        if function.endswith("set_working_directory"):
+            os.chdir(os.path.expandvars((inputs or {})["directory"]))
+            continue
+        try:
+            from prefect.deployments.steps.core import run_steps
+        except ImportError:
+            raise RuntimeError(f"pull step {function} needs Prefect installed in the job image") from None
+        asyncio.run(run_steps([step]))
+
+
+def call(function: Callable[..., Any], parameters: dict[str, Any]) -> Any:
+    result = function(**parameters)
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def main() -> int:
+    started = datetime.now(UTC)
+    result_file = os.environ.get("RECONCILE_RESULT_FILE")
+    run_id = os.environ.get("RECONCILE_RUN_ID", "?")
+    code, message = 0, ""
+    try:
+        entrypoint = os.environ["RECONCILE_ENTRYPOINT"]
+        parameters = json.loads(os.environ.get("RECONCILE_PARAMETERS") or "{}")
+        steps = json.loads(os.environ.get("RECONCILE_PULL_STEPS") or "null")
+        if steps:
+            run_pull_steps(steps)
+        function = load_entrypoint(entrypoint)
+    except Exception as exc:  # noqa: BLE001 - report any setup failure as the run's outcome
+        traceback.print_exc()
+        code, message = 2, f"could not set up run {run_id}: {type(exc).__name__}: {exc}"
+    else:
+        print(f"[reconcile] run {run_id}: {entrypoint} with {json.dumps(parameters)}", flush=True)
+        try:
+            call(function, parameters)
+        except BaseException as exc:  # noqa: BLE001 - the flow's failure is the run's result
+            traceback.print_exc()
+            code, message = 1, f"{type(exc).__name__}: {exc}"
+        else:
+            print(f"[reconcile] run {run_id} completed", flush=True)
+    if result_file:
+        _write_result(Path(result_file), code, message, started)
+    return code
+
+
+def _write_result(path: Path, code: int, message: str, started: datetime) -> None:
+    doc = {
+        "exit_code": code,
+        "message": message,
+        "started_at": started.isoformat(),
+        "ended_at": datetime.now(UTC).isoformat(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Pydantic models of ``prefect.yaml``: typed access plus the checks a JSON Schema cannot express.
+
+The JSON Schema in ``schemas/prefect.schema.json`` checks shape first (fast, editor-friendly); these
+models then parse each item and check meaning: exactly one of cron/interval/rrule, a cron that
+croniter accepts, a real time zone, an rrule dateutil can read. Prefect's own sections ignore unknown
+keys (``extra="allow"``, as Prefect does); our sections forbid them.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from croniter import croniter
+from dateutil.rrule import rrulestr
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+_DURATION = TypeAdapter(timedelta)
+
+
+class _Ours(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Prefects(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+class Schedule(_Ours):
+    """One item of ``schedules`` (Prefect's RawScheduleConfig, which also forbids unknown keys)."""
+
+    cron: str | None = None
+    interval: float | str | None = None
+    rrule: str | None = None
+    timezone: str | None = None
+    anchor_date: datetime | str | None = None
+    day_or: bool | None = None
+    active: bool | str = True
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    slug: str | None = None
+    replaces: str | None = None
+    max_active_runs: int | None = None
+    catchup: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a schedule needs exactly one of cron, interval or rrule"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.cron is not None and "{{" not in self.cron and not croniter.is_valid(self.cron):
+            raise ValueError(f"invalid cron expression {self.cron!r}")
+        if self.rrule is not None and "{{" not in self.rrule:
+            try:
+                rrulestr(self.rrule)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"invalid rrule {self.rrule!r}: {exc}") from None
+        if self.interval is not None:
+            seconds = self.interval_seconds
+            if seconds is None or seconds <= 0:
+                raise ValueError(f"interval must be a positive duration, got {self.interval!r}")
+        if self.timezone is not None and "{{" not in self.timezone:
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "cron" if self.cron is not None else "interval" if self.interval is not None else "rrule"
+
+    @property
+    def interval_seconds(self) -> float | None:
+        """Seconds, from a number, an ISO-8601 duration (``PT10M``) or ``HH:MM:SS``."""
+        if self.interval is None:
+            return None
+        try:
+            return _DURATION.validate_python(self.interval).total_seconds()
+        except ValueError:
+            return None
+
+
+class WorkPoolRef(_Prefects):
+    name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConcurrencyOptions(_Prefects):
+    limit: int = Field(ge=0)
+    collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = "ENQUEUE"
+    grace_period_seconds: int | None = Field(default=None, ge=60, le=86400)
+
+
+class PushRule(_Ours):
+    branches: list[str] | None = None
+    paths: list[str] | None = None
+
+
+class WatchRule(_Ours):
+    paths: list[str]
+
+
+class RunOn(_Ours):
+    """One ``run_on`` rule: exactly one of ``push``, ``watch``, ``apply``."""
+
+    push: PushRule | None = None
+    watch: WatchRule | None = None
+    apply: Literal["changed"] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> RunOn:
+        given = [k for k in ("push", "watch", "apply") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a run_on rule has exactly one of push, watch or apply")
+        return self
+
+
+class Deployment(_Prefects):
+    """One item of ``deployments`` (Prefect's DeploymentConfig, plus our ``run_on``)."""
+
+    name: str
+    entrypoint: str | None = None
+    flow_name: str | None = None
+    version: str | int | float | None = None
+    version_type: str | None = None
+    description: str | None = None
+    tags: list[str] | str = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    enforce_parameter_schema: bool = True
+    schedule: Schedule | None = None
+    schedules: list[Schedule] | None = None
+    paused: bool | None = None
+    concurrency_limit: int | ConcurrencyOptions | None = None
+    work_pool: WorkPoolRef | None = None
+    build: list[dict[str, Any]] | dict[str, Any] | None = None
+    push: list[dict[str, Any]] | dict[str, Any] | None = None
+    pull: list[dict[str, Any]] | dict[str, Any] | None = None
+    triggers: list[dict[str, Any]] | None = None
+    run_on: list[RunOn] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_chars(cls, value: str) -> str:
+        bad = sorted(set(value) & set("/%&><"))
+        if bad:
+            raise ValueError(f"deployment name {value!r} may not contain {' '.join(bad)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule_form(self) -> Deployment:
+        if self.schedule is not None and self.schedules is not None:
+            raise ValueError("give either schedule or schedules, not both")
+        if isinstance(self.concurrency_limit, int) and self.concurrency_limit < 0:
+            raise ValueError("concurrency_limit must be >= 0")
+        return self
+
+    def all_schedules(self) -> list[Schedule]:
+        if self.schedules is not None:
+            return list(self.schedules)
+        return [self.schedule] if self.schedule is not None else []
+
+
+class WorkPool(_Ours):
+    """One item of our ``work_pools`` section."""
+
+    name: str
+    type: str
+    description: str | None = None
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool = False
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    base_job_template: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        if value.lower().startswith("prefect"):
+            raise ValueError("work pool names may not start with 'prefect' (Prefect reserves them)")
+        bad = sorted(set(value) & set("/%&><"))
+        if bad:
+            raise ValueError(f"work pool name {value!r} may not contain {' '.join(bad)}")
+        return value
+
+    @field_validator("base_job_template")
+    @classmethod
+    def _template_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value and not {"job_configuration", "variables"} <= set(value):
+            raise ValueError("base_job_template needs both job_configuration and variables (or be {})")
+        return value
+
+
+class Block(_Ours):
+    """One item of our ``blocks`` section."""
+
+    type: str
+    name: str
+    data: dict[str, Any]
+
+
+class ProjectFile(_Prefects):
+    """The top level of the file. Sections are validated item by item by the loader."""
+
+    name: str | None = None
+    prefect_version: str | None = Field(default=None, alias="prefect-version")
+    build: Any = None
+    push: Any = None
+    pull: Any = None
+    definitions: Any = None
