@@ -63,19 +63,24 @@ def cli(
     return 0
 
 
-def _register() -> None:
-    from reconciler.cli import cmd_apply, cmd_plan, cmd_runs, cmd_state
+# Command modules: each defines COMMANDS. Optional ones may be absent from a build.
+_COMMAND_MODULES = ("cmd_plan", "cmd_apply", "cmd_runs", "cmd_state")
+_OPTIONAL_MODULES = ("cmd_watch", "cmd_trigger", "cmd_serve", "cmd_import")
 
-    for module in (cmd_plan, cmd_apply, cmd_runs, cmd_state):
+
+def _register() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES + _OPTIONAL_MODULES:
+        qualified = f"reconciler.cli.{name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name == qualified and name in _OPTIONAL_MODULES:
+                continue
+            raise
         for command in module.COMMANDS:
             cli.add_command(command)
-    try:
-        from reconciler.cli import cmd_watch
-
-        for command in cmd_watch.COMMANDS:
-            cli.add_command(command)
-    except ImportError:
-        pass
 
 
 _register()

@@ -161,7 +161,7 @@ def logs_cmd(app: App, run_id: str) -> int:
         run = _get(ctx, run_id)
         if not run.infrastructure_id:
             raise ReconcileError(f"run {run.id} never reached its infrastructure ({run.state.value}): no logs")
-        chunk = ctx.launcher_for(run).logs(run.infrastructure_id)
+        chunk = ctx.launcher_for(run).logs(ctx.job_for(run), run.infrastructure_id)
     finally:
         ctx.close()
     click.echo(chunk.text, nl=False)

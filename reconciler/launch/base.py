@@ -71,20 +71,24 @@ class LogChunk:
 
 
 class Launcher(Protocol):
-    """Infrastructure for one family of pool types."""
+    """Infrastructure for one family of pool types.
+
+    Every call gets the run's Job (rebuilt from the stored state by the lifecycle), because following
+    a run from another process needs the same region and credentials that submitted it.
+    """
 
     def submit(self, job: Job) -> str:
         """Start the job (or find the one already started for ``job.run_id``); returns its id."""
         ...
 
-    def poll(self, infrastructure_id: str) -> JobStatus: ...
+    def poll(self, job: Job, infrastructure_id: str) -> JobStatus: ...
 
-    def cancel(self, infrastructure_id: str) -> None: ...
+    def cancel(self, job: Job, infrastructure_id: str) -> None: ...
 
-    def find(self, run_id: str) -> str | None:
-        """The infrastructure already created for a run, if any (used to adopt interrupted launches)."""
+    def find(self, job: Job) -> str | None:
+        """The infrastructure already created for this run, if any (adopts interrupted launches)."""
         ...
 
-    def logs(self, infrastructure_id: str, *, cursor: int = 0) -> LogChunk: ...
+    def logs(self, job: Job, infrastructure_id: str, *, cursor: int = 0) -> LogChunk: ...
 
     def close(self) -> None: ...

@@ -36,7 +36,7 @@ class ProcessLauncher:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def submit(self, job: Job) -> str:
-        existing = self.find(job.run_id)
+        existing = self.find(job)
         if existing is not None:
             return existing
         run_dir = self._run_dir(job.run_id)
@@ -69,14 +69,14 @@ class ProcessLauncher:
         (run_dir / "pid").write_text(infrastructure_id, encoding="utf-8")
         return infrastructure_id
 
-    def find(self, run_id: str) -> str | None:
-        pid_file = self._run_dir(run_id) / "pid"
+    def find(self, job: Job) -> str | None:
+        pid_file = self._run_dir(job.run_id) / "pid"
         try:
             return pid_file.read_text(encoding="utf-8").strip() or None
         except FileNotFoundError:
             return None
 
-    def poll(self, infrastructure_id: str) -> JobStatus:
+    def poll(self, job: Job, infrastructure_id: str) -> JobStatus:
         host, pid, start, run_id = _parse_id(infrastructure_id)
         result = self._result(run_id)
         if result is not None:
@@ -95,7 +95,7 @@ class ProcessLauncher:
             ended_at=datetime.now(UTC),
         )
 
-    def cancel(self, infrastructure_id: str) -> None:
+    def cancel(self, job: Job, infrastructure_id: str) -> None:
         host, pid, start, _ = _parse_id(infrastructure_id)
         if host != socket.gethostname():
             raise LaunchError(f"the run's process is on {host}; cancel it from there")
@@ -105,7 +105,7 @@ class ProcessLauncher:
             except ProcessLookupError:
                 pass
 
-    def logs(self, infrastructure_id: str, *, cursor: int = 0) -> LogChunk:
+    def logs(self, job: Job, infrastructure_id: str, *, cursor: int = 0) -> LogChunk:
         _, _, _, run_id = _parse_id(infrastructure_id)
         path = self._run_dir(run_id) / "log.txt"
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LaunchError, StaleVersion
-from reconciler.launch.base import Launcher
+from reconciler.launch.base import Job, Launcher
 from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
 from reconciler.objects import LiveState
 from reconciler.state import RunRecord, RunState, Store
@@ -50,6 +50,12 @@ class RunContext:
 
     def launcher_for(self, run: RunRecord) -> Launcher:
         return self.launcher(launcher_name(self.live, run.deployment))
+
+    def job_for(self, run: RunRecord) -> Job:
+        """The run's Job as the stored state renders it now (secrets from this process's env)."""
+        return build_job(
+            live=self.live, run=run, project_dir=self.project_dir, environ=self.environ, log_path=run.log_path
+        )
 
     def close(self) -> None:
         for launcher in self._launchers.values():
@@ -97,10 +103,7 @@ def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
     except StaleVersion:
         return ctx.store.get_run(run.id) or run  # someone else claimed it
     try:
-        job = build_job(
-            live=ctx.live, run=run, project_dir=ctx.project_dir, environ=ctx.environ, log_path=run.log_path
-        )
-        infrastructure_id = ctx.launcher_for(run).submit(job)
+        infrastructure_id = ctx.launcher_for(run).submit(ctx.job_for(run))
     except LaunchError as exc:
         return _save(
             ctx,
@@ -117,7 +120,7 @@ def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
     """Ask the infrastructure how the run is doing and save any change."""
     if run.state.terminal or not run.infrastructure_id:
         return run
-    status = ctx.launcher_for(run).poll(run.infrastructure_id)
+    status = ctx.launcher_for(run).poll(ctx.job_for(run), run.infrastructure_id)
     changes: dict[str, Any] = {}
     if status.state is not run.state and not (run.state is RunState.CANCELLING and not status.state.terminal):
         changes["state"] = status.state
@@ -146,7 +149,7 @@ def wait(
     while True:
         run = refresh(ctx, run)
         if on_log is not None and run.infrastructure_id:
-            chunk = ctx.launcher_for(run).logs(run.infrastructure_id, cursor=cursor)
+            chunk = ctx.launcher_for(run).logs(ctx.job_for(run), run.infrastructure_id, cursor=cursor)
             cursor = chunk.cursor
             if chunk.text:
                 on_log(chunk.text)
@@ -163,7 +166,7 @@ def cancel(ctx: RunContext, run: RunRecord) -> RunRecord:
         return run
     if not run.infrastructure_id:
         return _save(ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled"))
-    ctx.launcher_for(run).cancel(run.infrastructure_id)
+    ctx.launcher_for(run).cancel(ctx.job_for(run), run.infrastructure_id)
     return _save(
         ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled by request")
     )
@@ -175,7 +178,7 @@ def recover(ctx: RunContext, *, now: datetime | None = None) -> list[RunRecord]:
     changed: list[RunRecord] = []
     for run in ctx.store.list_runs(limit=10_000):
         if run.state is RunState.PENDING and not run.infrastructure_id:
-            found = ctx.launcher_for(run).find(run.id)
+            found = ctx.launcher_for(run).find(ctx.job_for(run))
             if found:
                 changed.append(_save(ctx, run.evolve(infrastructure_id=found, message="adopted after an interrupted launch")))
             else:
