@@ -30,6 +30,7 @@ from reconciler.spec.templating import BLOCK_REFERENCE
 from reconciler.state import RunRecord
 
 RUNTIME_MODULE = "reconciler.runtime"
+PREFECT_FLOW_RUN_ID = "PREFECT__FLOW_RUN_ID"
 
 
 def deployment_of(live: LiveState, deployment: str) -> Resource:
@@ -78,9 +79,19 @@ def render_configuration(pool: Resource, deployment: Resource, run_variables: Ma
 
 
 def build_job(
-    *, live: LiveState, run: RunRecord, project_dir: Path, environ: Mapping[str, str], log_path: str | None
+    *,
+    live: LiveState,
+    run: RunRecord,
+    project_dir: Path,
+    environ: Mapping[str, str],
+    log_path: str | None,
+    store_env: Mapping[str, str] | None = None,
 ) -> Job:
-    """Everything the launcher needs, with blocks inlined and secrets resolved (in memory only)."""
+    """Everything the launcher needs, with blocks inlined and secrets resolved (in memory only).
+
+    ``store_env`` is what the store wants the job to know (a Prefect server's API URL and flow-run
+    id): then the job runs Prefect's own contract, ``prefect flow-run execute``, instead of our runtime.
+    """
     deployment = deployment_of(live, run.deployment)
     pool = pool_of(live, deployment)
     configuration = render_configuration(pool, deployment, run.job_variables)
@@ -99,6 +110,10 @@ def build_job(
         contract[ENV_PULL_STEPS] = json.dumps(body["pull_steps"])
     launcher = _pool_type(pool).launcher
     python = sys.executable if launcher == "process" else "python"
+    env = {**contract, **(store_env or {}), **job_env}
+    command: tuple[str, ...] = (python, "-m", RUNTIME_MODULE)
+    if env.get(PREFECT_FLOW_RUN_ID) and env.get("PREFECT_API_URL"):
+        command = (python, "-m", "prefect", "flow-run", "execute")
     return Job(
         run_id=run.id,
         deployment=run.deployment,
@@ -109,8 +124,8 @@ def build_job(
         pool=pool.address.name,
         pool_type=pool.body["type"],
         project_dir=str(project_dir),
-        env={**contract, **job_env},
-        command=(python, "-m", RUNTIME_MODULE),
+        env=env,
+        command=command,
         log_path=log_path,
         pull_steps=tuple(body.get("pull_steps") or ()) or None,
         labels={"reconcile.run-id": run.id, "reconcile.deployment": run.deployment},

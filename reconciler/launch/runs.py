@@ -54,7 +54,12 @@ class RunContext:
     def job_for(self, run: RunRecord) -> Job:
         """The run's Job as the stored state renders it now (secrets from this process's env)."""
         return build_job(
-            live=self.live, run=run, project_dir=self.project_dir, environ=self.environ, log_path=run.log_path
+            live=self.live,
+            run=run,
+            project_dir=self.project_dir,
+            environ=self.environ,
+            log_path=run.log_path,
+            store_env=self.store.job_environment(run),
         )
 
     def close(self) -> None:

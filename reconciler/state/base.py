@@ -133,4 +133,9 @@ class Store(Protocol):
 
     def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]: ...
 
+    def job_environment(self, run: RunRecord) -> Mapping[str, str]:
+        """Extra environment a launched job needs to report to this store (e.g. a Prefect server's
+        PREFECT_API_URL and PREFECT__FLOW_RUN_ID); empty for stores the job never talks to."""
+        ...
+
     def close(self) -> None: ...

@@ -121,6 +121,8 @@ class MemoryStore:
         runs.sort(key=lambda r: (r.created_at or datetime.min.replace(tzinfo=UTC), r.id), reverse=True)
         return runs[:limit]
 
+    def job_environment(self, run: RunRecord) -> dict[str, str]:
+        return {}
+
     def close(self) -> None:
         pass
-
