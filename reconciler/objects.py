@@ -111,6 +111,7 @@ class StoredObject:
     version: int
     updated_at: datetime | None = None
     updated_by: str = ""
+    drifted_at: str | None = None  # set when the live object differs from what this tool last wrote
 
     @property
     def address(self) -> Address:

@@ -10,6 +10,10 @@ Environment: RECONCILE_RUN_ID, RECONCILE_DEPLOYMENT, RECONCILE_ENTRYPOINT (``pat
 ``pkg.module.func``), RECONCILE_PARAMETERS (a JSON object), RECONCILE_PULL_STEPS (JSON list, optional),
 RECONCILE_RESULT_FILE (optional: where to write ``{"exit_code", "started_at", "ended_at", "message"}``).
 Exit code: 0 when the function returned, 1 when it raised, 2 when the run could not be set up.
+
+``python -m reconciler.runtime --exec CMD...`` supervises another command instead (a custom
+``command`` job variable, or Prefect's ``prefect flow-run execute``): it forwards termination signals
+and writes the same result file with the command's exit code, so a local run is always followable.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import importlib.util
 import inspect
 import json
 import os
+import signal
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable
@@ -113,5 +119,32 @@ def _write_result(path: Path, code: int, message: str, started: datetime) -> Non
     os.replace(tmp, path)
 
 
+def supervise(command: list[str]) -> int:
+    """Run ``command``, pass SIGTERM/SIGINT on to it, and record its exit code."""
+    started = datetime.now(UTC)
+    result_file = os.environ.get("RECONCILE_RESULT_FILE")
+    try:
+        child = subprocess.Popen(command)  # noqa: S603 - the run's own configured command
+    except OSError as exc:
+        print(f"[reconcile] cannot start {command[0]!r}: {exc}", file=sys.stderr, flush=True)
+        if result_file:
+            _write_result(Path(result_file), 127, f"cannot start {command[0]!r}: {exc.strerror or exc}", started)
+        return 127
+
+    def forward(signum: int, _frame: Any) -> None:
+        child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    code = child.wait()
+    code = code if code >= 0 else 128 - code  # killed by a signal: shell convention
+    if result_file:
+        message = "" if code == 0 else f"command exited with status {code}"
+        _write_result(Path(result_file), code, message, started)
+    return code
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--exec"]:
+        sys.exit(supervise(sys.argv[2:]))
     sys.exit(main())

@@ -24,6 +24,7 @@ from reconciler.launch.base import ENV_RESULT_FILE, Job, JobStatus, LogChunk
 from reconciler.state import RunState
 
 _PREFIX = "process"
+_RUNTIME = "reconciler.runtime"
 # The runtime must be importable in the child even when reconcile runs from a source checkout.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -51,6 +52,8 @@ class ProcessLauncher:
         command = list(job.command)
         if config.get("command"):
             command = shlex.split(str(config["command"]))
+        if command[-2:] != ["-m", _RUNTIME]:  # anything else runs under the runtime's supervisor
+            command = [sys.executable, "-m", _RUNTIME, "--exec", *command]
         try:
             with open(log_path, "ab") as log:
                 child = subprocess.Popen(  # noqa: S603 - the command is the run's own configuration

@@ -122,10 +122,20 @@ def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
 
 
 def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
-    """Ask the infrastructure how the run is doing and save any change."""
+    """Ask the infrastructure how the run is doing and save any change.
+
+    The store is asked first: on a Prefect server the flow's own engine reports RUNNING/COMPLETED
+    there, and that beats what the infrastructure alone can tell.
+    """
+    run = ctx.store.get_run(run.id) or run
     if run.state.terminal or not run.infrastructure_id:
         return run
     status = ctx.launcher_for(run).poll(ctx.job_for(run), run.infrastructure_id)
+    if status.state.terminal:
+        latest = ctx.store.get_run(run.id) or run
+        if latest.state.terminal:  # the engine reported while the infrastructure wound down
+            return latest
+        run = latest
     changes: dict[str, Any] = {}
     if status.state is not run.state and not (run.state is RunState.CANCELLING and not status.state.terminal):
         changes["state"] = status.state

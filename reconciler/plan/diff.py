@@ -16,6 +16,7 @@ from reconciler.objects import Address, Kind, LiveState, Resource, Secret, Store
 from reconciler.plan.model import (
     Action,
     Change,
+    Drift,
     FieldChange,
     GitSource,
     Plan,
@@ -81,10 +82,11 @@ def change_for(pair: Pair, *, prune: bool) -> Change:
     if before == after and live.resource.depends_on == desired.depends_on:
         return Change(pair.address, Action.NOOP, live.version, (), desired)
     fields = tuple(field_changes(before, after))
+    drift = Drift(live.drifted_at, live.updated_by) if live.drifted_at else None
     if pair.address.kind is Kind.WORK_POOL and before.get("type") != after.get("type"):
         reason = f"type changed: {before.get('type')} -> {after.get('type')} (a pool's type cannot change in place)"
-        return Change(pair.address, Action.REPLACE, live.version, fields, desired, reason)
-    return Change(pair.address, Action.UPDATE, live.version, fields, desired)
+        return Change(pair.address, Action.REPLACE, live.version, fields, desired, reason, drift)
+    return Change(pair.address, Action.UPDATE, live.version, fields, desired, drift=drift)
 
 
 def field_changes(before: Any, after: Any, prefix: str = "") -> Iterator[FieldChange]:
