@@ -61,9 +61,8 @@ class PoolType:
 
     def defaults(self) -> dict[str, Any]:
         """Every variable's default, as Prefect starts a render."""
-        return {
-            name: copy.deepcopy(prop["default"]) for name, prop in self.properties.items() if "default" in prop
-        }
+        props = self.properties
+        return {name: copy.deepcopy(prop["default"]) for name, prop in props.items() if "default" in prop}
 
     def base_job_template(self, job_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A Prefect ``base_job_template`` whose variable defaults include the pool's job_variables."""
@@ -75,13 +74,19 @@ class PoolType:
         return {"job_configuration": copy.deepcopy(dict(self.job_configuration)), "variables": variables}
 
     def validate_job_variables(
-        self, values: Mapping[str, Any], *, require: bool = False
+        self,
+        values: Mapping[str, Any],
+        *,
+        require: bool = False,
+        beneath: Mapping[str, Any] | None = None,
     ) -> list[VariableProblem]:
         """Problems with ``values``: unknown names (with a hint), wrong types, platform limits.
 
         Values that are whole template placeholders (``{{ prefect.blocks... }}``, ``{{ step.out }}``)
-        are resolved later, so they are not type-checked here. ``require`` also reports missing
-        required variables (a run needs them; a pool or deployment default may leave them out).
+        or block ``$ref`` objects are resolved later: they count as present but are not type-checked.
+        ``beneath`` is the layer these values override (a deployment's pool's job_variables): the
+        platform limits apply to the merged values, since a valid cpu/memory pair may be split
+        across the two. ``require`` also reports missing required variables (a run needs them).
         """
         problems: list[VariableProblem] = []
         known = self.properties
@@ -90,15 +95,22 @@ class PoolType:
             if name not in known:
                 hint = difflib.get_close_matches(name, list(known), n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(sorted(known))}"
-                problems.append(VariableProblem((name,), f"unknown variable {name!r} for pool type {self.slug}{tip}"))
-                continue
-            if _is_placeholder(value):
-                continue
-            concrete[name] = _strip_placeholders(value)
-        for error in _validator(self, require).iter_errors(concrete):
-            problems.append(VariableProblem(tuple(error.instance_path), _schema_message(error)))
-        if not any(len(p.path) <= 1 and p.path and p.path[0] in concrete for p in problems):
-            problems.extend(self.platform_check(concrete))
+                message = f"unknown variable {name!r} for pool type {self.slug}{tip}"
+                problems.append(VariableProblem((name,), message))
+            elif not is_placeholder(value):
+                concrete[name] = strip_placeholders(value)
+        if require:
+            merged = {**(beneath or {}), **values}
+            for name in self.variables.get("required", []):
+                if merged.get(name) is None and self.properties.get(name, {}).get("default") is None:
+                    problems.append(VariableProblem((name,), f"missing required variable {name!r}"))
+        for error in _validator(self).iter_errors(concrete):
+            message = schema_message(error, self.variables)
+            problems.append(VariableProblem(tuple(error.instance_path), message))
+        if not problems:
+            merged = {**(beneath or {}), **values}
+            concrete_merged = {k: strip_placeholders(v) for k, v in merged.items() if not is_placeholder(v)}
+            problems.extend(self.platform_check(concrete_merged))
         return problems
 
     def render(
@@ -177,34 +189,97 @@ def _inline(match: re.Match[str], values: Mapping[str, Any]) -> str:
     return match.group(0) if "." in name else ""
 
 
-def _is_placeholder(value: Any) -> bool:
-    return isinstance(value, str) and PLACEHOLDER.fullmatch(value.strip()) is not None
+def is_placeholder(value: Any) -> bool:
+    """A value resolved later: a whole ``{{ ... }}`` string, or a Prefect block ``{"$ref": ...}``."""
+    if isinstance(value, str):
+        return PLACEHOLDER.fullmatch(value.strip()) is not None
+    return isinstance(value, Mapping) and set(value) == {"$ref"}
 
 
-def _strip_placeholders(value: Any) -> Any:
-    """Drop nested whole-placeholder values so the schema checks only what is concrete."""
+def strip_placeholders(value: Any) -> Any:
+    """Drop nested placeholder values so a schema checks only what is concrete."""
     if isinstance(value, Mapping):
-        return {k: _strip_placeholders(v) for k, v in value.items() if not _is_placeholder(v)}
+        return {k: strip_placeholders(v) for k, v in value.items() if not is_placeholder(v)}
     if isinstance(value, list):
-        return [_strip_placeholders(v) for v in value if not _is_placeholder(v)]
+        return [strip_placeholders(v) for v in value if not is_placeholder(v)]
     return value
 
 
-_VALIDATORS: dict[tuple[str, bool], Any] = {}
+_VALIDATORS: dict[str, Any] = {}
 
 
-def _validator(pool_type: PoolType, require: bool) -> Any:
-    """Compiled (and cached) schema validator; required-ness only when a run is rendered."""
-    key = (pool_type.slug, require)
-    if key not in _VALIDATORS:
+def _validator(pool_type: PoolType) -> Any:
+    """Compiled (and cached) schema validator, without ``required`` (checked apart, on merged layers)."""
+    if pool_type.slug not in _VALIDATORS:
         schema = copy.deepcopy(dict(pool_type.variables))
         schema.setdefault("type", "object")
-        if not require:
-            schema.pop("required", None)
-        _VALIDATORS[key] = jsonschema_rs.Draft202012Validator(schema)
-    return _VALIDATORS[key]
+        schema.pop("required", None)
+        _VALIDATORS[pool_type.slug] = jsonschema_rs.Draft202012Validator(schema)
+    return _VALIDATORS[pool_type.slug]
 
 
-def _schema_message(error: Any) -> str:
-    where = ".".join(str(p) for p in error.instance_path) or "job_variables"
-    return f"{where}: {error.message}"
+def schema_message(error: Any, schema: Mapping[str, Any]) -> str:
+    """A jsonschema-rs error as a sentence that never repeats the offending value (it may be secret)."""
+    path = list(error.instance_path)
+    where = ".".join(str(p) for p in path) or "value"
+    kind = type(error.kind).__name__
+    got = _json_type(error.instance)
+    if kind in ("Type", "AnyOf", "OneOfNotValid"):
+        expected = " or ".join(sorted(_declared_types(_schema_for(schema, path)))) or "another form"
+        return f"{where}: expected {expected}, got {got}"
+    if kind == "Enum":
+        options = ", ".join(str(o) for o in error.kind.options)
+        return f"{where}: must be one of {options}"
+    if kind in ("Minimum", "Maximum", "ExclusiveMinimum", "ExclusiveMaximum"):
+        words = {"Minimum": ">=", "Maximum": "<=", "ExclusiveMinimum": ">", "ExclusiveMaximum": "<"}
+        return f"{where}: must be {words[kind]} {error.kind.limit}"
+    if kind == "Pattern":
+        return f"{where}: does not match the pattern {error.kind.pattern}"
+    if kind == "Required":
+        return f"{where}: missing required field {error.kind.property!r}"
+    if kind == "AdditionalProperties":
+        return f"{where}: unknown field(s) {', '.join(map(repr, error.kind.unexpected))}"
+    return f"{where}: invalid {got} ({kind})"
+
+
+def _schema_for(schema: Mapping[str, Any], path: list[Any]) -> Mapping[str, Any]:
+    node: Any = schema
+    for part in path:
+        if not isinstance(node, Mapping):
+            return {}
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            props = node.get("properties", {})
+            extra = node.get("additionalProperties")
+            node = props.get(part) or (extra if isinstance(extra, Mapping) else {})
+    return node if isinstance(node, Mapping) else {}
+
+
+def _declared_types(schema: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        found.add(declared)
+    elif isinstance(declared, list):
+        found.update(declared)
+    for option in list(schema.get("anyOf", [])) + list(schema.get("oneOf", [])):
+        if isinstance(option, Mapping):
+            found |= _declared_types(option)
+            if "$ref" in option or "allOf" in option:
+                found.add("object")
+    return found
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

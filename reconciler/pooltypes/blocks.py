@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from reconciler.pooltypes.base import VariableProblem, _is_placeholder, _strip_placeholders
+from reconciler.pooltypes.base import VariableProblem, is_placeholder, schema_message, strip_placeholders
 
 
 @dataclass(frozen=True)
@@ -72,17 +72,15 @@ class BlockType:
         for name, value in data.items():
             if name not in known:
                 problems.append(VariableProblem((name,), self._unknown(name)))
-            elif not _is_placeholder(value):
-                concrete[name] = _strip_placeholders(value)
+            elif not is_placeholder(value):
+                concrete[name] = strip_placeholders(value)
         for name in self.required:
             if name not in data:
                 problems.append(
                     VariableProblem((name,), f"missing required field {name!r} for block type {self.slug}")
                 )
         for error in self._validator.iter_errors(concrete):
-            path = tuple(error.instance_path)
-            where = ".".join(str(p) for p in path) or "data"
-            problems.append(VariableProblem(path, f"{where}: {error.message}"))
+            problems.append(VariableProblem(tuple(error.instance_path), schema_message(error, self.fields)))
         return problems
 
     def definition(self) -> dict[str, Any]:

@@ -347,7 +347,8 @@ class _Loader:
                 self.references.append(Reference(pool_address, (*base, "work_pool", "name")))
         variables = dict(ref.job_variables)
         if pool_type is not None:
-            for problem in pool_type.validate_job_variables(variables):
+            pool_variables = self.resources[pool_address].body["job_variables"]
+            for problem in pool_type.validate_job_variables(variables, beneath=pool_variables):
                 self.error((*jv_path, *problem.path), f"deployment {dep.name!r}: {problem.message}")
             for name in pool_type.secret_variables & set(variables):
                 variables[name] = self.resolver.resolve_secret_field(variables[name], (*jv_path, name), what=name)
