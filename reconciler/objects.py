@@ -175,8 +175,8 @@ def encode_body(value: Any) -> Any:
 def decode_body(value: Any) -> Any:
     """Inverse of :func:`encode_body`."""
     if isinstance(value, dict):
-        if len(value) == 1 and SECRET_KEY in value:
-            inner = value[SECRET_KEY]
+        inner = value.get(SECRET_KEY) if len(value) == 1 else None
+        if isinstance(inner, dict) and set(inner) == {"template", "fingerprint"}:
             return Secret(template=inner["template"], fingerprint=inner["fingerprint"])
         return {k: decode_body(v) for k, v in value.items()}
     if isinstance(value, list):

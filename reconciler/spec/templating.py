@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.objects import ENV_PLACEHOLDER, Secret
+from reconciler.objects import ENV_PLACEHOLDER, SECRET_KEY, Secret
 
 Path = tuple[str | int, ...]
 
@@ -103,6 +103,8 @@ class EnvResolver:
         if isinstance(value, str):
             return self._resolve_string(value, path, sensitive=sensitive) if "{{" in value else value
         if isinstance(value, dict):
+            if SECRET_KEY in value:
+                self.problems.append(Problem((*path, SECRET_KEY), f"the key {SECRET_KEY!r} is reserved"))
             return {k: self.resolve(v, (*path, k), sensitive=sensitive) for k, v in value.items()}
         if isinstance(value, list):
             return [self.resolve(v, (*path, i), sensitive=sensitive) for i, v in enumerate(value)]
