@@ -26,6 +26,7 @@ class VariableProblem:
 
     path: tuple[str | int, ...]
     message: str
+    at_key: bool = False  # the name itself is wrong (unknown variable), not its value
 
 
 Check = Callable[[Mapping[str, Any]], list[VariableProblem]]
@@ -96,7 +97,7 @@ class PoolType:
                 hint = difflib.get_close_matches(name, list(known), n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(sorted(known))}"
                 message = f"unknown variable {name!r} for pool type {self.slug}{tip}"
-                problems.append(VariableProblem((name,), message))
+                problems.append(VariableProblem((name,), message, at_key=True))
             elif not is_placeholder(value):
                 concrete[name] = strip_placeholders(value)
         if require:
@@ -225,7 +226,8 @@ def schema_message(error: Any, schema: Mapping[str, Any]) -> str:
     kind = type(error.kind).__name__
     got = _json_type(error.instance)
     if kind in ("Type", "AnyOf", "OneOfNotValid"):
-        expected = " or ".join(sorted(_declared_types(_schema_for(schema, path)))) or "another form"
+        declared = sorted(_declared_types(_schema_for(schema, path)), key=lambda t: (t == "null", t))
+        expected = " or ".join(declared) or "another form"
         return f"{where}: expected {expected}, got {got}"
     if kind == "Enum":
         options = ", ".join(str(o) for o in error.kind.options)

@@ -71,7 +71,7 @@ class BlockType:
         concrete: dict[str, Any] = {}
         for name, value in data.items():
             if name not in known:
-                problems.append(VariableProblem((name,), self._unknown(name)))
+                problems.append(VariableProblem((name,), self._unknown(name), at_key=True))
             elif not is_placeholder(value):
                 concrete[name] = strip_placeholders(value)
         for name in self.required:

@@ -5,6 +5,7 @@ Facade: ``spec.load(tree, file, environ=..., fingerprint_key=...) -> Desired``.
 
 from reconciler.spec.desired import Desired, Reference, RuleKind, RunRule, SourceInfo
 from reconciler.spec.load import load, project_of
+from reconciler.spec.sandbox import check_prefix, in_sandbox, sandbox, sandboxed_name
 from reconciler.spec.source import GitInfo, SourceTree, WorkingTree
 from reconciler.spec.templating import fingerprint, is_sensitive_env, step_output_source
 
@@ -17,9 +18,13 @@ __all__ = [
     "SourceInfo",
     "SourceTree",
     "WorkingTree",
+    "check_prefix",
     "fingerprint",
+    "in_sandbox",
     "is_sensitive_env",
     "load",
     "project_of",
+    "sandbox",
+    "sandboxed_name",
     "step_output_source",
 ]

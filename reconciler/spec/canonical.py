@@ -34,14 +34,17 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
     Placeholders and Secrets are left alone (they are resolved later); anything that does not convert
     cleanly is returned unchanged, and the schema check reports it.
     """
-    if not isinstance(value, str | int | float | bool | dict | list) or (isinstance(value, str) and "{{" in value):
+    if not isinstance(value, str | int | float | bool | dict | list) or (
+        isinstance(value, str) and "{{" in value
+    ):
         return value
     types = _types(schema)
     if isinstance(value, dict):
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")
         return {
-            k: coerce(v, props.get(k) or (extra if isinstance(extra, Mapping) else {})) for k, v in value.items()
+            k: coerce(v, props.get(k) or (extra if isinstance(extra, Mapping) else {}))
+            for k, v in value.items()
         }
     if isinstance(value, list):
         items = schema.get("items")

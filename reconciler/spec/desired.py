@@ -76,7 +76,9 @@ class Desired:
             if ref.target in known or ref.target in self.resources:
                 continue
             what = "work pool" if ref.target.kind is Kind.WORK_POOL else "block"
-            message = f"unknown {what} {ref.target.name!r}: not declared in the file and not in the stored state"
+            message = (
+                f"unknown {what} {ref.target.name!r}: not declared in the file and not in the stored state"
+            )
             if self.marks is not None:
                 problems.append(self.marks.diagnostic(ref.path, message))
             else:

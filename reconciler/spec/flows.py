@@ -53,7 +53,9 @@ def _split(tree: SourceTree, entrypoint: str) -> tuple[str, str]:
         return file, function
     module, _, function = entrypoint.rpartition(".")
     if not module:
-        raise EntrypointError(f"entrypoint {entrypoint!r} must be path/file.py:function or package.module.function")
+        raise EntrypointError(
+            f"entrypoint {entrypoint!r} must be path/file.py:function or package.module.function"
+        )
     base = module.replace(".", "/")
     for candidate in (f"{base}.py", f"{base}/__init__.py"):
         if tree.is_file(candidate):
@@ -92,15 +94,15 @@ def _index_functions(tree: ast.Module, file: str) -> dict[str, FlowInfo]:
 
 
 def _flow_decoration(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str | None, bool]:
-    """``(name given to @flow, whether it is a flow)``: handles ``@flow``, ``@flow(...)``, ``@prefect.flow``."""
+    """``(name given to @flow, whether it is a flow)`` for ``@flow``, ``@flow(...)``, ``@prefect.flow``."""
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
         if _dotted_name(target) in {"flow", "prefect.flow"}:
-            if isinstance(decorator, ast.Call):
-                for keyword in decorator.keywords:
-                    if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
-                        if isinstance(keyword.value.value, str):
-                            return keyword.value.value, True
+            keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+            for keyword in keywords:
+                value = keyword.value
+                if keyword.arg == "name" and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    return value.value, True
             return None, True
     return None, False
 

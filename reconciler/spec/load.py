@@ -89,7 +89,9 @@ class _Loader:
         self.tree, self.file = tree, file
         self.marks = Marks(text, file)
         self.project = ""
-        self.resolver = templating.EnvResolver(environ, lambda: key if isinstance(key, bytes) else key(self.project))
+        self.resolver = templating.EnvResolver(
+            environ, lambda: key if isinstance(key, bytes) else key(self.project)
+        )
         self.problems: list[tuple[Path, str, bool]] = []
         self.warnings: list[tuple[Path, str]] = []
         self.resources: dict[Address, Resource] = {}
@@ -166,7 +168,11 @@ class _Loader:
             return model.model_validate(raw)
         except ValidationError as exc:
             for err in exc.errors(include_url=False, include_input=False):
-                loc = tuple(part for part in err["loc"] if not isinstance(part, str) or not part.startswith("function"))
+                loc = tuple(
+                    part
+                    for part in err["loc"]
+                    if not isinstance(part, str) or not part.startswith("function")
+                )
                 loc = _strip_union_tags(loc)
                 message = str(err["msg"]).removeprefix("Value error, ")
                 where = format_path((*path, *loc))
@@ -196,7 +202,7 @@ class _Loader:
                 data[field] = self.resolver.resolve(value, path)
                 checkable[field] = value
         for problem in block_type.validate(checkable):
-            self.error((*base, "data", *problem.path), f"{address}: {problem.message}")
+            self.error((*base, "data", *problem.path), f"{address}: {problem.message}", at_key=problem.at_key)
         body = {"type": block.type, "name": block.name, "data": canonical.coerce(data, block_type.fields)}
         self.resources[address] = Resource(address, body)
 
@@ -206,7 +212,10 @@ class _Loader:
         base: Path = ("work_pools", i)
         pool_type = pooltypes.get(pool.type)
         if pool_type is None:
-            self.error((*base, "type"), f"unknown work pool type {pool.type!r} (known: {', '.join(pooltypes.names())})")
+            self.error(
+                (*base, "type"),
+                f"unknown work pool type {pool.type!r} (known: {', '.join(pooltypes.names())})",
+            )
             return
         address = Address.pool(pool.name)
         if not self._claim(address, base):
@@ -214,18 +223,26 @@ class _Loader:
         self.pool_types[pool.name] = pool_type
         jv_path = (*base, "job_variables")
         for problem in pool_type.validate_job_variables(pool.job_variables):
-            self.error((*jv_path, *problem.path), f"work pool {pool.name!r}: {problem.message}")
+            self.error(
+                (*jv_path, *problem.path),
+                f"work pool {pool.name!r}: {problem.message}",
+                at_key=problem.at_key,
+            )
         depends = self._block_variables(pool_type, pool.job_variables, jv_path, has_blocks=has_blocks)
         variables: dict[str, Any] = {}
         for name, value in pool.job_variables.items():
             if name in pool_type.secret_variables:
-                variables[name] = self.resolver.resolve_secret_field(value, (*jv_path, name), what=f"variable {name}")
+                variables[name] = self.resolver.resolve_secret_field(
+                    value, (*jv_path, name), what=f"variable {name}"
+                )
             else:
                 variables[name] = self.resolver.resolve(value, (*jv_path, name))
         variables = canonical.coerce(canonical.plain(variables), pool_type.variables)
         template = None
         if pool.base_job_template is not None:
-            template = canonical.plain(self.resolver.resolve(pool.base_job_template, (*base, "base_job_template")))
+            template = canonical.plain(
+                self.resolver.resolve(pool.base_job_template, (*base, "base_job_template"))
+            )
             self._check_template(template, (*base, "base_job_template"))
         body = {
             "type": pool.type,
@@ -281,7 +298,9 @@ class _Loader:
         declared = set((template.get("variables") or {}).get("properties", {}))
         for name in sorted(_simple_placeholders(template.get("job_configuration"))):
             if name not in declared:
-                self.error((*path, "job_configuration"), f"placeholder {{{{ {name} }}}} is not declared in variables")
+                self.error(
+                    (*path, "job_configuration"), f"placeholder {{{{ {name} }}}} is not declared in variables"
+                )
 
     # -- deployments -------------------------------------------------------------------------------
 
@@ -328,7 +347,9 @@ class _Loader:
         self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
         self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
 
-    def _deployment_pool(self, dep: Deployment, base: Path, *, has_pools: bool) -> tuple[dict[str, Any], list[Address]]:
+    def _deployment_pool(
+        self, dep: Deployment, base: Path, *, has_pools: bool
+    ) -> tuple[dict[str, Any], list[Address]]:
         assert dep.work_pool is not None and dep.work_pool.name
         ref = dep.work_pool
         pool_name = ref.name
@@ -349,16 +370,20 @@ class _Loader:
         if pool_type is not None:
             pool_variables = self.resources[pool_address].body["job_variables"]
             for problem in pool_type.validate_job_variables(variables, beneath=pool_variables):
-                self.error((*jv_path, *problem.path), f"deployment {dep.name!r}: {problem.message}")
+                message = f"deployment {dep.name!r}: {problem.message}"
+                self.error((*jv_path, *problem.path), message, at_key=problem.at_key)
             for name in pool_type.secret_variables & set(variables):
-                variables[name] = self.resolver.resolve_secret_field(variables[name], (*jv_path, name), what=name)
+                variables[name] = self.resolver.resolve_secret_field(
+                    variables[name], (*jv_path, name), what=name
+                )
         depends.extend(self._references(variables, jv_path, has_blocks=False))
         resolved = canonical.plain(self.resolver.resolve(variables, jv_path))
         if pool_type is not None:
             resolved = canonical.coerce(resolved, pool_type.variables)
         body = {
             "name": pool_name,
-            "work_queue_name": self._text(ref.work_queue_name, (*base, "work_pool", "work_queue_name")) or "default",
+            "work_queue_name": self._text(ref.work_queue_name, (*base, "work_pool", "work_queue_name"))
+            or "default",
             "job_variables": resolved,
         }
         return body, depends
@@ -375,7 +400,9 @@ class _Loader:
             if key not in _DEPLOYMENT_KEYS:
                 hint = difflib.get_close_matches(key, sorted(_DEPLOYMENT_KEYS), n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.warnings.append(((*base, key), f"warning: unknown deployment key {key!r} is ignored{tip}"))
+                self.warnings.append(
+                    ((*base, key), f"warning: unknown deployment key {key!r} is ignored{tip}")
+                )
 
     # -- shared ------------------------------------------------------------------------------------
 
@@ -413,6 +440,8 @@ def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(
         part
         for part in loc
-        if not (isinstance(part, str) and (part[:1].isupper() or part in {"int", "str", "float", "bool", "list[str]"}))
+        if not (
+            isinstance(part, str)
+            and (part[:1].isupper() or part in {"int", "str", "float", "bool", "list[str]"})
+        )
     )
-

@@ -19,6 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 _DURATION = TypeAdapter(timedelta)
 
 
+def _seconds(value: float | str) -> float | None:
+    try:
+        return _DURATION.validate_python(value).total_seconds()
+    except ValueError:
+        return None
+
+
 class _Ours(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +50,42 @@ class Schedule(_Ours):
     max_active_runs: int | None = None
     catchup: bool | None = None
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value and not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}")
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value:
+            try:
+                rrulestr(value)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"invalid rrule {value!r}: {exc}") from None
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | str | None) -> float | str | None:
+        if value is not None and not (isinstance(value, str) and "{{" in value):
+            seconds = _seconds(value)
+            if seconds is None or seconds <= 0:
+                raise ValueError(f"interval must be a positive duration, got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> Schedule:
         given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
@@ -51,22 +94,6 @@ class Schedule(_Ours):
                 "a schedule needs exactly one of cron, interval or rrule"
                 + (f" (got {', '.join(given)})" if given else "")
             )
-        if self.cron is not None and "{{" not in self.cron and not croniter.is_valid(self.cron):
-            raise ValueError(f"invalid cron expression {self.cron!r}")
-        if self.rrule is not None and "{{" not in self.rrule:
-            try:
-                rrulestr(self.rrule)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"invalid rrule {self.rrule!r}: {exc}") from None
-        if self.interval is not None:
-            seconds = self.interval_seconds
-            if seconds is None or seconds <= 0:
-                raise ValueError(f"interval must be a positive duration, got {self.interval!r}")
-        if self.timezone is not None and "{{" not in self.timezone:
-            try:
-                zoneinfo.ZoneInfo(self.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {self.timezone!r}") from None
         return self
 
     @property
@@ -76,12 +103,7 @@ class Schedule(_Ours):
     @property
     def interval_seconds(self) -> float | None:
         """Seconds, from a number, an ISO-8601 duration (``PT10M``) or ``HH:MM:SS``."""
-        if self.interval is None:
-            return None
-        try:
-            return _DURATION.validate_python(self.interval).total_seconds()
-        except ValueError:
-            return None
+        return None if self.interval is None else _seconds(self.interval)
 
 
 class WorkPoolRef(_Prefects):

@@ -65,7 +65,7 @@ def _problems(error: Any) -> Iterator[SchemaProblem]:
         yield SchemaProblem(path, f"{where}: missing required key {kind.property!r}")
         return
     if name == "Type":
-        expected = " or ".join(str(t) for t in kind.types)
+        expected = " or ".join(sorted((str(t) for t in kind.types), key=lambda t: (t == "null", t)))
         yield SchemaProblem(path, f"{where}: expected {expected}, got {_json_type(error.instance)}")
         return
     if name == "Enum":
@@ -115,9 +115,9 @@ def _json_type(value: Any) -> str:
 def _schema_at(schema_path: list[Any]) -> Any:
     node: Any = schema_document()
     for part in schema_path:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         elif isinstance(node, dict) and "$ref" in node:
             node = _resolve_ref(node["$ref"])

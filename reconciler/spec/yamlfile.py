@@ -30,7 +30,9 @@ _YAML11_RISKS = (
     # plain scalars after a separator: 1.1 octal / 0b / 0o / 0x_, leading-dot floats, yes/no/on/off
     re.compile(rb"[ \t\[{,](?:[-+]?(?:0[0-9box_]|\.[0-9])|" + _BOOL11 + rb"[ \t]*(?:$|[,\]}:#]))", re.M),
     # exponent floats without a dot or sign (1e3: a float in 1.2, a string in 1.1), sexagesimal 1:20
-    re.compile(rb"[0-9](?:[eE][-+]?[0-9]|:[0-5]?[0-9](?::[0-5]?[0-9])*(?:\.[0-9]*)?[ \t]*(?:$|[,\]}#]))", re.M),
+    re.compile(
+        rb"[0-9](?:[eE][-+]?[0-9]|:[0-5]?[0-9](?::[0-5]?[0-9])*(?:\.[0-9]*)?[ \t]*(?:$|[,\]}#]))", re.M
+    ),
     # a 1.1 boolean as a top-level key (``on:``)
     re.compile(rb"^" + _BOOL11 + rb"[ \t]*:", re.M),
     # underscores in numbers
@@ -54,7 +56,7 @@ def parse(text: str, *, file: str) -> Any:
     if not needs_yaml11(text):
         try:
             return yaml_rs.loads(text) if text.strip() else None
-        except Exception:  # noqa: BLE001 - any fast-path failure is re-read by the reference parser
+        except Exception:  # any fast-path failure is re-read by the reference parser
             pass
     return _parse_pyyaml(text, file=file)
 
@@ -90,7 +92,9 @@ def _check_duplicate_keys(root: yaml.Node, *, file: str) -> None:
                 if isinstance(key, yaml.ScalarNode) and key.value != "<<":
                     if key.value in seen:
                         m = key.start_mark
-                        problems.append(Diagnostic(file, m.line + 1, m.column + 1, f"duplicate key {key.value!r}"))
+                        problems.append(
+                            Diagnostic(file, m.line + 1, m.column + 1, f"duplicate key {key.value!r}")
+                        )
                     seen.add(key.value)
     if problems:
         raise SpecError(problems)
