@@ -202,8 +202,8 @@ def test_bad_input_is_located_and_changes_nothing(
     lines = result.stderr.strip().splitlines()
     assert lines and all(DIAGNOSTIC.match(line) for line in lines), result.stderr
     for line, col, fragment in expected:
-        located = [l for l in lines if l.startswith(f"prefect.yaml:{line}:{col}: ")]
-        assert any(fragment in l for l in located), f"{line}:{col} {fragment!r} not in:\n{result.stderr}"
+        located = [text for text in lines if text.startswith(f"prefect.yaml:{line}:{col}: ")]
+        assert any(fragment in text for text in located), f"{line}:{col} {fragment!r}:\n{result.stderr}"
     assert _state_digest(project) == before
 
 

@@ -176,6 +176,11 @@ def test_removed_objects_are_orphaned_until_prune(quickstart: Path) -> None:
     assert "deployment.hello/greet" not in names and "deployment.daily-report/nightly" in names
 
 
+def _addresses(project: Path) -> list[str]:
+    listed = run_cli("-C", str(project), "state", "list", "--json")
+    return [o["address"] for o in json.loads(listed.stdout)["objects"]]
+
+
 def test_empty_file_is_refused_unless_allowed(quickstart: Path) -> None:
     run_cli("-C", str(quickstart), "apply", "--yes")
     (quickstart / "prefect.yaml").write_text("name: quickstart\n")
