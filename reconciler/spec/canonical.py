@@ -66,16 +66,29 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def _types(schema: Mapping[str, Any]) -> set[str]:
+_TYPES: dict[int, tuple[Mapping[str, Any], frozenset[str]]] = {}
+
+
+def _types(schema: Mapping[str, Any]) -> frozenset[str]:
+    """The JSON types a schema allows (cached: pool-type schemas are long-lived constants)."""
+    cached = _TYPES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    found = frozenset(_collect_types(schema))
+    _TYPES[id(schema)] = (schema, found)
+    return found
+
+
+def _collect_types(schema: Mapping[str, Any]) -> set[str]:
     found: set[str] = set()
     declared = schema.get("type")
     if isinstance(declared, str):
         found.add(declared)
     elif isinstance(declared, list):
         found.update(declared)
-    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+    for option in list(schema.get("anyOf", [])) + list(schema.get("oneOf", [])):
         if isinstance(option, Mapping):
-            found |= _types(option)
+            found |= _collect_types(option)
     return found
 
 

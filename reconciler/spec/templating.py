@@ -91,6 +91,7 @@ class EnvResolver:
     key_source: Callable[[], bytes]
     problems: list[Problem] = field(default_factory=list)
     _key: bytes | None = None
+    active: bool = True  # False when the file has no placeholder at all: nothing to walk
 
     @property
     def key(self) -> bytes:
@@ -100,6 +101,8 @@ class EnvResolver:
 
     def resolve(self, value: Any, path: Path, *, sensitive: bool = False) -> Any:
         """A copy of ``value`` with env placeholders resolved (or turned into Secrets)."""
+        if not self.active:
+            return value
         if isinstance(value, str):
             return self._resolve_string(value, path, sensitive=sensitive) if "{{" in value else value
         if isinstance(value, dict):

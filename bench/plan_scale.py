@@ -1,0 +1,192 @@
+"""Plan at scale: a no-op plan of 1,000 and 10,000 deployments against the SQLite store.
+
+Side by side in one run (ratios matter, this machine is noisy): the `reconcile plan` wall time (a real
+CLI process, imports included) and its peak RSS, the in-process plan time, the time PyYAML's C loader
+takes merely to parse the same file, and the time of the fastest YAML parsers on the package index
+(yaml-rs, rapidyaml). Also: apply of N new deployments, and the error path (one bad value at the end
+of the file, reported as path:line:col).
+
+    python bench/plan_scale.py [--sizes 1000 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FLOW = '''
+def etl(rows: int = 10, source: str = "s3://bucket", flag: bool = True, ratio: float = 0.5):
+    """Move some rows."""
+    return rows
+'''
+
+
+def generate(root: Path, n: int) -> Path:
+    """A realistic project: one process pool, N deployments over 10 flow files, ~300 bytes each."""
+    (root / "flows").mkdir(parents=True, exist_ok=True)
+    for i in range(10):
+        (root / "flows" / f"etl_{i}.py").write_text(FLOW.replace("def etl", f"def etl_{i}"))
+    lines = [
+        "name: scale",
+        "work_pools:",
+        "  - name: pool",
+        "    type: process",
+        "    job_variables: {env: {STAGE: prod}}",
+        "deployments:",
+    ]
+    for i in range(n):
+        lines += [
+            f"  - name: dep-{i:05d}",
+            f"    entrypoint: flows/etl_{i % 10}.py:etl_{i % 10}",
+            f"    tags: [team-{i % 7}, generated]",
+            f'    parameters: {{rows: {i}, source: "s3://bucket/path/{i}"}}',
+            f'    schedules: [{{cron: "{i % 60} {i % 24} * * *", timezone: UTC, slug: daily}}]',
+            "    work_pool:",
+            "      name: pool",
+            f'      job_variables: {{env: {{INDEX: "{i}"}}}}',
+        ]
+    path = root / "prefect.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(project: Path, *args: str) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+    """Wall seconds and peak RSS (KiB) of one `reconcile` process."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "-C", str(project), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(rss, before), done
+
+
+def in_process_plan(project: Path) -> float:
+    """Plan time without interpreter start-up and imports (the work itself)."""
+    sys.path.insert(0, str(REPO))
+    from reconciler import plan, spec, state
+
+    store = state.open_store(f"sqlite:///{project / '.reconcile' / 'state.db'}", project="scale")
+    start = time.perf_counter()
+    desired = spec.load(
+        spec.WorkingTree(project), environ=os.environ, fingerprint_key=store.fingerprint_key()
+    )
+    result = plan.diff(desired, store.read_all())
+    elapsed = time.perf_counter() - start
+    assert not result.has_changes, result.summary
+    store.close()
+    return elapsed
+
+
+def time_parse(text: str) -> dict[str, float]:
+    import ryml
+    import yaml_rs
+
+    timings = {}
+    start = time.perf_counter()
+    yaml.load(text, Loader=yaml.CSafeLoader)
+    timings["pyyaml_c"] = time.perf_counter() - start
+    start = time.perf_counter()
+    yaml_rs.loads(text)
+    timings["yaml_rs"] = time.perf_counter() - start
+    data = text.encode()
+    start = time.perf_counter()
+    ryml.parse_in_arena(data)
+    timings["rapidyaml"] = time.perf_counter() - start
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            project = Path(tmp) / "scale"
+            path = generate(project, n)
+            size_mb = path.stat().st_size / 1e6
+            apply_wall, _, applied = cli(project, "apply", "--yes")
+            assert applied.returncode == 0, applied.stderr[-2000:]
+            plan_walls, rsses = [], []
+            for _ in range(args.repeat):
+                wall, _, done = cli(project, "plan", "--detailed-exitcode")
+                assert done.returncode == 0, done.stdout[-500:] + done.stderr[-2000:]
+                plan_walls.append(wall)
+            rss_probe = subprocess.run(
+                ["/usr/bin/env", "python3", "-c", _RSS_PROBE, str(project)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"},
+                check=True,
+            )
+            rsses.append(int(rss_probe.stderr.strip().splitlines()[-1].split()[-1]))
+            inproc = statistics.median(in_process_plan(project) for _ in range(args.repeat))
+            parses = [time_parse(path.read_text()) for _ in range(args.repeat)]
+            parse = {k: statistics.median(p[k] for p in parses) for k in parses[0]}
+            text = path.read_text()
+            path.write_text(text + "  - name: broken\n    entrypoint: flows/etl_0.py:etl_0\n    tags: 7\n")
+            err_wall, _, err = cli(project, "validate")
+            assert err.returncode == 1 and err.stderr.startswith("prefect.yaml:"), err.stderr[-500:]
+            rows.append(
+                {
+                    "deployments": n,
+                    "file_mb": round(size_mb, 2),
+                    "apply_new_s": round(apply_wall, 2),
+                    "plan_cli_s": round(statistics.median(plan_walls), 3),
+                    "plan_in_process_s": round(inproc, 3),
+                    "pyyaml_c_parse_s": round(parse["pyyaml_c"], 3),
+                    "yaml_rs_parse_s": round(parse["yaml_rs"], 3),
+                    "rapidyaml_parse_s": round(parse["rapidyaml"], 3),
+                    "plan_vs_pyyaml": round(parse["pyyaml_c"] / statistics.median(plan_walls), 2),
+                    "peak_rss_mb": round(max(rsses) / 1024, 1),
+                    "error_path_s": round(err_wall, 3),
+                    "error_line": err.stderr.splitlines()[0][:80],
+                }
+            )
+    print(json.dumps(rows, indent=2))
+    print()
+    print(
+        "| deployments | file | apply (new) | no-op plan (CLI) | plan in-process | PyYAML C parse | yaml-rs parse "
+        "| rapidyaml parse | PyYAML parse / plan | peak RSS | error path |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['deployments']:,} | {r['file_mb']} MB | {r['apply_new_s']} s | {r['plan_cli_s']} s "
+            f"| {r['plan_in_process_s']} s | {r['pyyaml_c_parse_s']} s | {r['yaml_rs_parse_s']} s "
+            f"| {r['rapidyaml_parse_s']} s | {r['plan_vs_pyyaml']}x | {r['peak_rss_mb']} MB | {r['error_path_s']} s |"
+        )
+
+
+# Peak RSS of one `reconcile plan` process, measured by the process itself at exit.
+_RSS_PROBE = """
+import resource, sys
+from reconciler.cli import cli
+try:
+    cli.main(["-C", sys.argv[1], "plan"], standalone_mode=True)
+except SystemExit:
+    pass
+print("peak-rss-kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.__stderr__)
+"""
+
+if __name__ == "__main__":
+    main()
