@@ -28,7 +28,8 @@ def check_prefix(prefix: str) -> str:
     """The prefix as given, if it makes valid pool and deployment names; else a UsageError."""
     if not _PREFIX.match(prefix):
         raise UsageError(
-            f"sandbox prefix {prefix!r} must be 1-40 letters, digits, '-' or '_', starting with a letter or digit"
+            f"sandbox prefix {prefix!r} must be 1-40 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
         )
     return prefix
 

@@ -1,0 +1,204 @@
+"""What a file change means to ``reconcile --watch``: pure decisions, no I/O, no clock of their own.
+
+- :class:`ProjectFilter` drops what no user edit produces: our own state and run logs (``.reconcile/``),
+  VCS and cache directories, and editor scratch files (vim's ``*.swp`` and ``4913`` probe, ``*~``
+  backups, emacs ``.#lock`` and ``#autosave#``, JetBrains ``___jb_tmp___``).
+- :func:`compile_globs` turns ``run_on: watch`` paths into one matcher: ``*`` and ``?`` stay inside a
+  directory, ``**`` crosses directories, a plain path (no wildcard) covers everything below it, and a
+  ``!pattern`` excludes (the last matching pattern wins, as in GitHub's path filters).
+- :func:`spec_files` lists the files the desired state is read from: the file itself and every
+  entrypoint's source (flow names come from its syntax tree).
+- :class:`Coalescer` turns a burst of saves into one trigger per deployment: a deployment fires once
+  its paths have been quiet for ``quiet`` seconds (or ``max_delay`` after the burst began, so a file
+  that never stops changing still gets a run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from reconciler.objects import Kind
+from reconciler.spec import Desired
+
+IGNORED_DIRS = frozenset(
+    {
+        ".reconcile",
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".tox",
+        ".nox",
+        ".venv",
+        ".idea",
+        "node_modules",
+    }
+)
+_SCRATCH = re.compile(
+    r"(\.sw[a-z]$)|(~$)|(^\.#)|(^#.*#$)|(^4913$)|(___jb_(tmp|old)___$)|(^\.DS_Store$)|(\.py[cod]$)|(^flycheck_)"
+)
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+PathMatcher = Callable[[str], bool]
+
+
+def relative(path: str | os.PathLike[str], root: Path) -> str:
+    """``path`` relative to the project root, with ``/`` separators (``../x`` when outside)."""
+    return PurePosixPath(os.path.relpath(path, root).replace(os.sep, "/")).as_posix()
+
+
+@dataclass(frozen=True)
+class ProjectFilter:
+    """Which changed paths are the user's edits. ``ignored`` are extra paths (the SQLite state file)."""
+
+    root: Path
+    ignored: tuple[str, ...] = ()  # relative paths; a path equal to or starting with one is dropped
+    outside: frozenset[str] = frozenset()  # the only relative paths outside the root worth watching
+
+    def wanted(self, path: str | os.PathLike[str]) -> str | None:
+        """The relative path if this change matters, else None."""
+        rel = relative(path, self.root)
+        if rel.startswith("../") or rel == "..":
+            return rel if rel in self.outside else None
+        parts = rel.split("/")
+        if any(part in IGNORED_DIRS for part in parts[:-1]) or parts[-1] in IGNORED_DIRS:
+            return None
+        if _SCRATCH.search(parts[-1]):
+            return None
+        if any(rel == p or rel.startswith(p) for p in self.ignored):
+            return None
+        return rel
+
+
+def _translate(pattern: str) -> str:
+    """One glob as a regular expression over a relative POSIX path."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern.startswith("**", i):
+                i += 2
+                if pattern.startswith("/", i):  # "**/" is zero or more whole directories
+                    i += 1
+                    out.append("(?:.*/)?")
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2 if pattern.startswith(("[!", "[^"), i) else i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end]
+                if body[:1] in ("!", "^"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\").replace("/", "") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _clean(pattern: str) -> str:
+    pattern = pattern.strip()
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    return pattern.lstrip("/").rstrip("/") or "**"
+
+
+def compile_globs(patterns: Iterable[str]) -> PathMatcher:
+    """A matcher for relative paths: true when the last pattern that matches is not a ``!`` one."""
+    compiled: list[tuple[bool, re.Pattern[str]]] = []
+    for raw in patterns:
+        negate = raw.strip().startswith("!")
+        pattern = _clean(raw.strip()[1:] if negate else raw)
+        below = "" if _GLOB_CHARS.search(pattern) else "(?:/.*)?"  # a plain path covers its subtree
+        compiled.append((negate, re.compile(f"{_translate(pattern)}{below}", re.DOTALL)))
+
+    def matches(path: str) -> bool:
+        hit = False
+        for negate, regex in compiled:
+            if regex.fullmatch(path):
+                hit = not negate
+        return hit
+
+    return matches
+
+
+def entrypoint_files(entrypoint: str) -> tuple[str, ...]:
+    """The source files an entrypoint may live in (``path.py:func`` or ``package.module.func``)."""
+    if ":" in entrypoint:
+        return (_clean(entrypoint.rpartition(":")[0]),)
+    module = entrypoint.rpartition(".")[0]
+    if not module:
+        return ()
+    base = module.replace(".", "/")
+    return (f"{base}.py", f"{base}/__init__.py")
+
+
+def spec_files(desired: Desired | None, file: str) -> frozenset[str]:
+    """Relative paths whose change may change the desired state."""
+    files = {file}
+    if desired is not None:
+        for resource in desired.of_kind(Kind.DEPLOYMENT):
+            entrypoint = resource.body.get("entrypoint")
+            if isinstance(entrypoint, str):
+                files.update(entrypoint_files(entrypoint))
+    return frozenset(files)
+
+
+@dataclass
+class _Pending:
+    path: str  # the first path of the burst: the run's reason
+    first: float
+    last: float
+
+
+class Coalescer:
+    """One trigger per key per burst of changes; the caller passes the clock (monotonic seconds)."""
+
+    def __init__(self, *, quiet: float, max_delay: float) -> None:
+        self.quiet = quiet
+        self.max_delay = max(max_delay, quiet)
+        self._pending: dict[str, _Pending] = {}
+
+    def add(self, key: str, path: str, now: float) -> bool:
+        """Note a change for ``key``; True when it starts a new burst."""
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = _Pending(path, now, now)
+            return True
+        pending.last = now
+        return False
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        """Pop the keys whose burst is over: ``(key, first path)``, in key order."""
+        ready = sorted(
+            key
+            for key, p in self._pending.items()
+            if now - p.last >= self.quiet or now - p.first >= self.max_delay
+        )
+        return [(key, self._pending.pop(key).path) for key in ready]
+
+    def clear(self) -> list[tuple[str, str]]:
+        """Pop everything still waiting (at shutdown)."""
+        left = sorted((key, p.path) for key, p in self._pending.items())
+        self._pending.clear()
+        return left
+
+    def __len__(self) -> int:
+        return len(self._pending)

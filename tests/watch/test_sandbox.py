@@ -1,0 +1,119 @@
+"""``spec.sandbox``: a pure transform to prefixed copies that never name a shared pool or deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler import plan, spec
+from reconciler.errors import UsageError
+from reconciler.objects import Address, Kind, LiveState
+from tests.helpers import make_project
+
+PROJECT = """
+name: sbx
+blocks:
+  - type: aws-credentials
+    name: shared
+    data: {region_name: us-east-1}
+work_pools:
+  - name: local
+    type: process
+    job_variables: {env: {STAGE: dev}}
+deployments:
+  - name: greet
+    entrypoint: flows/hello.py:hello
+    work_pool: {name: local, job_variables: {env: {X: "1"}}}
+    run_on:
+      - watch: {paths: ["flows/**"]}
+      - apply: changed
+  - name: again
+    entrypoint: flows/hello.py:hello
+    work_pool: {name: local}
+"""
+
+
+@pytest.fixture
+def desired(tmp_path: Path) -> spec.Desired:
+    root = make_project(tmp_path / "p", PROJECT, {"flows/hello.py": "def hello():\n    pass\n"})
+    return spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+
+
+def test_pools_and_deployments_are_prefixed_blocks_are_shared(desired: spec.Desired) -> None:
+    sandboxed = spec.sandbox(desired, "dev")
+    assert set(map(str, sandboxed.resources)) == {
+        "block.aws-credentials/shared",
+        "work_pool.dev-local",
+        "deployment.hello/dev-greet",
+        "deployment.hello/dev-again",
+    }
+    block = Address.block("aws-credentials", "shared")
+    assert sandboxed.resources[block] == desired.resources[block]
+    pool = sandboxed.resources[Address.pool("dev-local")]
+    assert pool.body == desired.resources[Address.pool("local")].body
+
+
+def test_deployments_point_at_the_prefixed_pools(desired: spec.Desired) -> None:
+    sandboxed = spec.sandbox(desired, "dev")
+    greet = sandboxed.resources[Address.deployment("hello", "dev-greet")]
+    assert greet.body["name"] == "dev-greet"
+    assert greet.body["work_pool"]["name"] == "dev-local"
+    assert greet.body["work_pool"]["job_variables"] == {"env": {"X": "1"}}
+    assert Address.pool("dev-local") in greet.depends_on
+    assert Address.pool("local") not in greet.depends_on
+
+
+def test_a_pool_the_file_does_not_declare_stays_shared(tmp_path: Path) -> None:
+    """Without a work_pools section, pools are the store's: the sandbox runs on them, never copies them."""
+    root = make_project(
+        tmp_path / "p",
+        """
+        deployments:
+          - {name: etl, entrypoint: flows/hello.py:hello, work_pool: {name: team-pool}}
+        """,
+        {"flows/hello.py": "def hello():\n    pass\n"},
+    )
+    desired = spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+    sandboxed = spec.sandbox(desired, "dev")
+    etl = sandboxed.resources[Address.deployment("hello", "dev-etl")]
+    assert etl.body["work_pool"]["name"] == "team-pool"
+    assert [r.target for r in sandboxed.external_references] == [Address.pool("team-pool")]
+
+
+def test_run_rules_move_with_their_deployments(desired: spec.Desired) -> None:
+    sandboxed = spec.sandbox(desired, "dev")
+    assert set(sandboxed.run_rules) == {
+        Address.deployment("hello", "dev-greet"),
+        Address.deployment("hello", "dev-again"),
+    }
+    kinds = [r.kind for r in sandboxed.run_rules[Address.deployment("hello", "dev-greet")]]
+    assert kinds == [spec.RuleKind.WATCH, spec.RuleKind.APPLY]
+    result = plan.diff(sandboxed, LiveState(url="memory://", serial=0))
+    assert [r.deployment for r in result.runs] == ["hello/dev-greet"]
+
+
+def test_the_input_is_not_changed(desired: spec.Desired) -> None:
+    before = {a: dict(r.body) for a, r in desired.resources.items()}
+    spec.sandbox(desired, "dev")
+    assert {a: dict(r.body) for a, r in desired.resources.items()} == before
+
+
+def test_a_sandbox_plan_creates_only_prefixed_objects(desired: spec.Desired) -> None:
+    result = plan.diff(spec.sandbox(desired, "alice"), LiveState(url="memory://", serial=0))
+    created = [c.address for c in result.writes if c.address.kind is not Kind.BLOCK]
+    assert created and all(spec.in_sandbox(a, "alice") for a in created)
+
+
+def test_in_sandbox() -> None:
+    assert spec.in_sandbox(Address.pool("dev-local"), "dev")
+    assert spec.in_sandbox(Address.deployment("etl", "dev-daily"), "dev")
+    assert not spec.in_sandbox(Address.deployment("dev-etl", "daily"), "dev")  # the flow name is not ours
+    assert not spec.in_sandbox(Address.pool("devlocal"), "dev")
+    assert not spec.in_sandbox(Address.block("aws-credentials", "dev-x"), "dev")  # blocks are always shared
+
+
+@pytest.mark.parametrize("prefix", ["", "-dev", "a/b", "dev name", "x" * 41, "dév"])
+def test_bad_prefixes_are_usage_errors(desired: spec.Desired, prefix: str) -> None:
+    with pytest.raises(UsageError, match="sandbox prefix"):
+        spec.sandbox(desired, prefix)
