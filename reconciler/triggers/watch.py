@@ -46,7 +46,15 @@ from reconciler.errors import ReconcileError, SpecError
 from reconciler.launch import RunContext, runs
 from reconciler.objects import Kind, LiveState
 from reconciler.state import RunRecord, Store
-from reconciler.triggers.watch_events import Coalescer, PathMatcher, ProjectFilter, compile_globs, spec_files
+from reconciler.triggers.watch_events import (
+    Coalescer,
+    PathMatcher,
+    ProjectFilter,
+    compile_globs,
+    describe,
+    spec_files,
+    state_files,
+)
 
 DEBUG_ENV = "RECONCILE_DEBUG"
 
@@ -106,7 +114,7 @@ class WatchLoop:
         self.root = Path(project.project_dir).resolve()
         self.file = os.path.relpath(self.root / project.file, self.root).replace(os.sep, "/")
         self.filter = ProjectFilter(
-            self.root, ignored=_state_files(project.state_location, self.root), outside=frozenset({self.file})
+            self.root, ignored=state_files(project.state_location, self.root), outside=frozenset({self.file})
         )
         self.coalescer = Coalescer(quiet=options.burst_window, max_delay=options.max_burst)
         self._good: spec.Desired | None = None  # the last desired state that loaded and checked
@@ -156,7 +164,7 @@ class WatchLoop:
     def _on_changes(self, paths: list[str]) -> None:
         touched = [p for p in paths if p in self._spec_files]
         if touched or self._broken:
-            self._reconcile(_describe(touched or paths))
+            self._reconcile(describe(touched or paths))
         now = time.monotonic()
         for deployment, matches in self._rules:
             hit = next((p for p in paths if matches(p)), None)
@@ -357,16 +365,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _state_files(url: str, root: Path) -> tuple[str, ...]:
-    """A SQLite state file inside the project (and its journals) is ours, never a user's edit."""
-    scheme, sep, rest = url.partition(":///")
-    if not sep or scheme.split("+")[0] != "sqlite":
-        return ()
-    path = Path(rest.split("?")[0])
-    rel = os.path.relpath(path.resolve(), root).replace(os.sep, "/")
-    return () if rel.startswith("..") else (rel,)
-
-
 def _expand(changes: set[tuple[watchfiles.Change, str]], *, limit: int = 10_000) -> Iterator[str]:
     """The changed paths, plus the files inside each new directory: inotify watches a new directory
     only once it exists, so files written into it right away (``mkdir -p``, ``git checkout``,
@@ -379,12 +377,6 @@ def _expand(changes: set[tuple[watchfiles.Change, str]], *, limit: int = 10_000)
                     break
                 for name in files:
                     yield os.path.join(folder, name)
-
-
-def _describe(paths: list[str]) -> str:
-    shown = ", ".join(paths[:3])
-    more = f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""
-    return f"{shown}{more} changed"
 
 
 def _done(outcome: applying.ApplyResult) -> str:

@@ -79,6 +79,22 @@ class ProjectFilter:
         return rel
 
 
+def state_files(url: str, root: Path) -> tuple[str, ...]:
+    """A SQLite state file inside the project (and its journals) is ours, never a user's edit."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite":
+        return ()
+    rel = relative(os.path.realpath(rest.split("?")[0]), root)
+    return () if rel.startswith("..") else (rel,)
+
+
+def describe(paths: list[str]) -> str:
+    """``a, b, c (+2 more) changed``: what a batch touched, for the loop's log line."""
+    shown = ", ".join(paths[:3])
+    more = f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""
+    return f"{shown}{more} changed"
+
+
 def _translate(pattern: str) -> str:
     """One glob as a regular expression over a relative POSIX path."""
     out: list[str] = []

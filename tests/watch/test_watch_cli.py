@@ -96,7 +96,7 @@ def test_save_plans_and_applies_and_an_invalid_save_keeps_the_last_good_state(
 ) -> None:
     w = start("--watch")
     assert "Apply complete: 3 created." in w.output
-    applied = cli_versions(project)
+    applied = view.versions()
     assert set(applied) == {"work_pool.local", "deployment.hello/greet", "deployment.nap/nap"}
 
     good = (project / "prefect.yaml").read_text()
@@ -145,7 +145,7 @@ def test_a_burst_of_20_saves_launches_one_run(project: Path, start: Start, view:
         (launched.group(1), "hello/greet", "watch: data/in.csv")
     ]
 
-    # editor scratch files, our own state and paths outside the rules launch nothing
+    # editor scratch files and paths outside the rules launch nothing
     for scratch in ("data/.in.csv.swp", "data/4913", "data/in.csv~", "data/.#in.csv", "other/in.csv"):
         save(project / scratch, "x")
     (project / "data" / "4913").unlink()

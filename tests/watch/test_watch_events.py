@@ -11,8 +11,10 @@ from reconciler.triggers.watch_events import (
     Coalescer,
     ProjectFilter,
     compile_globs,
+    describe,
     entrypoint_files,
     spec_files,
+    state_files,
 )
 from tests.helpers import make_project
 
@@ -142,3 +144,18 @@ def test_coalescer_clear_returns_what_was_waiting() -> None:
     c.add("a", "x", 0.0)
     assert c.clear() == [("a", "x"), ("b", "y")]
     assert c.due(10.0) == []
+
+
+def test_state_files_inside_the_project_are_ignored(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    assert state_files(f"sqlite:///{root}/.reconcile/state.db", root) == (".reconcile/state.db",)
+    assert state_files(f"sqlite:///{root}/state/local.db?timeout=5", root) == ("state/local.db",)
+    assert state_files(f"sqlite+pysqlite:///{root}/s.db", root) == ("s.db",)
+    assert state_files(f"sqlite:///{root.parent}/elsewhere.db", root) == ()
+    assert state_files("postgresql+psycopg://u@h/db", root) == ()
+    assert state_files("memory://", root) == ()
+
+
+def test_describe() -> None:
+    assert describe(["prefect.yaml"]) == "prefect.yaml changed"
+    assert describe([f"f{i}" for i in range(5)]) == "f0, f1, f2 (+2 more) changed"
