@@ -269,3 +269,32 @@ def test_bad_usage_is_one_error_line(project: Path) -> None:
     assert result.returncode == 1
     assert "--watch cannot be combined with a command" in result.stderr
     assert not (project / ".reconcile").exists()
+
+
+def test_apply_changed_rules_launch_after_each_watch_apply(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "proj",
+        """
+        name: watched
+        work_pools: [{name: local, type: process}]
+        deployments:
+          - name: greet
+            entrypoint: flows/hello.py:hello
+            parameters: {name: world}
+            work_pool: {name: local}
+            run_on: [{apply: changed}]
+        """,
+        {"flows/hello.py": FLOWS["flows/hello.py"]},
+    )
+    w = Watcher(project, "--watch")
+    try:
+        w.expect(r"^Launched run \S+ of hello/greet \(apply: changed\): ", timeout=20)
+        w.expect(r"^Watching ")
+        save(project / "prefect.yaml", (project / "prefect.yaml").read_text().replace("world", "again"))
+        w.expect(r"^Apply complete: 1 updated\.$")
+        w.expect(r"^Launched run \S+ of hello/greet \(apply: changed\): ")
+        assert [r.parameters["name"] for r in StoreView(project, "watched").runs()] == ["world", "again"]
+        assert w.stop() == 0
+    finally:
+        w.kill()
+        kill_runs(project)
