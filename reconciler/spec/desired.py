@@ -8,8 +8,9 @@ from enum import StrEnum
 
 from reconciler.errors import Diagnostic
 from reconciler.objects import Address, Kind, Resource
+from reconciler.spec.marks import Marks
 from reconciler.spec.source import GitInfo
-from reconciler.spec.yamlfile import Marks, Path
+from reconciler.spec.yamlfile import Path
 
 
 class RuleKind(StrEnum):

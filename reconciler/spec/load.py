@@ -22,9 +22,10 @@ from reconciler.errors import Diagnostic, SpecError
 from reconciler.objects import SECRET_KEY, Address, Resource
 from reconciler.spec import canonical, flows, schema, templating
 from reconciler.spec.desired import Desired, Reference, RuleKind, RunRule, SourceInfo
+from reconciler.spec.marks import Marks
 from reconciler.spec.models import Block, Deployment, ProjectFile, WorkPool
 from reconciler.spec.source import SourceTree
-from reconciler.spec.yamlfile import Marks, Path, format_path, parse
+from reconciler.spec.yamlfile import Path, format_path, parse
 
 M = TypeVar("M", bound=BaseModel)
 _DEPLOYMENT_KEYS = frozenset(Deployment.model_fields) | {"sla", "flow_name"}

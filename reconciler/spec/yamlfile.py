@@ -1,4 +1,4 @@
-"""Parse ``prefect.yaml`` fast, and find line:col for a path only when there is something to report.
+"""Parse ``prefect.yaml`` fast, as Prefect would read it (line marks: see ``marks.py``).
 
 Prefect reads its file with PyYAML (YAML 1.1). PyYAML's C loader needs seconds for a file of 10,000
 deployments, so valid files take a fast path through ``yaml_rs`` (a Rust YAML 1.2 parser, ~25x
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import yaml
@@ -113,70 +111,6 @@ def _walk_nodes(node: yaml.Node | None) -> Iterator[yaml.Node]:
                 stack.extend((k, v))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
-
-
-@dataclass
-class Marks:
-    """Line/column of every key and value, by path. Built lazily: only errors need it."""
-
-    text: str
-    file: str
-    _index: dict[Path, tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
-
-    @cached_property
-    def _built(self) -> bool:
-        try:
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            return False
-        self._index_node(root, ())
-        return True
-
-    def _index_node(self, node: yaml.Node | None, path: Path) -> None:
-        if node is None:
-            return
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<":
-                    for merged in _merge_sources(value_node):
-                        self._index_node(merged, path)
-                    continue
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-                child = (*path, key)
-                if child not in self._index:
-                    self._index[child] = (_pos(key_node), _pos(value_node))
-                self._index_node(value_node, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                child = (*path, i)
-                self._index.setdefault(child, (_pos(item), _pos(item)))
-                self._index_node(item, child)
-
-    def locate(self, path: Path, *, key: bool = False) -> tuple[int, int]:
-        """Position of the value at ``path`` (or of its key), else of the nearest ancestor."""
-        if not self._built:
-            return (1, 1)
-        probe = tuple(path)
-        while probe:
-            if probe in self._index:
-                key_pos, value_pos = self._index[probe]
-                return key_pos if key else value_pos
-            probe = probe[:-1]
-        return (1, 1)
-
-    def diagnostic(self, path: Path, message: str, *, key: bool = False) -> Diagnostic:
-        line, col = self.locate(path, key=key)
-        return Diagnostic(self.file, line, col, message)
-
-
-def _merge_sources(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return [node]
-
-
-def _pos(node: yaml.Node) -> tuple[int, int]:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def format_path(path: Path) -> str:
