@@ -15,7 +15,9 @@ from reconciler.cli.app import App
 from reconciler.cli.group import ReconcileGroup
 
 
-@click.group(cls=ReconcileGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ReconcileGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "-C",
     "project_dir",
@@ -24,13 +26,34 @@ from reconciler.cli.group import ReconcileGroup
     show_default=True,
     help="Project directory.",
 )
-@click.option("-f", "file", default="prefect.yaml", show_default=True, help="Desired-state file, relative to -C.")
-@click.option("--state", "state_url", default=None, help="State URL (or env RECONCILE_STATE); default sqlite under -C.")
-@click.option("--project", "project", default=None, help="Project name (default: the file's name:, else the directory).")
+@click.option(
+    "-f", "file", default="prefect.yaml", show_default=True, help="Desired-state file, relative to -C."
+)
+@click.option(
+    "--state", "state_url", default=None, help="State URL (or env RECONCILE_STATE); default sqlite under -C."
+)
+@click.option(
+    "--project", "project", default=None, help="Project name (default: the file's name:, else the directory)."
+)
 @click.option("--no-color", is_flag=True, help="Plain output (also NO_COLOR=1, or any non-TTY).")
-@click.option("--watch", "watch", is_flag=True, help="Watch the project and reconcile on every change (see `watch`).")
-@click.option("--apply/--plan-only", "watch_apply", default=True, help="With --watch: apply changes, or only plan.")
-@click.option("--sandbox", default=None, metavar="PREFIX", help="With --watch: work on PREFIX-copies of pools/deployments.")
+@click.option(
+    "--watch", "watch", is_flag=True, help="Watch the project and reconcile on every change (see `watch`)."
+)
+@click.option(
+    "--apply/--plan-only", "watch_apply", default=True, help="With --watch: apply changes, or only plan."
+)
+@click.option(
+    "--sandbox",
+    default=None,
+    metavar="PREFIX",
+    help="With --watch: work on PREFIX-copies of pools/deployments.",
+)
+@click.option(
+    "--allow-overlap",
+    "watch_allow_overlap",
+    is_flag=True,
+    help="With --watch: start a run while the last still runs.",
+)
 @click.version_option(__version__, "--version", prog_name="reconcile")
 @click.pass_context
 def cli(
@@ -43,19 +66,24 @@ def cli(
     watch: bool,
     watch_apply: bool,
     sandbox: str | None,
+    watch_allow_overlap: bool,
 ) -> int:
     """Declarative GitOps for Prefect: plan and apply work pools, blocks and deployments from
     prefect.yaml, and push runs to serverless infrastructure."""
     if not project_dir.is_dir():
         raise click.UsageError(f"project directory {str(project_dir)!r} does not exist")
-    app = App(project_dir=project_dir, file=file, state_url=state_url, no_color=no_color, project_override=project)
+    app = App(
+        project_dir=project_dir, file=file, state_url=state_url, no_color=no_color, project_override=project
+    )
     ctx.obj = app
     ctx.call_on_close(app.close)
     if ctx.invoked_subcommand is None:
         if watch:
             from reconciler.cli.cmd_watch import watch_cmd
 
-            return ctx.invoke(watch_cmd, apply_changes=watch_apply, sandbox=sandbox)
+            return ctx.invoke(
+                watch_cmd, apply_changes=watch_apply, sandbox=sandbox, allow_overlap=watch_allow_overlap
+            )
         click.echo(ctx.get_help())
         return 0
     if watch:

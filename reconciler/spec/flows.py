@@ -29,7 +29,7 @@ class EntrypointError(ValueError):
     """The entrypoint cannot be resolved to a function in a file of the project."""
 
 
-_CACHE: dict[tuple[str, int, int] | str, dict[str, FlowInfo] | SyntaxError] = {}
+_CACHE: dict[tuple[object, ...] | str, dict[str, FlowInfo] | SyntaxError] = {}
 
 
 def inspect_entrypoint(tree: SourceTree, entrypoint: str) -> FlowInfo:

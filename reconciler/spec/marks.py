@@ -134,7 +134,8 @@ class _RymlLocator:
         if key and tree.has_key(node):
             return self._offset_position(tree.key(node), quoted=tree.is_key_quoted(node))
         if tree.has_val(node) and not tree.is_container(node):
-            found = self._offset_position(tree.val(node), quoted=tree.is_val_quoted(node))
+            block = tree.is_val_literal(node) or tree.is_val_folded(node)
+            found = self._offset_position(tree.val(node), quoted=tree.is_val_quoted(node), block=block)
             if found is not None:
                 return found
         if tree.is_container(node) and tree.num_children(node):
@@ -156,8 +157,9 @@ class _RymlLocator:
             return (line, len(stripped))
         return inner
 
-    def _offset_position(self, view: Any, *, quoted: bool = False) -> Position | None:
-        """Line and column of a scalar view; a quoted scalar starts at its opening quote (as in PyYAML)."""
+    def _offset_position(self, view: Any, *, quoted: bool = False, block: bool = False) -> Position | None:
+        """Line and column of a scalar view, where PyYAML would put it: a quoted scalar starts at its
+        opening quote, a literal/folded block at its ``|``/``>`` indicator."""
         if view is None or len(view) == 0:
             return None
         offset = _address(view) - self._base
@@ -166,6 +168,9 @@ class _RymlLocator:
         data = self._data
         if quoted and offset > 0 and data[offset - 1 : offset] in (b'"', b"'"):
             offset -= 1
+        elif block:
+            indicator = max(data.rfind(b"|", 0, offset), data.rfind(b">", 0, offset))
+            offset = indicator if indicator >= 0 else offset
         line = data.count(b"\n", 0, offset) + 1
         line_start = data.rfind(b"\n", 0, offset) + 1
         col = len(data[line_start:offset].decode("utf-8", "replace")) + 1

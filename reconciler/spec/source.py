@@ -33,7 +33,7 @@ class SourceTree(Protocol):
 
     def is_file(self, relpath: str) -> bool: ...
 
-    def cache_key(self, relpath: str) -> tuple[str, int, int] | str:
+    def cache_key(self, relpath: str) -> tuple[object, ...] | str:
         """Changes whenever the file's content may have changed (mtime for disk, blob sha for git)."""
         ...
 
@@ -51,7 +51,9 @@ class WorkingTree:
     def is_file(self, relpath: str) -> bool:
         return (self.root / relpath).is_file()
 
-    def cache_key(self, relpath: str) -> tuple[str, int, int]:
+    def cache_key(self, relpath: str) -> tuple[str, int, int, int, int]:
+        """Path plus inode, size and both timestamps: an editor's same-size save in one mtime tick
+        still changes the inode (atomic rename) or the ctime."""
         path = self.root / relpath
         stat = path.stat()
-        return (os.fspath(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return (os.fspath(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)

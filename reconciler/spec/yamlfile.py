@@ -25,8 +25,11 @@ Path = tuple[str | int, ...]
 _BOOL11 = rb"(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)"
 # Each pattern starts with a narrow character class so ``re`` can skip ahead fast (~60 ms for 3 MB).
 _YAML11_RISKS = (
-    # plain scalars after a separator: 1.1 octal / 0b / 0o / 0x_, leading-dot floats, yes/no/on/off
-    re.compile(rb"[ \t\[{,](?:[-+]?(?:0[0-9box_]|\.[0-9])|" + _BOOL11 + rb"[ \t]*(?:$|[,\]}:#]))", re.M),
+    # plain scalars after a separator: 1.1 octal / 0b / 0o / 0x_, leading-dot floats, yes/no/on/off,
+    # and a lone `=` (PyYAML's `value` tag, which it cannot construct)
+    re.compile(
+        rb"[ \t\[{,](?:[-+]?(?:0[0-9box_]|\.[0-9])|(?:=|" + _BOOL11 + rb")[ \t]*(?:$|[,\]}:#]))", re.M
+    ),
     # exponent floats without a dot or sign (1e3: a float in 1.2, a string in 1.1), sexagesimal 1:20
     re.compile(
         rb"[0-9](?:[eE][-+]?[0-9]|:[0-5]?[0-9](?::[0-5]?[0-9])*(?:\.[0-9]*)?[ \t]*(?:$|[,\]}#]))", re.M
