@@ -36,6 +36,7 @@ class App:
     _store: Store | None = None
     _project: str | None = None
     _tree: spec.SourceTree | None = None
+    _git_detected: bool = False
 
     # -- presentation ------------------------------------------------------------------------------
 
@@ -63,14 +64,34 @@ class App:
             self._tree = spec.WorkingTree(self.project_dir)
         return self._tree
 
+    def _desired_tree(self) -> spec.SourceTree:
+        """Inside Git, the working tree learns its commit (so applies record it) when first loaded:
+        GitPython is imported only by commands that read the desired state."""
+        tree = self.tree
+        if isinstance(tree, spec.WorkingTree) and tree.git is None and not self._git_detected:
+            self._git_detected = True
+            self._tree = tree = spec.WorkingTree(tree.root, git=spec.detect(self.project_dir))
+        return tree
+
     def use_tree(self, tree: spec.SourceTree) -> None:
         """Read the desired state from another source (a Git commit) instead of the working tree."""
         self._tree = tree
 
+    def use_ref(self, ref: str) -> spec.GitTree:
+        """Read the desired state at a Git ref (no checkout); the tree's repository closes with the app."""
+        tree = spec.GitTree.open(self.project_dir, ref)
+        self.close_tree()
+        self._tree = tree
+        return tree
+
+    def close_tree(self) -> None:
+        if isinstance(self._tree, spec.GitTree):
+            self._tree.close()
+
     def desired(self) -> spec.Desired:
         """The file's desired state, with fingerprints under the store's key."""
         desired = spec.load(
-            self.tree,
+            self._desired_tree(),
             self.file,
             environ=self.environ,
             fingerprint_key=lambda project: self.store(project).fingerprint_key(),
@@ -132,6 +153,7 @@ class App:
         )
 
     def close(self) -> None:
+        self.close_tree()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -10,10 +10,11 @@ import orjson
 from reconciler import apply as applying
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.cmd_plan import render
+from reconciler.cli.cmd_plan import ref_option, render
 from reconciler.errors import PlanFileError, ReconcileError, SpecError
 from reconciler.launch import runs
 from reconciler.state import RunRecord
+from reconciler.triggers import git as gitrules
 
 
 @click.command("apply")
@@ -22,13 +23,28 @@ from reconciler.state import RunRecord
 @click.option("--prune", is_flag=True, help="Delete objects this project created that are gone from the file.")
 @click.option("--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock.")
+@click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
+@ref_option
 @pass_app
-def apply_cmd(app: App, planfile: Path | None, yes: bool, prune: bool, allow_empty: bool, lock_timeout: float) -> int:
+def apply_cmd(
+    app: App,
+    planfile: Path | None,
+    yes: bool,
+    prune: bool,
+    allow_empty: bool,
+    lock_timeout: float,
+    allow_rollback: bool,
+    ref: str | None,
+) -> int:
     """Make the stored state match the file (or exactly apply a saved plan)."""
     options = applying.ApplyOptions(allow_empty=allow_empty)
     saved = _read_plan_file(planfile) if planfile else None
     if saved is not None and prune:
         raise click.UsageError("--prune is decided when planning: use `reconcile plan --prune --out FILE`")
+    if saved is not None and ref:
+        raise click.UsageError("a saved plan already names its commit: drop --ref")
+    if ref:
+        app.use_ref(ref)
     desired = None if saved is not None else app.desired()
     store = app.store(saved.project if saved is not None else None)
     with store.lock(timeout=lock_timeout, info=applying.lock_info()):
@@ -43,12 +59,18 @@ def apply_cmd(app: App, planfile: Path | None, yes: bool, prune: bool, allow_emp
                 raise SpecError(problems)
             result = planning.diff(desired, live, prune=prune)
         applying.check_not_empty(result, options=options)
+        git = result.source.git
+        if git is not None:
+            found = gitrules.relation_at(app.project_dir, git.commit, live.last_commit)
+            gitrules.refuse_rollback(found, git.commit, live.last_commit, allow=allow_rollback)
         app.out(render(app, result, "text"))
         if not result.has_changes:
+            if git is not None:  # nothing to write, but the state is now at this commit
+                applying.execute(result, store, options=options)
             return 0
-        _confirm(app, yes)
+        confirm(app, yes)
         outcome = applying.execute(result, store, options=options)
-    app.out(f"\nApply complete: {_done(outcome)}.")
+    app.out(f"\nApply complete: {done_counts(outcome)}.")
     _launch_after_apply(app, result)
     return 0
 
@@ -63,7 +85,7 @@ def _read_plan_file(path: Path) -> planning.Plan:
     return planning.decode_plan(doc)
 
 
-def _confirm(app: App, yes: bool) -> None:
+def confirm(app: App, yes: bool) -> None:
     if yes:
         return
     if not app.interactive:
@@ -72,7 +94,7 @@ def _confirm(app: App, yes: bool) -> None:
         raise click.Abort()
 
 
-def _done(outcome: applying.ApplyResult) -> str:
+def done_counts(outcome: applying.ApplyResult) -> str:
     counts: dict[str, int] = {}
     for result in outcome.results:
         counts[result.action.value] = counts.get(result.action.value, 0) + 1

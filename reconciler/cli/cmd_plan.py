@@ -11,12 +11,20 @@ from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
 from reconciler.errors import SpecError
 from reconciler.objects import Kind
+from reconciler.triggers import git as gitrules
+
+ref_option = click.option(
+    "--ref", default=None, metavar="REF", help="Read the desired state at a Git commit, branch or tag."
+)
 
 
 @click.command("validate")
+@ref_option
 @pass_app
-def validate_cmd(app: App) -> int:
+def validate_cmd(app: App, ref: str | None) -> int:
     """Check the file: schema, names, references, pool-type variables, entrypoints, env placeholders."""
+    if ref:
+        app.use_ref(ref)
     desired = app.validate_only()
     for warning in desired.warnings:
         app.err(warning)
@@ -38,6 +46,15 @@ def make_plan(app: App, *, prune: bool) -> planning.Plan:
     return planning.diff(desired, live, prune=prune)
 
 
+def source_notes(app: App, result: planning.Plan) -> list[str]:
+    """Dirty working tree; behind (or diverged from) the commit last applied."""
+    git = result.source.git
+    if git is None:
+        return []
+    found = gitrules.relation_at(app.project_dir, git.commit, result.state.last_commit)
+    return gitrules.source_notes(git, result.state.last_commit, found)
+
+
 def render(app: App, result: planning.Plan, fmt: str) -> str:
     if fmt == "json":
         return orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2).decode()
@@ -57,11 +74,18 @@ def write_plan_file(path: Path, result: planning.Plan) -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply PLANFILE`.")
 @click.option("--prune", is_flag=True, help="Plan deletes for objects removed from the file.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error.")
+@ref_option
 @pass_app
-def plan_cmd(app: App, fmt: str, out: Path | None, prune: bool, detailed_exitcode: bool) -> int:
+def plan_cmd(
+    app: App, fmt: str, out: Path | None, prune: bool, detailed_exitcode: bool, ref: str | None
+) -> int:
     """Show what apply would change."""
+    if ref:
+        app.use_ref(ref)
     result = make_plan(app, prune=prune)
     app.out(render(app, result, fmt))
+    for note in source_notes(app, result):
+        (app.out if fmt == "text" else app.err)(note)
     if out is not None:
         write_plan_file(out, result)
         if fmt == "text":

@@ -4,14 +4,29 @@ Facade: ``spec.load(tree, file, environ=..., fingerprint_key=...) -> Desired``.
 """
 
 from reconciler.spec.desired import Desired, Reference, RuleKind, RunRule, SourceInfo
+from reconciler.spec.gitsource import (
+    ZERO_SHA,
+    ChangeType,
+    FileChange,
+    GitRepo,
+    GitSourceError,
+    GitTree,
+    detect,
+)
 from reconciler.spec.load import load, project_of
 from reconciler.spec.sandbox import check_prefix, in_sandbox, sandbox, sandboxed_name
 from reconciler.spec.source import GitInfo, SourceTree, WorkingTree
 from reconciler.spec.templating import fingerprint, is_sensitive_env, step_output_source
 
 __all__ = [
+    "ZERO_SHA",
+    "ChangeType",
     "Desired",
+    "FileChange",
     "GitInfo",
+    "GitRepo",
+    "GitSourceError",
+    "GitTree",
     "Reference",
     "RuleKind",
     "RunRule",

@@ -69,10 +69,14 @@ def _git_errors(what: str) -> Iterator[None]:
     try:
         yield
     except git.exc.GitCommandError as exc:
-        detail = " ".join(str(exc.stderr or "").replace("stderr:", "").split()).strip(" '")
-        raise GitSourceError(f"{what}: {detail or f'git exited with {exc.status}'}") from exc
+        raise GitSourceError(f"{what}: {_stderr(exc) or f'git exited with {exc.status}'}") from exc
     except (git.exc.GitError, gitdb.exc.ODBError, ValueError) as exc:  # BadName, BadObject, bad revspec
         raise GitSourceError(f"{what}: {exc}") from exc
+
+
+def _stderr(exc: Any) -> str:
+    """git's own message from a GitCommandError, on one line."""
+    return " ".join(str(exc.stderr or "").replace("stderr:", "").split()).strip(" '")
 
 
 def _import_git() -> Any:
@@ -120,15 +124,24 @@ class GitRepo:
 
     def resolve(self, ref: str) -> str:
         """The full commit sha ``ref`` names (branch, tag, sha, ``HEAD~2``...)."""
-        with _git_errors(f"unknown Git ref {ref!r}"):
-            return self._repo.commit(ref).hexsha
+        git = _import_git()
+        try:
+            return str(
+                self._repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+            )
+        except git.exc.GitCommandError as exc:
+            if _stderr(exc):  # git itself failed (dubious ownership, corrupt repo...): say so
+                raise GitSourceError(f"cannot resolve Git ref {ref!r}: {_stderr(exc)}") from exc
+            raise GitSourceError(
+                f"unknown Git ref {ref!r}: no such branch, tag or commit in {self.toplevel}"
+            ) from None
 
     def has_commit(self, sha: str | None) -> bool:
         """Whether ``sha`` names a commit present in this clone (false for the all-zero sha)."""
         if not sha or sha == ZERO_SHA:
             return False
         try:
-            self.resolve(f"{sha}^{{commit}}")
+            self.resolve(sha)
         except GitSourceError:
             return False
         return True
@@ -154,7 +167,7 @@ class GitRepo:
             return self._repo.git.rev_parse("--is-shallow-repository").strip() == "true"
 
     def changes(self, base: str | None, head: str) -> list[FileChange]:
-        """Files changed from ``base`` to ``head`` (renames detected); ``base=None``: every file of ``head``."""
+        """Files changed from ``base`` to ``head`` (renames detected); no base: every file of ``head``."""
         with _git_errors(f"cannot compare {base[:12] if base else 'the empty tree'} with {head[:12]}"):
             head_commit = self._repo.commit(head)
             if base is None:
@@ -164,10 +177,14 @@ class GitRepo:
 
     def tree(self, project_dir: Path, ref: str, *, label: str | None = None) -> GitTree:
         """The project's files at ``ref``, sharing this handle (closing the tree leaves it open)."""
-        with _git_errors(f"unknown Git ref {ref!r}"):
-            commit = self._repo.commit(ref)
-        info = GitInfo(commit=commit.hexsha, ref=label or ref, dirty=False)
-        return GitTree(root=Path(project_dir), git=info, repo=self, commit=commit, prefix=self.prefix(project_dir))
+        sha = self.resolve(ref)
+        with _git_errors(f"cannot read commit {sha[:12]}"):
+            commit = self._repo.commit(sha)
+        label = label or (None if sha.startswith(ref.lower()) else ref)  # a sha names no ref
+        info = GitInfo(commit=sha, ref=label, dirty=False)
+        return GitTree(
+            root=Path(project_dir), git=info, repo=self, commit=commit, prefix=self.prefix(project_dir)
+        )
 
     def working_info(self, project_dir: Path) -> GitInfo | None:
         """HEAD's commit, branch (None when detached) and whether the project's files differ from it."""
@@ -177,7 +194,9 @@ class GitRepo:
                 return None  # a repository without commits yet
             branch = None if head.is_detached else head.reference.name
             prefix = self.prefix(project_dir)
-            status = self._repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", prefix or ".")
+            status = self._repo.git.status(
+                "--porcelain=v1", "-z", "--untracked-files=all", "--", prefix or "."
+            )
         return GitInfo(commit=head.commit.hexsha, ref=branch, dirty=_dirty(status, prefix))
 
 
@@ -295,7 +314,5 @@ def detect(project_dir: Path) -> GitInfo | None:
 
 
 def _inside_git(path: Path) -> bool:
-    for directory in (path.resolve(), *path.resolve().parents):
-        if (directory / ".git").exists():
-            return True
-    return False
+    resolved = path.resolve()
+    return any((directory / ".git").exists() for directory in (resolved, *resolved.parents))

@@ -1,0 +1,85 @@
+"""``trigger push`` and ``trigger github``: what an outside event asks for, through reconciler.triggers."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler import plan as planning
+from reconciler import spec
+from reconciler.cli.app import App, pass_app
+from reconciler.cli.cmd_apply import confirm, done_counts
+from reconciler.cli.cmd_plan import render
+from reconciler.triggers import github, push
+
+
+@click.group("trigger")
+def trigger_group() -> None:
+    """Run what an outside event asks for: a Git push, a GitHub Actions job."""
+
+
+@trigger_group.command("push")
+@click.option(
+    "--before", required=True, metavar="SHA", help="The commit before the push (all zeros: a new branch)."
+)
+@click.option("--after", required=True, metavar="SHA", help="The pushed commit: applied and recorded.")
+@click.option("--branch", default=None, help="The branch pushed to (default: the checkout's branch).")
+@click.option(
+    "--prune", is_flag=True, help="Delete objects this project created that are gone from the file."
+)
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (required when not on a terminal).")
+@click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
+@click.option(
+    "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
+)
+@click.option(
+    "--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock."
+)
+@pass_app
+def push_cmd(
+    app: App,
+    before: str,
+    after: str,
+    branch: str | None,
+    prune: bool,
+    yes: bool,
+    allow_rollback: bool,
+    allow_empty: bool,
+    lock_timeout: float,
+) -> int:
+    """Apply the pushed commit, then launch the runs whose run_on rules match what it changed."""
+    if branch is None:
+        working = spec.detect(app.project_dir)
+        branch = working.ref if working else None
+    options = push.PushOptions(
+        prune=prune, allow_rollback=allow_rollback, allow_empty=allow_empty, lock_timeout=lock_timeout
+    )
+
+    def show(result: planning.Plan) -> None:
+        app.out(render(app, result, "text"))
+        if result.has_changes:
+            confirm(app, yes)
+
+    with spec.GitRepo.open(app.project_dir) as repo:
+        result = push.trigger_push(
+            app, repo, push.PushEvent(before, after, branch), options=options, on_plan=show
+        )
+    if result.applied.changed:
+        app.out(f"\nApply complete: {done_counts(result.applied)}.")
+    app.out(f"Recorded commit {result.plan.source.git.commit[:12] if result.plan.source.git else '?'}.")
+    for line in push.describe(result):
+        app.out(line)
+    return 1 if result.failed else 0
+
+
+@trigger_group.command("github")
+@pass_app
+def github_cmd(app: App) -> int:
+    """The GitHub Action's step: plan + sticky PR comment on pull requests, apply + runs on push.
+
+    Reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_API_URL,
+    GITHUB_TOKEN and the inputs INPUT_COMMAND, INPUT_WORKING_DIRECTORY, INPUT_PRUNE, INPUT_COMMENT.
+    """
+    return github.run_action(app, environ=app.environ)
+
+
+COMMANDS = [trigger_group]

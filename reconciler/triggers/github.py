@@ -1,0 +1,265 @@
+"""The GitHub Action's entry (``reconcile -C DIR trigger github``): plan on pull requests, apply on push.
+
+Everything comes from the environment a runner gives a step (read and written by ``github_env``):
+the event and its payload, the action's inputs as ``INPUT_*``, ``GITHUB_OUTPUT`` and the job summary.
+
+- ``pull_request``: plan the checkout against the stored state; upsert ONE comment per working
+  directory (found again by a hidden marker, edited in place on every push) with the plan, the runs
+  merging would launch (``run_on: push`` rules against the pull request's changed paths and base
+  branch) and a blast-radius graph, cut to GitHub's comment limit with a pointer to the full plan.
+- ``push`` to the default branch: ``trigger push`` (apply, then launch the matching runs).
+- Always: the job summary, and the outputs ``has-changes``, ``plan-json`` (a file path, for
+  ``actions/upload-artifact``) and ``summary``.
+A comment that cannot be posted (a fork's read-only token) is a warning, not a failed plan.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from reconciler import plan as planning
+from reconciler import spec
+from reconciler.plan.render_markdown import COMMENT_LIMIT, MarkdownOptions
+from reconciler.triggers import git as gitrules
+from reconciler.triggers import push
+from reconciler.triggers.github_api import GitHubClient, GitHubError
+from reconciler.triggers.github_env import (
+    PULL_EVENTS,
+    Event,
+    Inputs,
+    Mode,
+    append_summary,
+    decide,
+    write_outputs,
+    write_plan_json,
+)
+
+SUMMARY_LIMIT = 340_000  # GitHub allows 1 MiB of summary per step; 3 bytes per UTF-16 unit at worst
+MARKER = "<!-- prefect-reconciler plan: {} -->"
+
+
+class Console(push.Workspace, Protocol):
+    """A workspace that can also print (the CLI's App)."""
+
+    def out(self, text: str = "") -> None: ...
+
+    def err(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a step hands back: outputs, the job summary, the exit code."""
+
+    has_changes: bool
+    summary: str
+    markdown: str
+    plan_json: str = ""
+    exit_code: int = 0
+
+
+def run_action(ws: Console, *, environ: Mapping[str, str]) -> int:
+    inputs, event = Inputs.from_env(environ), Event.from_env(environ)
+    mode, why = decide(inputs, event)
+    ws.out(f"prefect-reconciler: {mode.value} ({why})")
+    if mode is Mode.SKIP:
+        report = Report(False, f"Nothing to do: {why}.", f"prefect-reconciler: nothing to do ({why}).\n")
+    elif mode is Mode.PLAN:
+        report = _plan(ws, inputs, event, environ)
+    else:
+        report = _apply(ws, inputs, event, environ)
+    write_outputs(
+        environ.get("GITHUB_OUTPUT"),
+        {
+            "has-changes": str(report.has_changes).lower(),
+            "plan-json": report.plan_json,
+            "summary": report.summary,
+        },
+    )
+    append_summary(environ.get("GITHUB_STEP_SUMMARY"), report.markdown)
+    return report.exit_code
+
+
+# -- pull requests -----------------------------------------------------------------------------------
+
+
+def _plan(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
+    desired = ws.desired()
+    live = ws.store(desired.project).read_all()
+    result = push.plan_for(desired, live, prune=inputs.prune)
+    ws.out(planning.render_text(result))
+    notes = _source_notes(ws.project_dir, result)
+    plan_json = write_plan_json(result, environ, ws.project_dir, inputs.working_directory)
+    token = environ.get("GITHUB_TOKEN", "")
+    client = GitHubClient(token=token, api_url=event.api_url) if token else None
+    try:
+        merge_runs: tuple[planning.RunRequest, ...] = ()
+        if event.name in PULL_EVENTS:
+            paths, where = _pull_paths(ws.project_dir, event, client, environ)
+            decisions = gitrules.push_decisions(desired.run_rules, branch=event.branch, paths=paths)
+            merge_runs = tuple(planning.RunRequest(d, r) for d, r in gitrules.fired(decisions).items())
+            notes.append(f"Changed paths of this pull request: {len(paths)} ({where}).")
+        options = MarkdownOptions(
+            notes=tuple(notes),
+            extra_runs=merge_runs,
+            runs_title="Runs merging would launch",
+            footer=f"<sub>prefect-reconciler · working directory `{inputs.working_directory}`"
+            + (f" · [workflow run]({event.run_url})" if event.run_url else "")
+            + "</sub>",
+        )
+        overflow = f"The full plan is in the plan JSON (`{plan_json.name}`, output `plan-json`)."
+        full = planning.render_markdown(
+            result, options=replace(options, limit=SUMMARY_LIMIT, overflow=overflow)
+        )
+        if event.name in PULL_EVENTS and inputs.comment:
+            body = planning.render_markdown(
+                result, options=_comment_options(options, inputs, event, plan_json)
+            )
+            _comment(ws, client, event, marker(inputs.working_directory), body)
+    finally:
+        if client is not None:
+            client.close()
+    return Report(result.has_changes, planning.summary_line(result), full, str(plan_json))
+
+
+def marker(working_directory: str) -> str:
+    """The hidden first line that finds this directory's sticky comment again."""
+    return MARKER.format(posixpath.normpath(working_directory or ".").replace("--", "-\u2010"))
+
+
+def _comment_options(
+    options: MarkdownOptions, inputs: Inputs, event: Event, plan_json: Path
+) -> MarkdownOptions:
+    where = f"the [job summary]({event.run_url})" if event.run_url else "the job summary"
+    overflow = f"The full plan is in {where} and in the plan JSON (`{plan_json.name}`, output `plan-json`)."
+    return replace(options, marker=marker(inputs.working_directory), limit=COMMENT_LIMIT, overflow=overflow)
+
+
+def _comment(ws: Console, client: GitHubClient | None, event: Event, mark: str, body: str) -> None:
+    number = event.pull_number
+    if client is None or number is None:
+        ws.out("::warning::no github-token (or no pull request number): the plan comment was not posted")
+        return
+    try:
+        comment_id, created = upsert_comment(client, event.repository, number, mark, body)
+    except GitHubError as exc:
+        ws.out(f"::warning::could not post the plan comment: {exc}")
+        return
+    ws.out(f"{'Created' if created else 'Updated'} plan comment {comment_id} on #{number}")
+
+
+def upsert_comment(
+    client: GitHubClient, repository: str, number: int, mark: str, body: str
+) -> tuple[int, bool]:
+    """Edit the comment that starts with ``mark`` (quoting it does not count), else create one."""
+    for comment in client.issue_comments(repository, number):
+        if str(comment.get("body") or "").startswith(mark):
+            if comment.get("body") != body:
+                client.update_issue_comment(repository, int(comment["id"]), body)
+            return int(comment["id"]), False
+    return int(client.create_issue_comment(repository, number, body)["id"]), True
+
+
+def _pull_paths(
+    project_dir: Path, event: Event, client: GitHubClient | None, environ: Mapping[str, str]
+) -> tuple[tuple[str, ...], str]:
+    """The pull request's changed paths, project-relative: from local history, else from the API."""
+    base_sha = str((event.pull.get("base") or {}).get("sha") or "")
+    try:
+        with spec.GitRepo.open(project_dir) as repo:
+            if repo.has_commit(base_sha):
+                head = repo.resolve("HEAD")
+                base = repo.merge_base(base_sha, head)
+                changed = gitrules.changed_paths(repo, base=base, head=head, prefix=repo.prefix(project_dir))
+                return changed.paths, f"{(base or '')[:12]}..{head[:12]} from the clone"
+    except spec.GitSourceError:
+        pass
+    if client is None or event.pull_number is None:
+        return (), "unknown: base commit not in the clone and no token to ask GitHub"
+    prefix = _workspace_prefix(project_dir, environ)
+    paths: dict[str, None] = {}
+    for item in client.pull_files(event.repository, event.pull_number):
+        for key in ("previous_filename", "filename"):
+            if item.get(key):
+                paths[gitrules.project_relative(str(item[key]), prefix)] = None
+    return tuple(paths), "from the GitHub API"
+
+
+def _workspace_prefix(project_dir: Path, environ: Mapping[str, str]) -> str:
+    workspace = Path(environ.get("GITHUB_WORKSPACE") or ".").resolve()
+    try:
+        rel = Path(project_dir).resolve().relative_to(workspace).as_posix()
+    except ValueError:
+        return ""
+    return "" if rel == "." else rel
+
+
+def _source_notes(project_dir: Path, result: planning.Plan) -> list[str]:
+    git = result.source.git
+    if git is None:
+        return []
+    found = gitrules.relation_at(project_dir, git.commit, result.state.last_commit)
+    return [
+        f"> {n.removeprefix('note: ')}" for n in gitrules.source_notes(git, result.state.last_commit, found)
+    ]
+
+
+# -- pushes ------------------------------------------------------------------------------------------
+
+
+def _apply(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
+    after = str(event.payload.get("after") or environ.get("GITHUB_SHA") or "HEAD")
+    before = event.payload.get("before") if event.name == "push" else None
+    with spec.GitRepo.open(ws.project_dir) as repo:
+        result = push.trigger_push(
+            ws,
+            repo,
+            push.PushEvent(before=before, after=after, branch=event.branch),
+            options=push.PushOptions(prune=inputs.prune),
+            on_plan=lambda p: ws.out(planning.render_text(p)),
+        )
+    for line in push.describe(result):
+        ws.out(line)
+    plan_json = write_plan_json(result.plan, environ, ws.project_dir, inputs.working_directory)
+    markdown = _apply_markdown(result, inputs, event)
+    launched = sum(1 for r in result.runs if not r.failed)
+    summary = f"{planning.summary_line(result.plan)} Runs launched: {launched}."
+    if result.failed:
+        ws.err("error: some runs could not be launched (see above)")
+    return Report(result.applied.changed, summary, markdown, str(plan_json), 1 if result.failed else 0)
+
+
+def _apply_markdown(result: push.PushResult, inputs: Inputs, event: Event) -> str:
+    requests = tuple(planning.RunRequest(r.deployment, r.reason) for r in result.runs)
+    options = MarkdownOptions(
+        heading="Reconcile apply",
+        notes=(f"Compared {result.changed.why}: {len(result.changed.paths)} changed paths.",),
+        extra_runs=requests,
+        runs_title="Runs this push asked for",
+        limit=SUMMARY_LIMIT,
+        overflow="The full plan is in the plan JSON (the step's `plan-json` output).",
+    )
+    lines = [planning.render_markdown(result.plan, options=options)]
+    lines.append(f"**Applied:** {_done(result)}\n")
+    if result.runs:
+        lines.append("| run | deployment | state | reason |\n|---|---|---|---|")
+        for item in result.runs:
+            run_id = f"`{item.run.id}`" if item.run else "—"
+            state = item.run.state.value if item.run else f"not launched: {item.error}"
+            state += "" if item.new or item.run is None else " (launched by an earlier attempt)"
+            lines.append(f"| {run_id} | `{item.deployment}` | {_cell(state)} | {_cell(item.reason)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _done(result: push.PushResult) -> str:
+    counts: dict[str, int] = {}
+    for item in result.applied.results:
+        counts[item.action.value] = counts.get(item.action.value, 0) + 1
+    return ", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing changed"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
