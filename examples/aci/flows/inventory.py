@@ -1,0 +1,14 @@
+"""Inventory sync stand-in: prints what it would do with its parameters."""
+
+import os
+
+
+def sync_inventory(warehouse: str, limit: int = 100) -> int:
+    """Sync up to LIMIT items of WAREHOUSE."""
+    level = os.environ.get("LOG_LEVEL", "INFO")
+    token = "set" if os.environ.get("INVENTORY_API_TOKEN") else "missing"
+    print(f"[{level}] syncing {limit} items of {warehouse} (API token {token})", flush=True)
+    for start in range(0, limit, max(limit // 4, 1)):
+        print(f"[{level}] items {start}..{min(start + max(limit // 4, 1), limit) - 1}", flush=True)
+    print(f"[{level}] done: {limit} items", flush=True)
+    return limit

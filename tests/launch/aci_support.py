@@ -1,0 +1,97 @@
+"""Shared by the ACI launcher tests: the settings that point the SDK at the fake, and Job building.
+
+Every setting is a documented product feature: ``RECONCILE_AZURE_ARM_ENDPOINT`` (a sovereign or
+private ARM endpoint), ``AZURE_AUTHORITY_HOST`` (azure-identity's authority setting),
+``REQUESTS_CA_BUNDLE`` (requests' CA bundle) and the block's ``credential_kwargs``
+(``disable_instance_discovery`` for an authority Microsoft does not know).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler import pooltypes
+from reconciler.launch.aci import AciLauncher
+from reconciler.launch.base import Job, JobStatus
+from reconciler.launch.retry import RetryPolicy
+from tests.fakes.aci import AciFake
+
+FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05)
+CLIENT_SECRET = "aci-s3cr3t-CANARY-4be1d"
+DB_PASSWORD = "db-pw-CANARY-77a0c"
+KEEP_RUNNING = 10**9
+
+
+def environ(fake: AciFake) -> dict[str, str]:
+    """The launching process's settings that point the SDK at the fake (all documented features)."""
+    return {
+        "RECONCILE_AZURE_ARM_ENDPOINT": fake.url,
+        "AZURE_AUTHORITY_HOST": fake.url,
+        "REQUESTS_CA_BUNDLE": str(fake.cert_path),
+    }
+
+
+def credentials(fake: AciFake, **changes: Any) -> dict[str, Any]:
+    return {
+        "client_id": fake.client_id,
+        "tenant_id": fake.tenant_id,
+        "client_secret": CLIENT_SECRET,
+        "credential_kwargs": {"disable_instance_discovery": True},  # a private authority (documented)
+        **changes,
+    }
+
+
+def make_job(
+    fake: AciFake,
+    tmp_path: Path,
+    *,
+    run_id: str | None = None,
+    pool: Mapping[str, Any] | None = None,
+    deployment: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    creds: Mapping[str, Any] | None = None,
+) -> Job:
+    """A Job as the lifecycle builds it: the pool type's rendering with the block data inlined."""
+    run_id = run_id or str(uuid.uuid4())
+    pool_variables = {
+        "resource_group_name": "rg-flows",
+        "subscription_id": fake.subscription_id,
+        "image": "ghcr.io/acme/flows:1",
+        "aci_credentials": dict(creds) if creds is not None else credentials(fake),
+        "task_watch_poll_interval": 0,
+        **(pool or {}),
+    }
+    configuration = pooltypes.get("azure-container-instance:push").render(
+        pool_variables=pool_variables,
+        deployment_variables={"cpu": 0.5, "memory": 1.5, **(deployment or {})},
+        run_variables={},
+    )
+    job_env = {k: str(v) for k, v in (configuration.get("env") or {}).items()}
+    return Job(
+        run_id=run_id,
+        deployment="hello/greet",
+        flow_name="hello",
+        entrypoint="flows/hello.py:hello",
+        parameters={"name": "aci"},
+        configuration=configuration,
+        pool="aci-fake",
+        pool_type="azure-container-instance:push",
+        project_dir=str(tmp_path),
+        env={"RECONCILE_RUN_ID": run_id, "RECONCILE_PARAMETERS": '{"name": "aci"}', **job_env, **(env or {})},
+        command=("python", "-m", "reconciler.runtime"),
+        log_path=str(tmp_path / "runs" / run_id / "log.txt"),
+        labels={"reconcile.run-id": run_id, "reconcile.deployment": "hello/greet"},
+    )
+
+
+def poll_until_terminal(
+    launcher: AciLauncher, job: Job, infrastructure_id: str, limit: int = 20
+) -> JobStatus:
+    for _ in range(limit):
+        status = launcher.poll(job, infrastructure_id)
+        if status.state.terminal:
+            return status
+    raise AssertionError(f"still {status.state} after {limit} polls")
