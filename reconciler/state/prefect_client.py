@@ -1,0 +1,230 @@
+"""The HTTP seam to a Prefect server (OSS or Cloud): one httpx client, auth, retries, a request count.
+
+Only this module sees httpx. Every failure leaves it as a :class:`~reconciler.errors.StateError` whose
+message carries the server's own explanation (``detail``) but never a value we sent: validation
+errors echo their input, so the ``input`` of each error is dropped and any secret value the caller
+passes in ``secrets`` is redacted from the text.
+
+Retries: 429 (honouring ``Retry-After``), 503 (SQLite lock contention on a self-hosted server shows
+up as ``503 Service Unavailable``; the transaction was rolled back, so repeating it is safe), 502/504
+from a proxy, and failures to connect at all. A request that reached the server and then lost its
+answer is never repeated: it may have been applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from reconciler.errors import StateError
+
+API_VERSION = "0.8.4"  # what Prefect's own client sends in X-PREFECT-API-VERSION
+PAGE = 200  # the server's cap (PREFECT_SERVER_API_DEFAULT_LIMIT); 201 is refused with 422
+_RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+
+class RetryPolicy:
+    """How hard to try: attempts, exponential backoff with jitter, and a cap on any single wait."""
+
+    def __init__(self, *, attempts: int = 6, base: float = 0.2, cap: float = 10.0) -> None:
+        self.attempts, self.base, self.cap = attempts, base, cap
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.cap)
+        return min(self.cap, self.base * 2**attempt) * (0.5 + random.random() / 2)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def api_url_from(url: str, environ: Mapping[str, str]) -> str:
+    """``prefect+http(s)://HOST/api`` -> ``http(s)://HOST/api``; ``prefect://`` -> ``$PREFECT_API_URL``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise StateError(f"not a Prefect state URL: {url!r} (use prefect+http(s)://HOST/api or prefect://)")
+    scheme = scheme.lower()
+    if scheme == "prefect":
+        api = environ.get("PREFECT_API_URL", "").strip()
+        if not api:
+            raise StateError("--state prefect:// takes the server from PREFECT_API_URL, which is not set")
+        return api.rstrip("/")
+    if scheme in ("prefect+http", "prefect+https"):
+        if not rest.strip("/"):
+            raise StateError(f"no host in the state URL {url!r}")
+        return f"{scheme.removeprefix('prefect+')}://{rest}".rstrip("/")
+    raise StateError(f"not a Prefect state URL: {url!r} (use prefect+http(s)://HOST/api or prefect://)")
+
+
+def auth_headers(environ: Mapping[str, str]) -> dict[str, str]:
+    """Prefect's own rule: an API key (Cloud) is a Bearer token, an auth string (OSS) is Basic."""
+    key = environ.get("PREFECT_API_KEY", "").strip()
+    if key:
+        return {"Authorization": f"Bearer {key}"}
+    auth = environ.get("PREFECT_API_AUTH_STRING", "").strip()
+    if auth:
+        return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
+    return {}
+
+
+def display_url(api_url: str) -> str:
+    """The URL as plans and errors show it: no user info, ever."""
+    parsed = httpx.URL(api_url)
+    host = parsed.host + (f":{parsed.port}" if parsed.port else "")
+    return f"prefect+{parsed.scheme}://{host}{parsed.raw_path.decode()}".rstrip("/")
+
+
+class PrefectClient:
+    """A thin client over the REST API: counts what it sends, retries what is safe, explains failures.
+
+    Thread-safe as httpx's client is (the store's lock heartbeat shares it). ``requests_made`` counts
+    every HTTP request, retries included; ``by_method`` splits the count by verb.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        environ: Mapping[str, str],
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.display = display_url(self.api_url)
+        self._retry = retry
+        headers = {"X-PREFECT-API-VERSION": API_VERSION, **auth_headers(environ)}
+        self._http = httpx.Client(
+            base_url=self.api_url + "/", headers=headers, timeout=timeout, transport=transport
+        )
+        self.by_method: Counter[str] = Counter()
+
+    @property
+    def requests_made(self) -> int:
+        return sum(self.by_method.values())
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        allow: Iterable[int] = (),
+        secrets: Iterable[str] = (),
+    ) -> httpx.Response:
+        """Send one request; a status >= 400 not in ``allow`` becomes a StateError."""
+        allowed = frozenset(allow)
+        url = path.lstrip("/")
+        for attempt in range(self._retry.attempts):
+            self.by_method[method] += 1
+            try:
+                response = self._http.request(method, url, json=json, params=params)
+            except httpx.ConnectError as exc:
+                if attempt + 1 < self._retry.attempts:
+                    time.sleep(self._retry.delay(attempt, None))
+                    continue
+                raise StateError(f"cannot reach the Prefect server at {self.display}: {exc}") from None
+            except httpx.HTTPError as exc:
+                raise StateError(
+                    f"{method} {path} on the Prefect server at {self.display} failed: {type(exc).__name__}"
+                ) from None
+            if response.status_code in _RETRY_STATUS and attempt + 1 < self._retry.attempts:
+                time.sleep(self._retry.delay(attempt, _retry_after(response)))
+                continue
+            if response.status_code >= 400 and response.status_code not in allowed:
+                raise StateError(self._explain(method, path, response, secrets))
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("GET", path, **options)
+
+    def post(self, path: str, json: Any = None, **options: Any) -> httpx.Response:
+        return self.request("POST", path, json=json, **options)
+
+    def patch(self, path: str, json: Any = None, **options: Any) -> httpx.Response:
+        return self.request("PATCH", path, json=json, **options)
+
+    def delete(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("DELETE", path, **options)
+
+    def paged(self, path: str, body: Mapping[str, Any], *, limit: int | None = None) -> Iterator[Any]:
+        """Every item of a ``/filter`` endpoint, PAGE at a time (``limit`` caps the total)."""
+        offset = 0
+        while True:
+            size = PAGE if limit is None else min(PAGE, limit - offset)
+            if size <= 0:
+                return
+            page = self.post(path, {**body, "limit": size, "offset": offset}).json()
+            yield from page
+            if len(page) < size:
+                return
+            offset += size
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _explain(self, method: str, path: str, response: httpx.Response, secrets: Iterable[str]) -> str:
+        detail = _detail(response)
+        for value in sorted({s for s in secrets if s}, key=len, reverse=True):
+            detail = detail.replace(value, "<redacted>")
+        text = f"the Prefect server refused {method} {path}: {response.status_code}"
+        return f"{text} {detail}" if detail else text
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """The server's clock (its ``Date`` header), so lease expiry never depends on our clock."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's explanation without echoing input values (pydantic puts them in ``input``)."""
+    try:
+        doc = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(doc, dict):
+        detail = doc.get("detail") or doc.get("exception_detail") or doc.get("exception_message", "")
+        if isinstance(detail, list):
+            parts = []
+            for error in detail:
+                if isinstance(error, dict):
+                    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+                    parts.append(f"{loc}: {error.get('msg', '')}" if loc else str(error.get("msg", "")))
+            return "; ".join(parts)
+        return str(detail)
+    return ""
