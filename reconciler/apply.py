@@ -86,7 +86,9 @@ def verify(plan: Plan, live: LiveState) -> None:
 
 
 def _stale_plan(detail: str) -> ReconcileError:
-    return ReconcileError(f"the saved plan is stale, nothing was applied: {detail}. Run `reconcile plan` again.")
+    return ReconcileError(
+        f"the saved plan is stale, nothing was applied: {detail}. Run `reconcile plan` again."
+    )
 
 
 def execute(

@@ -52,7 +52,9 @@ class StaleVersion(StateError):
         self.address, self.expected, self.actual = address, expected, actual
         want = "absent" if expected is None else f"version {expected}"
         have = "absent" if actual is None else f"version {actual}"
-        super().__init__(f"{address} changed since the plan was made (planned against {want}, store has {have})")
+        super().__init__(
+            f"{address} changed since the plan was made (planned against {want}, store has {have})"
+        )
 
 
 class LockTimeout(StateError):

@@ -90,14 +90,14 @@ def main() -> int:
         if steps:
             run_pull_steps(steps)
         function = load_entrypoint(entrypoint)
-    except Exception as exc:  # noqa: BLE001 - report any setup failure as the run's outcome
+    except Exception as exc:
         traceback.print_exc()
         code, message = 2, f"could not set up run {run_id}: {type(exc).__name__}: {exc}"
     else:
         print(f"[reconcile] run {run_id}: {entrypoint} with {json.dumps(parameters)}", flush=True)
         try:
             call(function, parameters)
-        except BaseException as exc:  # noqa: BLE001 - the flow's failure is the run's result
+        except BaseException as exc:
             traceback.print_exc()
             code, message = 1, f"{type(exc).__name__}: {exc}"
         else:
@@ -124,11 +124,13 @@ def supervise(command: list[str]) -> int:
     started = datetime.now(UTC)
     result_file = os.environ.get("RECONCILE_RESULT_FILE")
     try:
-        child = subprocess.Popen(command)  # noqa: S603 - the run's own configured command
+        child = subprocess.Popen(command)
     except OSError as exc:
         print(f"[reconcile] cannot start {command[0]!r}: {exc}", file=sys.stderr, flush=True)
         if result_file:
-            _write_result(Path(result_file), 127, f"cannot start {command[0]!r}: {exc.strerror or exc}", started)
+            _write_result(
+                Path(result_file), 127, f"cannot start {command[0]!r}: {exc.strerror or exc}", started
+            )
         return 127
 
     def forward(signum: int, _frame: Any) -> None:

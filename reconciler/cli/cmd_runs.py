@@ -30,13 +30,22 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
 
 @click.command("run")
 @click.argument("deployment", metavar="FLOW/DEPLOYMENT")
-@click.option("--param", "params", multiple=True, metavar="K=V", help="Parameter override (V parsed as JSON if it can).")
+@click.option(
+    "--param", "params", multiple=True, metavar="K=V", help="Parameter override (V parsed as JSON if it can)."
+)
 @click.option("--job-variable", "job_variables", multiple=True, metavar="K=V", help="Job variable override.")
 @click.option("--wait", is_flag=True, help="Follow the run, streaming its log; exit 0 only if it COMPLETED.")
-@click.option("--timeout", type=float, default=None, help="With --wait: give up waiting after S seconds (exit 1).")
+@click.option(
+    "--timeout", type=float, default=None, help="With --wait: give up waiting after S seconds (exit 1)."
+)
 @pass_app
 def run_cmd(
-    app: App, deployment: str, params: tuple[str, ...], job_variables: tuple[str, ...], wait: bool, timeout: float | None
+    app: App,
+    deployment: str,
+    params: tuple[str, ...],
+    job_variables: tuple[str, ...],
+    wait: bool,
+    timeout: float | None,
 ) -> int:
     """Launch a run of an applied deployment on its work pool."""
     if "/" not in deployment:
@@ -44,7 +53,10 @@ def run_cmd(
     ctx = app.run_context()
     try:
         run = runs.create(
-            ctx, deployment, parameters=_pairs(params, "--param"), job_variables=_pairs(job_variables, "--job-variable")
+            ctx,
+            deployment,
+            parameters=_pairs(params, "--param"),
+            job_variables=_pairs(job_variables, "--job-variable"),
         )
         app.out(f"Created run {run.id} of {deployment}")
         run = runs.launch(ctx, run)
@@ -81,7 +93,9 @@ def _finish(app: App, run: RunRecord, timeout: float | None) -> int:
 @click.command("runs")
 @click.option("--deployment", default=None, metavar="FLOW/NAME", help="Only runs of this deployment.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--reconcile", "recover", is_flag=True, help="Adopt or close runs whose launch was interrupted.")
+@click.option(
+    "--reconcile", "recover", is_flag=True, help="Adopt or close runs whose launch was interrupted."
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 @pass_app
 def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, limit: int) -> int:
@@ -100,7 +114,17 @@ def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, lim
     if not listed:
         app.out("No runs.")
         return 0
-    header = f"{'RUN':36}  {'DEPLOYMENT':28}  {'STATE':10}  {'EXIT':>4}  {'STARTED':19}  {'ENDED':19}  INFRASTRUCTURE"
+    header = "  ".join(
+        (
+            f"{'RUN':36}",
+            f"{'DEPLOYMENT':28}",
+            f"{'STATE':10}",
+            f"{'EXIT':>4}",
+            f"{'STARTED':19}",
+            f"{'ENDED':19}",
+        )
+    )
+    header += "  INFRASTRUCTURE"
     app.out(header)
     for run in listed:
         app.out(
@@ -160,7 +184,9 @@ def logs_cmd(app: App, run_id: str) -> int:
     try:
         run = _get(ctx, run_id)
         if not run.infrastructure_id:
-            raise ReconcileError(f"run {run.id} never reached its infrastructure ({run.state.value}): no logs")
+            raise ReconcileError(
+                f"run {run.id} never reached its infrastructure ({run.state.value}): no logs"
+            )
         chunk = ctx.launcher_for(run).logs(ctx.job_for(run), run.infrastructure_id)
     finally:
         ctx.close()

@@ -39,7 +39,7 @@ def state_list_cmd(app: App, as_json: bool) -> int:
     app.out(f"{live.url} (serial {live.serial}, project {app.project()!r})")
     for obj in objects:
         when = obj.updated_at.strftime("%Y-%m-%d %H:%M:%S") if obj.updated_at else ""
-        app.out(f"  {str(obj.address):60}  v{obj.version:<4} {when}")
+        app.out(f"  {obj.address!s:60}  v{obj.version:<4} {when}")
     if not objects:
         app.out("  (empty)")
     return 0
@@ -71,9 +71,13 @@ def history_cmd(app: App, as_json: bool, limit: int) -> int:
         app.out("No applies yet.")
     for e in entries:
         s = e.summary
-        counts = ", ".join(f"{s.get(k, 0)} {k}" for k in ("create", "update", "replace", "delete") if s.get(k))
+        counts = ", ".join(
+            f"{s.get(k, 0)} {k}" for k in ("create", "update", "replace", "delete") if s.get(k)
+        )
         commit = f" commit {e.commit[:12]}" if e.commit else ""
-        app.out(f"#{e.serial:<5} {e.applied_at:%Y-%m-%d %H:%M:%S} {e.user}@{e.host}{commit}: {counts or 'no-op'}")
+        app.out(
+            f"#{e.serial:<5} {e.applied_at:%Y-%m-%d %H:%M:%S} {e.user}@{e.host}{commit}: {counts or 'no-op'}"
+        )
     return 0
 
 

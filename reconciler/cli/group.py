@@ -28,7 +28,7 @@ class ReconcileGroup(click.Group):
             result = super().main(args, prog_name=prog_name or "reconcile", standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except BaseException as exc:  # noqa: BLE001 - this is the one place that reports errors
+        except BaseException as exc:
             sys.exit(report(exc))
         sys.exit(result if isinstance(result, int) else 0)
 

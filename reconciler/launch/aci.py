@@ -320,10 +320,9 @@ class AciLauncher:
 
 
 def _block_name(job: Job) -> str | None:
-    """``type/name`` of the block behind ``aci_credentials`` when the Job carries block names."""
-    blocks = getattr(job, "blocks", None) or {}
-    name = blocks.get("aci_credentials") if isinstance(blocks, Mapping) else None
-    return str(name).split("/", 1)[-1] if name else None
+    """The name of the block behind ``aci_credentials``, if the pool names one."""
+    name = job.blocks.get("aci_credentials")
+    return name.split("/", 1)[-1] if name else None
 
 
 def _run_id(group: Any) -> str | None:

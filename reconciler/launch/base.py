@@ -48,6 +48,8 @@ class Job:
     log_path: str | None = None
     pull_steps: tuple[Mapping[str, Any], ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # job variable -> "TYPE/NAME" of the block it referenced, so errors can name the block
+    blocks: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -312,8 +312,7 @@ def _keep_job(job: Job) -> bool:
 
 def _who(job: Job) -> str:
     """How error messages name the credentials: the block when the Job knows it, else the pool."""
-    blocks = getattr(job, "blocks", None) or {}
-    block = blocks.get("credentials") if isinstance(blocks, Mapping) else None
+    block = job.blocks.get("credentials")
     if block:
         return f"block {block} (the credentials of work pool {job.pool})"
     if job.configuration.get("credentials"):

@@ -131,7 +131,7 @@ class EcsLauncher:
         logs_aws = (
             aws
             if not region or region == aws.region
-            else JobAws(aws.clients, aws.credentials, region, aws.pool)
+            else JobAws(aws.clients, aws.credentials, region, aws.pool, aws.block)
         )
         text, cursor = self._read_events(logs_aws, group, stream, cursor)
         return LogChunk(text, cursor, location)
@@ -143,11 +143,12 @@ class EcsLauncher:
 
     def _aws(self, job: Job, *, region: str | None = None) -> JobAws:
         credentials = Credentials.of(job.configuration)
-        probe = JobAws(self._clients, credentials, region, job.pool)
+        block = job.blocks.get("aws_credentials")
+        probe = JobAws(self._clients, credentials, region, job.pool, block)
         if region is None:
             with probe.errors():
                 region = self._clients.region(credentials)
-        return JobAws(self._clients, credentials, region, job.pool)
+        return JobAws(self._clients, credentials, region, job.pool, block)
 
     def _call(self, aws: JobAws, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """One AWS call with our retries (reads and idempotent writes only)."""

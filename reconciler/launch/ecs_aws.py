@@ -253,6 +253,7 @@ class JobAws:
     credentials: Credentials
     region: str | None
     pool: str
+    block: str | None = None  # "aws-credentials/NAME" when the pool names one
 
     def client(self, service: str) -> Any:
         with self.errors():
@@ -260,6 +261,8 @@ class JobAws:
 
     @property
     def source(self) -> str:
+        if self.credentials.from_block and self.block:
+            return f"block {self.block} (aws_credentials of work pool {self.pool!r})"
         if self.credentials.from_block:
             return f"the aws-credentials block that work pool {self.pool!r} names in aws_credentials"
         return f"the default AWS credential chain of this machine (work pool {self.pool!r} names no block)"

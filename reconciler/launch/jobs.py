@@ -38,7 +38,11 @@ def deployment_of(live: LiveState, deployment: str) -> Resource:
     stored = live.get(Address.deployment(flow, name))
     if stored is None:
         known = sorted(a.name for a in live.objects if a.kind.value == "deployment")
-        hint = f" (applied deployments: {', '.join(known[:10])})" if known else " (nothing applied yet: run reconcile apply)"
+        hint = (
+            f" (applied deployments: {', '.join(known[:10])})"
+            if known
+            else " (nothing applied yet: run reconcile apply)"
+        )
         raise LaunchError(f"no applied deployment {deployment!r}{hint}")
     return stored.resource
 
@@ -54,7 +58,9 @@ def pool_of(live: LiveState, deployment: Resource) -> Resource:
     return stored.resource
 
 
-def render_configuration(pool: Resource, deployment: Resource, run_variables: Mapping[str, Any]) -> dict[str, Any]:
+def render_configuration(
+    pool: Resource, deployment: Resource, run_variables: Mapping[str, Any]
+) -> dict[str, Any]:
     """The job configuration by Prefect's rules, from the pool's own template when it has one."""
     pool_type = _pool_type(pool)
     deployment_variables = (deployment.body.get("work_pool") or {}).get("job_variables") or {}
@@ -95,6 +101,7 @@ def build_job(
     deployment = deployment_of(live, run.deployment)
     pool = pool_of(live, deployment)
     configuration = render_configuration(pool, deployment, run.job_variables)
+    blocks = _block_names(configuration)
     configuration = _inline_blocks(configuration, live)
     configuration = _resolve(configuration, environ, what=f"work pool {pool.address.name}")
     body = deployment.body
@@ -129,6 +136,7 @@ def build_job(
         log_path=log_path,
         pull_steps=tuple(body.get("pull_steps") or ()) or None,
         labels={"reconcile.run-id": run.id, "reconcile.deployment": run.deployment},
+        blocks=blocks,
     )
 
 
@@ -143,6 +151,16 @@ def _pool_type(pool: Resource) -> pooltypes.PoolType:
     return pool_type
 
 
+def _block_names(configuration: Mapping[str, Any]) -> dict[str, str]:
+    """Top-level variables that reference a block, as ``{"aws_credentials": "aws-credentials/prod"}``."""
+    names = {}
+    for key, value in configuration.items():
+        match = BLOCK_REFERENCE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match:
+            names[key] = f"{match.group(1)}/{match.group(2)}"
+    return names
+
+
 def _inline_blocks(value: Any, live: LiveState) -> Any:
     """Replace whole-string ``{{ prefect.blocks.T.N[.path] }}`` references with the block's data."""
     if isinstance(value, str) and "{{" in value:
@@ -151,7 +169,9 @@ def _inline_blocks(value: Any, live: LiveState) -> Any:
             block_type, name, path = match.groups()
             stored = live.get(Address.block(block_type, name))
             if stored is None:
-                raise LaunchError(f"block {block_type}/{name} referenced by the pool is not in the stored state")
+                raise LaunchError(
+                    f"block {block_type}/{name} referenced by the pool is not in the stored state"
+                )
             data: Any = stored.resource.body.get("data", {})
             for part in filter(None, path.split(".")):
                 data = data.get(part) if isinstance(data, Mapping) else None
@@ -172,4 +192,3 @@ def _resolve(configuration: dict[str, Any], environ: Mapping[str, str], *, what:
             "reconcile runs)"
         )
     return resolve_secrets(configuration, environ)
-

@@ -8,6 +8,7 @@ was killed or crashed: CRASHED.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -56,7 +57,7 @@ class ProcessLauncher:
             command = [sys.executable, "-m", _RUNTIME, "--exec", *command]
         try:
             with open(log_path, "ab") as log:
-                child = subprocess.Popen(  # noqa: S603 - the command is the run's own configuration
+                child = subprocess.Popen(
                     command,
                     cwd=cwd,
                     env=env,
@@ -103,10 +104,8 @@ class ProcessLauncher:
         if host != socket.gethostname():
             raise LaunchError(f"the run's process is on {host}; cancel it from there")
         if self._alive(pid, start):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def logs(self, job: Job, infrastructure_id: str, *, cursor: int = 0) -> LogChunk:
         _, _, _, run_id = _parse_id(infrastructure_id)
@@ -147,10 +146,8 @@ class ProcessLauncher:
         child = self._children.get(pid)
         if child is not None:
             return child.poll() is None
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap if it is our zombie child; harmless otherwise
-        except ChildProcessError:
-            pass
         stat = _proc_stat(pid)
         return stat is not None and stat[1] == start and stat[0] != "Z"
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -42,11 +43,14 @@ class RunContext:
     environ: Mapping[str, str]
     launcher_factory: LauncherFactory
     _launchers: dict[str, Launcher] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def launcher(self, name: str) -> Launcher:
-        if name not in self._launchers:
-            self._launchers[name] = self.launcher_factory(name)
-        return self._launchers[name]
+        """One launcher per name, shared by every thread using this context."""
+        with self._guard:
+            if name not in self._launchers:
+                self._launchers[name] = self.launcher_factory(name)
+            return self._launchers[name]
 
     def launcher_for(self, run: RunRecord) -> Launcher:
         return self.launcher(launcher_name(self.live, run.deployment))
@@ -180,7 +184,9 @@ def cancel(ctx: RunContext, run: RunRecord) -> RunRecord:
     if run.state.terminal:
         return run
     if not run.infrastructure_id:
-        return _save(ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled"))
+        return _save(
+            ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled")
+        )
     ctx.launcher_for(run).cancel(ctx.job_for(run), run.infrastructure_id)
     return _save(
         ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled by request")
@@ -195,9 +201,16 @@ def recover(ctx: RunContext, *, now: datetime | None = None) -> list[RunRecord]:
         if run.state is RunState.PENDING and not run.infrastructure_id:
             found = ctx.launcher_for(run).find(ctx.job_for(run))
             if found:
-                changed.append(_save(ctx, run.evolve(infrastructure_id=found, message="adopted after an interrupted launch")))
+                changed.append(
+                    _save(
+                        ctx,
+                        run.evolve(infrastructure_id=found, message="adopted after an interrupted launch"),
+                    )
+                )
             else:
-                changed.append(_crash(ctx, run, "the launcher stopped before the run reached its infrastructure"))
+                changed.append(
+                    _crash(ctx, run, "the launcher stopped before the run reached its infrastructure")
+                )
         elif run.state is RunState.SCHEDULED and _abandoned(run, now):
             changed.append(_crash(ctx, run, "recorded but never launched (the launcher stopped)"))
     return changed

@@ -75,7 +75,8 @@ def decode_plan(doc: Mapping[str, Any]) -> Plan:
         raise PlanFileError("not a plan file: expected a JSON object")
     if doc.get("format_version") != FORMAT_VERSION:
         raise PlanFileError(
-            f"unsupported plan format {doc.get('format_version')!r}; this reconcile reads format {FORMAT_VERSION}"
+            f"unsupported plan format {doc.get('format_version')!r}; "
+            f"this reconcile reads format {FORMAT_VERSION}"
         )
     try:
         source, state = doc["source"], doc["state"]
@@ -88,7 +89,9 @@ def decode_plan(doc: Mapping[str, Any]) -> Plan:
                 file=source["file"],
                 git=GitSource(git["commit"], git.get("ref"), bool(git.get("dirty"))) if git else None,
             ),
-            state=StateRef(url=state["url"], serial=int(state["serial"]), last_commit=state.get("last_commit")),
+            state=StateRef(
+                url=state["url"], serial=int(state["serial"]), last_commit=state.get("last_commit")
+            ),
             changes=tuple(_decode_change(c) for c in doc["changes"]),
             unchanged=unchanged,
             prune=bool(doc.get("prune", False)),

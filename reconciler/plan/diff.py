@@ -84,7 +84,8 @@ def change_for(pair: Pair, *, prune: bool) -> Change:
     fields = tuple(field_changes(before, after))
     drift = Drift(live.drifted_at, live.updated_by) if live.drifted_at else None
     if pair.address.kind is Kind.WORK_POOL and before.get("type") != after.get("type"):
-        reason = f"type changed: {before.get('type')} -> {after.get('type')} (a pool's type cannot change in place)"
+        old_type, new_type = before.get("type"), after.get("type")
+        reason = f"type changed: {old_type} -> {new_type} (a pool's type cannot change in place)"
         return Change(pair.address, Action.REPLACE, live.version, fields, desired, reason, drift)
     return Change(pair.address, Action.UPDATE, live.version, fields, desired, drift=drift)
 

@@ -14,13 +14,53 @@ from reconciler.spec import yamlfile
 
 # Plain scalars that YAML 1.1 and 1.2 may read differently, mixed with ordinary ones.
 TRICKY = [
-    "yes", "No", "ON", "off", "y", "n", "true", "False", "null", "~", "0755", "-0755", "0o17", "0x1F",
-    "0b101", "1_000", "1e3", "1.5e+3", "1.0e3", ".5", "-.inf", ".NaN", "1:20", "10:30:00", "190:20:30",
-    "2024-01-01", "2024-01-01T10:30:00Z", "2024-01-01 10:30:00+02:00", "12", "-7", "3.25", "+4",
-    "a1", "etl", "0", "00", "1.", "+.5", "0.", "=", "<<", "on-call", "yes please", "ghcr.io/acme/etl:1.4",
+    "yes",
+    "No",
+    "ON",
+    "off",
+    "y",
+    "n",
+    "true",
+    "False",
+    "null",
+    "~",
+    "0755",
+    "-0755",
+    "0o17",
+    "0x1F",
+    "0b101",
+    "1_000",
+    "1e3",
+    "1.5e+3",
+    "1.0e3",
+    ".5",
+    "-.inf",
+    ".NaN",
+    "1:20",
+    "10:30:00",
+    "190:20:30",
+    "2024-01-01",
+    "2024-01-01T10:30:00Z",
+    "2024-01-01 10:30:00+02:00",
+    "12",
+    "-7",
+    "3.25",
+    "+4",
+    "a1",
+    "etl",
+    "0",
+    "00",
+    "1.",
+    "+.5",
+    "0.",
+    "=",
+    "<<",
+    "on-call",
+    "yes please",
+    "ghcr.io/acme/etl:1.4",
 ]
 SAFE_WORDS = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
-SCALARS = st.one_of(st.sampled_from(TRICKY), SAFE_WORDS, st.integers(-10**6, 10**6).map(str))
+SCALARS = st.one_of(st.sampled_from(TRICKY), SAFE_WORDS, st.integers(-(10**6), 10**6).map(str))
 
 
 def _emit(value: object, indent: int) -> list[str]:
