@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconciler.errors import ReconcileError, StaleVersion
+from reconciler import plan as planning
+from reconciler import spec
+from reconciler.errors import ReconcileError, SpecError, StaleVersion
 from reconciler.objects import Address, LiveState
 from reconciler.plan import Action, Change, Plan
 from reconciler.state import HistoryEntry, LockInfo, Store
@@ -24,6 +26,10 @@ from reconciler.state import HistoryEntry, LockInfo, Store
 
 class EmptyDesiredState(ReconcileError):
     """The file declares nothing while the store manages objects: most likely a broken checkout."""
+
+
+class StalePlan(ReconcileError):
+    """A saved plan touches objects that moved since it was made; it is refused as a whole."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,18 @@ class ApplyResult:
     def changed(self) -> bool:
         return bool(self.results)
 
+    def counts(self) -> dict[str, int]:
+        """How many objects each action touched, in apply order: ``{"create": 3, "update": 1}``."""
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.action.value] = counts.get(result.action.value, 0) + 1
+        return counts
+
+    def describe(self) -> str:
+        """``3 created, 1 updated`` (or ``nothing to do``), for people."""
+        done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+        return ", ".join(f"{n} {done[a]}" for a, n in self.counts().items()) or "nothing to do"
+
 
 def lock_info(purpose: str = "apply") -> LockInfo:
     """Who we are, for the lock row and for history."""
@@ -71,6 +89,15 @@ def check_not_empty(plan: Plan, *, options: ApplyOptions) -> None:
         )
 
 
+def plan_for(desired: spec.Desired, live: LiveState, *, prune: bool = False) -> Plan:
+    """Desired + live -> Plan, after checking the file's references to pools and blocks it does not
+    declare against the store (the one way every command plans)."""
+    problems = desired.unresolved_references(set(live.objects))
+    if problems:
+        raise SpecError(problems)
+    return planning.diff(desired, live, prune=prune)
+
+
 def verify(plan: Plan, live: LiveState) -> None:
     """Every object the plan writes must still be at the version it was planned against."""
     stale = []
@@ -82,13 +109,9 @@ def verify(plan: Plan, live: LiveState) -> None:
     if stale:
         listed = "; ".join(str(e) for e in stale[:5])
         more = f" (and {len(stale) - 5} more)" if len(stale) > 5 else ""
-        raise StaleVersion.__new__(StaleVersion) if False else _stale_plan(f"{listed}{more}")
-
-
-def _stale_plan(detail: str) -> ReconcileError:
-    return ReconcileError(
-        f"the saved plan is stale, nothing was applied: {detail}. Run `reconcile plan` again."
-    )
+        raise StalePlan(
+            f"the saved plan is stale, nothing was applied: {listed}{more}. Run `reconcile plan` again."
+        )
 
 
 def execute(

@@ -20,9 +20,15 @@ from reconciler.triggers import git as gitrules
 @click.command("apply")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (required when not on a terminal).")
-@click.option("--prune", is_flag=True, help="Delete objects this project created that are gone from the file.")
-@click.option("--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects.")
-@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock.")
+@click.option(
+    "--prune", is_flag=True, help="Delete objects this project created that are gone from the file."
+)
+@click.option(
+    "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
+)
+@click.option(
+    "--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock."
+)
 @click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
 @ref_option
 @pass_app
@@ -70,7 +76,7 @@ def apply_cmd(
             return 0
         confirm(app, yes)
         outcome = applying.execute(result, store, options=options)
-    app.out(f"\nApply complete: {done_counts(outcome)}.")
+    app.out(f"\nApply complete: {outcome.describe()}.")
     _launch_after_apply(app, result)
     return 0
 
@@ -89,17 +95,11 @@ def confirm(app: App, yes: bool) -> None:
     if yes:
         return
     if not app.interactive:
-        raise ReconcileError("refusing to apply without confirmation on a non-interactive terminal; pass --yes")
+        raise ReconcileError(
+            "refusing to apply without confirmation on a non-interactive terminal; pass --yes"
+        )
     if click.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False) != "yes":
         raise click.Abort()
-
-
-def done_counts(outcome: applying.ApplyResult) -> str:
-    counts: dict[str, int] = {}
-    for result in outcome.results:
-        counts[result.action.value] = counts.get(result.action.value, 0) + 1
-    done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
-    return ", ".join(f"{n} {done[a]}" for a, n in counts.items()) or "nothing to do"
 
 
 def _launch_after_apply(app: App, result: planning.Plan) -> list[RunRecord]:

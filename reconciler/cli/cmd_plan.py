@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 import orjson
 
+from reconciler import apply as applying
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
-from reconciler.errors import SpecError
 from reconciler.objects import Kind
 from reconciler.triggers import git as gitrules
 
@@ -40,10 +40,7 @@ def make_plan(app: App, *, prune: bool) -> planning.Plan:
     """Desired (file) + live (store) -> Plan, after checking references against both."""
     desired = app.desired()
     live = app.live()
-    problems = desired.unresolved_references(set(live.objects))
-    if problems:
-        raise SpecError(problems)
-    return planning.diff(desired, live, prune=prune)
+    return applying.plan_for(desired, live, prune=prune)
 
 
 def source_notes(app: App, result: planning.Plan) -> list[str]:
@@ -71,9 +68,16 @@ def write_plan_file(path: Path, result: planning.Plan) -> None:
 @click.option("--json", "fmt", flag_value="json", help="Print the plan as JSON (schemas/plan.schema.json).")
 @click.option("--markdown", "fmt", flag_value="markdown", help="Print the plan as Markdown (PR comments).")
 @click.option("--text", "fmt", flag_value="text", default=True, hidden=True)
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply PLANFILE`.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan for `apply PLANFILE`.",
+)
 @click.option("--prune", is_flag=True, help="Plan deletes for objects removed from the file.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error."
+)
 @ref_option
 @pass_app
 def plan_cmd(

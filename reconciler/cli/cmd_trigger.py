@@ -7,7 +7,7 @@ import click
 from reconciler import plan as planning
 from reconciler import spec
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.cmd_apply import confirm, done_counts
+from reconciler.cli.cmd_apply import confirm
 from reconciler.cli.cmd_plan import render
 from reconciler.triggers import github, push
 
@@ -64,7 +64,7 @@ def push_cmd(
             app, repo, push.PushEvent(before, after, branch), options=options, on_plan=show
         )
     if result.applied.changed:
-        app.out(f"\nApply complete: {done_counts(result.applied)}.")
+        app.out(f"\nApply complete: {result.applied.describe()}.")
     app.out(f"Recorded commit {result.plan.source.git.commit[:12] if result.plan.source.git else '?'}.")
     for line in push.describe(result):
         app.out(line)

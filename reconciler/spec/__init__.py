@@ -34,6 +34,7 @@ __all__ = [
     "SourceTree",
     "WorkingTree",
     "check_prefix",
+    "detect",
     "fingerprint",
     "in_sandbox",
     "is_sensitive_env",

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from reconciler import apply as applying
 from reconciler import plan as planning
 from reconciler import spec
-from reconciler.plan.render_markdown import COMMENT_LIMIT, MarkdownOptions
 from reconciler.triggers import git as gitrules
 from reconciler.triggers import push
 from reconciler.triggers.github_api import GitHubClient, GitHubError
@@ -89,7 +89,7 @@ def run_action(ws: Console, *, environ: Mapping[str, str]) -> int:
 def _plan(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
     desired = ws.desired()
     live = ws.store(desired.project).read_all()
-    result = push.plan_for(desired, live, prune=inputs.prune)
+    result = applying.plan_for(desired, live, prune=inputs.prune)
     ws.out(planning.render_text(result))
     notes = _source_notes(ws.project_dir, result)
     plan_json = write_plan_json(result, environ, ws.project_dir, inputs.working_directory)
@@ -102,7 +102,7 @@ def _plan(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str])
             decisions = gitrules.push_decisions(desired.run_rules, branch=event.branch, paths=paths)
             merge_runs = tuple(planning.RunRequest(d, r) for d, r in gitrules.fired(decisions).items())
             notes.append(f"Changed paths of this pull request: {len(paths)} ({where}).")
-        options = MarkdownOptions(
+        options = planning.MarkdownOptions(
             notes=tuple(notes),
             extra_runs=merge_runs,
             runs_title="Runs merging would launch",
@@ -131,11 +131,13 @@ def marker(working_directory: str) -> str:
 
 
 def _comment_options(
-    options: MarkdownOptions, inputs: Inputs, event: Event, plan_json: Path
-) -> MarkdownOptions:
+    options: planning.MarkdownOptions, inputs: Inputs, event: Event, plan_json: Path
+) -> planning.MarkdownOptions:
     where = f"the [job summary]({event.run_url})" if event.run_url else "the job summary"
     overflow = f"The full plan is in {where} and in the plan JSON (`{plan_json.name}`, output `plan-json`)."
-    return replace(options, marker=marker(inputs.working_directory), limit=COMMENT_LIMIT, overflow=overflow)
+    return replace(
+        options, marker=marker(inputs.working_directory), limit=planning.COMMENT_LIMIT, overflow=overflow
+    )
 
 
 def _comment(ws: Console, client: GitHubClient | None, event: Event, mark: str, body: str) -> None:
@@ -234,7 +236,7 @@ def _apply(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]
 
 def _apply_markdown(result: push.PushResult, inputs: Inputs, event: Event) -> str:
     requests = tuple(planning.RunRequest(r.deployment, r.reason) for r in result.runs)
-    options = MarkdownOptions(
+    options = planning.MarkdownOptions(
         heading="Reconcile apply",
         notes=(f"Compared {result.changed.why}: {len(result.changed.paths)} changed paths.",),
         extra_runs=requests,
@@ -243,7 +245,7 @@ def _apply_markdown(result: push.PushResult, inputs: Inputs, event: Event) -> st
         overflow="The full plan is in the plan JSON (the step's `plan-json` output).",
     )
     lines = [planning.render_markdown(result.plan, options=options)]
-    lines.append(f"**Applied:** {_done(result)}\n")
+    lines.append(f"**Applied:** {result.applied.describe()}\n")
     if result.runs:
         lines.append("| run | deployment | state | reason |\n|---|---|---|---|")
         for item in result.runs:
@@ -252,13 +254,6 @@ def _apply_markdown(result: push.PushResult, inputs: Inputs, event: Event) -> st
             state += "" if item.new or item.run is None else " (launched by an earlier attempt)"
             lines.append(f"| {run_id} | `{item.deployment}` | {_cell(state)} | {_cell(item.reason)} |")
     return "\n".join(lines) + "\n"
-
-
-def _done(result: push.PushResult) -> str:
-    counts: dict[str, int] = {}
-    for item in result.applied.results:
-        counts[item.action.value] = counts.get(item.action.value, 0) + 1
-    return ", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing changed"
 
 
 def _cell(text: str) -> str:

@@ -21,7 +21,7 @@ from typing import Protocol
 from reconciler import apply as applying
 from reconciler import plan as planning
 from reconciler import spec
-from reconciler.errors import ReconcileError, SpecError
+from reconciler.errors import ReconcileError
 from reconciler.launch import RunContext, runs
 from reconciler.objects import LiveState
 from reconciler.state import RunRecord, RunState, Store
@@ -91,14 +91,6 @@ class PushResult:
         return any(r.failed for r in self.runs)
 
 
-def plan_for(desired: spec.Desired, live: LiveState, *, prune: bool) -> planning.Plan:
-    """Desired + live -> Plan, after checking references against both (as ``reconcile plan`` does)."""
-    problems = desired.unresolved_references(set(live.objects))
-    if problems:
-        raise SpecError(problems)
-    return planning.diff(desired, live, prune=prune)
-
-
 def trigger_push(
     ws: Workspace,
     repo: spec.GitRepo,
@@ -118,7 +110,7 @@ def trigger_push(
         found = gitrules.relation(repo, after, live.last_commit)
         gitrules.refuse_rollback(found, after, live.last_commit, allow=options.allow_rollback)
         base, why = gitrules.push_base(repo, before=before, after=after, last_applied=live.last_commit)
-        result = plan_for(desired, live, prune=options.prune)
+        result = applying.plan_for(desired, live, prune=options.prune)
         applying.check_not_empty(result, options=applying.ApplyOptions(allow_empty=options.allow_empty))
         if on_plan is not None:
             on_plan(result)

@@ -250,7 +250,7 @@ class WatchLoop:
             if not self._sandbox_safe(result):
                 return
             outcome = applying.execute(result, store)
-        self.project.out(f"Apply complete: {_done(outcome)}.")
+        self.project.out(f"Apply complete: {outcome.describe()}.")
         for request in result.runs:
             self._launch(request.deployment, request.reason)
 
@@ -377,14 +377,6 @@ def _expand(changes: set[tuple[watchfiles.Change, str]], *, limit: int = 10_000)
                     break
                 for name in files:
                     yield os.path.join(folder, name)
-
-
-def _done(outcome: applying.ApplyResult) -> str:
-    counts: dict[str, int] = {}
-    for result in outcome.results:
-        counts[result.action.value] = counts.get(result.action.value, 0) + 1
-    done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
-    return ", ".join(f"{n} {done[a]}" for a, n in counts.items()) or "nothing to do"
 
 
 def _count(n: int, noun: str) -> str:
