@@ -10,7 +10,7 @@ import orjson
 
 from reconciler.cli.app import App, pass_app
 from reconciler.errors import ReconcileError, UsageError
-from reconciler.launch import RunContext, runs
+from reconciler.launch import LogChunk, RunContext, runs
 from reconciler.state import RunRecord, RunState
 
 
@@ -66,10 +66,25 @@ def run_cmd(
         app.out(f"Submitted run {run.id}: {run.infrastructure_id}")
         if not wait:
             return 0
-        run = runs.wait(ctx, run, timeout=timeout, on_log=lambda text: click.echo(text, nl=False))
+        run = runs.wait(ctx, run, timeout=timeout, on_log=_LogPrinter(app))
         return _finish(app, run, timeout)
     finally:
         ctx.close()
+
+
+class _LogPrinter:
+    """Streams a run's log; where the platform keeps logs elsewhere (Cloud Run), says where, once."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.pointed = False
+
+    def __call__(self, chunk: LogChunk) -> None:
+        if chunk.text:
+            click.echo(chunk.text, nl=False)
+        elif chunk.location and not self.pointed:
+            self.app.err(f"(log: {chunk.location})")
+            self.pointed = True
 
 
 def _finish(app: App, run: RunRecord, timeout: float | None) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LaunchError, StaleVersion
-from reconciler.launch.base import Job, Launcher
+from reconciler.launch.base import Job, Launcher, LogChunk
 from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
 from reconciler.objects import LiveState
 from reconciler.state import RunRecord, RunState, Store
@@ -160,7 +160,7 @@ def wait(
     *,
     timeout: float | None = None,
     interval: float = 0.5,
-    on_log: Callable[[str], None] | None = None,
+    on_log: Callable[[LogChunk], None] | None = None,
 ) -> RunRecord:
     """Follow a run to a terminal state, streaming its log; returns it as it stands at the deadline."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -170,8 +170,8 @@ def wait(
         if on_log is not None and run.infrastructure_id:
             chunk = ctx.launcher_for(run).logs(ctx.job_for(run), run.infrastructure_id, cursor=cursor)
             cursor = chunk.cursor
-            if chunk.text:
-                on_log(chunk.text)
+            if chunk.text or (chunk.location and cursor == 0):
+                on_log(chunk)
         if run.state.terminal or not run.infrastructure_id:
             return run
         if deadline is not None and time.monotonic() >= deadline:
