@@ -3,9 +3,9 @@
 - :class:`ProjectFilter` drops what no user edit produces: our own state and run logs (``.reconcile/``),
   VCS and cache directories, and editor scratch files (vim's ``*.swp`` and ``4913`` probe, ``*~``
   backups, emacs ``.#lock`` and ``#autosave#``, JetBrains ``___jb_tmp___``).
-- :func:`compile_globs` turns ``run_on: watch`` paths into one matcher: ``*`` and ``?`` stay inside a
-  directory, ``**`` crosses directories, a plain path (no wildcard) covers everything below it, and a
-  ``!pattern`` excludes (the last matching pattern wins, as in GitHub's path filters).
+- :func:`compile_globs` turns ``run_on: watch`` paths into one matcher, with exactly the syntax of
+  ``run_on: push`` paths (GitHub's filter patterns, ``triggers.git``): ``*`` stays inside a directory,
+  ``**`` crosses directories, and a ``!pattern`` excludes (the last matching pattern wins).
 - :func:`spec_files` lists the files the desired state is read from: the file itself and every
   entrypoint's source (flow names come from its syntax tree).
 - :class:`Coalescer` turns a burst of saves into one trigger per deployment: a deployment fires once
@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from reconciler.objects import Kind
 from reconciler.spec import Desired
+from reconciler.triggers import git as gitrules
 
 IGNORED_DIRS = frozenset(
     {
@@ -46,7 +47,6 @@ _SCRATCH = re.compile(
     r"(\.sw[a-z]$)|(~$)|(^\.#)|(^#.*#$)|(^4913$)|(___jb_(tmp|old)___$)|(^\.DS_Store$)|(\.py[cod]$)|(^flycheck_)"
 )
 
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 PathMatcher = Callable[[str], bool]
 
@@ -95,64 +95,20 @@ def describe(paths: list[str]) -> str:
     return f"{shown}{more} changed"
 
 
-def _translate(pattern: str) -> str:
-    """One glob as a regular expression over a relative POSIX path."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            if pattern.startswith("**", i):
-                i += 2
-                if pattern.startswith("/", i):  # "**/" is zero or more whole directories
-                    i += 1
-                    out.append("(?:.*/)?")
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 2 if pattern.startswith(("[!", "[^"), i) else i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                if body[:1] in ("!", "^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\").replace("/", "") + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
 def _clean(pattern: str) -> str:
+    """``./flows/**`` and ``flows/**`` are the same pattern (the ``!`` of an exclusion is kept)."""
     pattern = pattern.strip()
-    while pattern.startswith("./"):
-        pattern = pattern[2:]
-    return pattern.lstrip("/").rstrip("/") or "**"
+    negate = pattern.startswith("!")
+    body = pattern[1:] if negate else pattern
+    while body.startswith("./"):
+        body = body[2:]
+    return ("!" if negate else "") + (body.lstrip("/") or "**")
 
 
 def compile_globs(patterns: Iterable[str]) -> PathMatcher:
-    """A matcher for relative paths: true when the last pattern that matches is not a ``!`` one."""
-    compiled: list[tuple[bool, re.Pattern[str]]] = []
-    for raw in patterns:
-        negate = raw.strip().startswith("!")
-        pattern = _clean(raw.strip()[1:] if negate else raw)
-        below = "" if _GLOB_CHARS.search(pattern) else "(?:/.*)?"  # a plain path covers its subtree
-        compiled.append((negate, re.compile(f"{_translate(pattern)}{below}", re.DOTALL)))
-
-    def matches(path: str) -> bool:
-        hit = False
-        for negate, regex in compiled:
-            if regex.fullmatch(path):
-                hit = not negate
-        return hit
-
-    return matches
+    """A matcher for relative paths with the same filter syntax as ``run_on: push`` paths (GitHub's)."""
+    cleaned = tuple(_clean(p) for p in patterns)
+    return lambda path: gitrules.selected_by(cleaned, path) is not None
 
 
 def entrypoint_files(entrypoint: str) -> tuple[str, ...]:
