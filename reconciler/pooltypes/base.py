@@ -105,7 +105,8 @@ class PoolType:
             for name in self.variables.get("required", []):
                 if merged.get(name) is None and self.properties.get(name, {}).get("default") is None:
                     problems.append(VariableProblem((name,), f"missing required variable {name!r}"))
-        for error in _validator(self).iter_errors(concrete):
+        validator = _validator(self)
+        for error in () if validator.is_valid(concrete) else validator.iter_errors(concrete):
             message = schema_message(error, self.variables)
             problems.append(VariableProblem(tuple(error.instance_path), message))
         if not problems:
@@ -192,16 +193,18 @@ def _inline(match: re.Match[str], values: Mapping[str, Any]) -> str:
 
 def is_placeholder(value: Any) -> bool:
     """A value resolved later: a whole ``{{ ... }}`` string, or a Prefect block ``{"$ref": ...}``."""
-    if isinstance(value, str):
-        return PLACEHOLDER.fullmatch(value.strip()) is not None
-    return isinstance(value, Mapping) and set(value) == {"$ref"}
+    kind = type(value)
+    if kind is str:
+        return "{{" in value and PLACEHOLDER.fullmatch(value.strip()) is not None
+    return kind is dict and len(value) == 1 and "$ref" in value
 
 
 def strip_placeholders(value: Any) -> Any:
     """Drop nested placeholder values so a schema checks only what is concrete."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is dict:
         return {k: strip_placeholders(v) for k, v in value.items() if not is_placeholder(v)}
-    if isinstance(value, list):
+    if kind is list:
         return [strip_placeholders(v) for v in value if not is_placeholder(v)]
     return value
 

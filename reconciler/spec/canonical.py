@@ -18,13 +18,18 @@ Json = Any
 
 
 def plain(value: Any) -> Json:
-    """JSON-shaped copy: dates as ISO strings, tuples as lists, numbers left alone."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    """JSON-shaped copy: dates as ISO strings, tuples as lists, numbers left alone.
+
+    Values come from a YAML loader, so containers are plain dicts and lists: exact type checks keep
+    this walk cheap (no ABC machinery) over tens of thousands of deployments.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k if type(k) is str else str(k): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
         return [plain(v) for v in value]
+    if kind is datetime or kind is date:
+        return value.isoformat()
     return value
 
 
@@ -34,23 +39,18 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
     Placeholders and Secrets are left alone (they are resolved later); anything that does not convert
     cleanly is returned unchanged, and the schema check reports it.
     """
-    if not isinstance(value, str | int | float | bool | dict | list) or (
-        isinstance(value, str) and "{{" in value
-    ):
-        return value
-    types = _types(schema)
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties")
-        return {
-            k: coerce(v, props.get(k) or (extra if isinstance(extra, Mapping) else {}))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
+        fallback = extra if type(extra) is dict else {}
+        return {k: coerce(v, props.get(k) or fallback) for k, v in value.items()}
+    if kind is list:
         items = schema.get("items")
-        return [coerce(v, items) for v in value] if isinstance(items, Mapping) else value
-    if isinstance(value, bool):
+        return [coerce(v, items) for v in value] if type(items) is dict else value
+    if kind is bool or kind not in (str, int, float) or (kind is str and "{{" in value):
         return value
+    types = _types(schema)
     if "integer" in types and not isinstance(value, int):
         converted = _to_number(value)
         if converted is not None and float(converted).is_integer():

@@ -47,13 +47,14 @@ def block_references(value: Any) -> list[tuple[str, str]]:
 
 
 def _collect_block_refs(value: Any, found: list[tuple[str, str]]) -> None:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         if "{{" in value:
             found.extend((m.group(1), m.group(2)) for m in BLOCK_REFERENCE.finditer(value))
-    elif isinstance(value, Mapping):
+    elif kind is dict:
         for v in value.values():
             _collect_block_refs(v, found)
-    elif isinstance(value, list):
+    elif kind is list:
         for v in value:
             _collect_block_refs(v, found)
 
