@@ -9,7 +9,7 @@ from reconciler import spec
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_apply import confirm
 from reconciler.cli.cmd_plan import render
-from reconciler.triggers import github, push
+from reconciler.triggers import push
 
 
 @click.group("trigger")
@@ -79,6 +79,8 @@ def github_cmd(app: App) -> int:
     Reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_API_URL,
     GITHUB_TOKEN and the inputs INPUT_COMMAND, INPUT_WORKING_DIRECTORY, INPUT_PRUNE, INPUT_COMMENT.
     """
+    from reconciler.triggers import github  # httpx and the Action's code only when an Action runs
+
     return github.run_action(app, environ=app.environ)
 
 
