@@ -104,6 +104,8 @@ class ServerObjects:
         return (document, mapping.block_body(document)) if document is not None else None
 
     def _read_pools(self, names: list[str]) -> None:
+        for name in names:  # what is not found again is gone, whatever an earlier read saw
+            self.pools.pop(name, None)
         for start in range(0, len(names), PAGE):
             chunk = names[start : start + PAGE]
             for pool in self.client.post(
@@ -116,6 +118,7 @@ class ServerObjects:
         for flow in self.client.paged("/flows/filter", criteria):
             self.flow_names[str(flow["id"])] = flow["name"]
             self.flow_ids[flow["name"]] = str(flow["id"])
+        self.deployments.clear()
         for deployment in self.client.paged("/deployments/filter", criteria):
             flow_name = self.flow_names.get(str(deployment["flow_id"]))
             if flow_name is not None:
@@ -123,6 +126,8 @@ class ServerObjects:
 
     def _read_blocks(self, addresses: list[str]) -> None:
         wanted = set(addresses)
+        for address in wanted:
+            self.blocks.pop(address, None)
         types = sorted({a.split("/", 1)[0] for a in wanted})
         names = sorted({a.split("/", 1)[1] for a in wanted})
         criteria = {
@@ -154,6 +159,38 @@ class ServerObjects:
             for document in self.client.post("/block_documents/filter", {**criteria, "limit": PAGE}).json():
                 slug = (document.get("block_type") or {}).get("slug")
                 self.block_names[str(document["id"])] = (slug, document.get("name"))
+
+    def discover(self, *, exclude: set[Address]) -> dict[Address, Json]:
+        """Raw canonical bodies of every pool, untagged-or-ours deployment and block of our types."""
+        found: dict[Address, Json] = {}
+        names: dict[str, tuple[str, str]] = {}
+        slugs = pooltypes.block_type_names()
+        criteria = {
+            "block_documents": {"is_anonymous": {"eq_": False}},
+            "block_types": {"slug": {"any_": slugs}},
+        }
+        for document in self.client.paged("/block_documents/filter", criteria):
+            body = mapping.block_body(document)
+            names[str(document["id"])] = (body["type"], body["name"])
+            found[Address.block(body["type"], body["name"])] = body
+        for pool in self.client.paged("/work_pools/filter", {}):
+            body = mapping.pool_body(pool, names=None, originals=None)
+            body["job_variables"] = values.ids_to_references(body["job_variables"], names)
+            found[Address.pool(pool["name"])] = body
+        flows = {str(f["id"]): f["name"] for f in self.client.paged("/flows/filter", {})}
+        for deployment in self.client.paged("/deployments/filter", {}):
+            tags = deployment.get("tags") or ()
+            foreign = any(t.startswith("managed-by:prefect-reconciler/") and t != self.marker for t in tags)
+            flow = flows.get(str(deployment["flow_id"]))
+            if foreign or flow is None:
+                continue
+            body = mapping.deployment_body(deployment, flow_name=flow, marker=self.marker, triggers=[])
+            if body["work_pool"]:
+                body["work_pool"]["job_variables"] = values.ids_to_references(
+                    body["work_pool"]["job_variables"], names
+                )
+            found[Address.deployment(flow, deployment["name"])] = body
+        return {a: b for a, b in found.items() if a not in exclude}
 
     # -- lookups used by writers ---------------------------------------------------------------------
 

@@ -23,10 +23,11 @@ from typing import Any
 import orjson
 
 from reconciler.errors import StaleVersion, StateError
-from reconciler.objects import Secret, decode_body, encode_body
+from reconciler.objects import Address, Kind, Secret, decode_body, encode_body
 from reconciler.spec.templating import fingerprint
 from reconciler.state.base import RunRecord, RunState
-from reconciler.state.prefect_client import PrefectClient
+from reconciler.state.prefect_client import PAGE, PrefectClient
+from reconciler.state.prefect_objects import ServerObjects
 
 LABEL = "prefect-reconciler."
 SYNTHETIC_KEY = "prefect-reconciler-run:"  # the idempotency key of a run created without one
@@ -196,6 +197,130 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def require_run(response_status: int, run_id: str) -> None:
-    if response_status == 404:
-        raise StateError(f"run {run_id} does not exist")
+class FlowRuns:
+    """The project's runs on the server: the flow runs of its deployments (which carry its tag)."""
+
+    def __init__(
+        self,
+        client: PrefectClient,
+        objects: ServerObjects,
+        *,
+        project: str,
+        key: Callable[[], bytes | None],
+        parameter_secrets: Callable[[str], Mapping[str, str]],
+    ) -> None:
+        self._client, self._objects, self._project = client, objects, project
+        self._key, self._parameter_secrets = key, parameter_secrets
+
+    def create(self, run: RunRecord) -> RunRecord:
+        deployment = self._deployment(run.deployment)
+        if deployment is None:
+            raise StateError(f"deployment {run.deployment} is not on the Prefect server (apply it first)")
+        payload = create_payload(run, project=self._project)
+        response = self._client.post(f"/deployments/{deployment['id']}/create_flow_run", payload)
+        if response.status_code == 200 and not run.idempotency_key:
+            raise StateError(f"run {run.id} already exists")
+        created = self._record(response.json())
+        if run.log_path and run.id in run.log_path and created.id != run.id:
+            # The server names the run; a log path made from the id we proposed follows the real one.
+            log_path = run.log_path.replace(run.id, created.id)
+            self._client.patch(f"/flow_runs/{created.id}/labels", {LABEL + "log-path": log_path})
+            created = created.evolve(log_path=log_path)
+        return created
+
+    def update(self, run: RunRecord) -> RunRecord:
+        document = self._flow_run(run.id)
+        if document is None:
+            raise StateError(f"run {run.id} does not exist")
+        current = self._record(document)
+        if current.version != run.version:
+            raise StaleVersion(f"run {run.id}", run.version, current.version)
+        state, message = propose(self._client, run, current, ours=claimed(document))
+        changed = state is not current.state
+        if run.infrastructure_id and run.infrastructure_id != current.infrastructure_id:
+            self._client.patch(f"/flow_runs/{run.id}", {"infrastructure_pid": run.infrastructure_id})
+            changed = True
+        labels = label_changes(run, current)
+        if state is RunState.PENDING and current.state is RunState.SCHEDULED:
+            labels[LABEL + "claimed"] = True
+        if not labels and not changed:
+            return current
+        labels[LABEL + "version"] = current.version + 1
+        self._client.patch(f"/flow_runs/{run.id}/labels", labels)
+        version = current.version + 1
+        return run.evolve(
+            state=state, message=run.message or message, version=version, created_at=current.created_at
+        )
+
+    def get(self, run_id: str) -> RunRecord | None:
+        document = self._flow_run(run_id)
+        return self._record(document) if document is not None else None
+
+    def list(self, *, deployment: str | None, limit: int) -> list[RunRecord]:
+        """Runs that are due or done, newest first (the scheduler's future runs are not listed)."""
+        criteria: dict[str, Any] = {
+            "flow_runs": {
+                "tags": {"all_": [self._objects.marker]},
+                "expected_start_time": {"before_": datetime.now().astimezone().isoformat()},
+            },
+            "sort": "EXPECTED_START_TIME_DESC",
+        }
+        if deployment is not None:
+            found = self._deployment(deployment)
+            if found is None:
+                return []
+            criteria["deployments"] = {"id": {"any_": [found["id"]]}}
+        runs = [self._record(d) for d in self._client.paged("/flow_runs/filter", criteria, limit=limit)]
+        runs.sort(key=lambda r: (r.created_at or datetime.min.astimezone(), r.id), reverse=True)
+        return runs[:limit]
+
+    def due(self, pool: str, *, before: datetime, limit: int) -> list[RunRecord]:
+        """SCHEDULED runs of ``pool`` due before ``before``, oldest first: what a worker polls for.
+
+        Only runs of this project's deployments (a shared pool may hold others'); polling through
+        the worker endpoint also marks the pool READY in the UI, as a live worker would.
+        """
+        body = {"scheduled_before": before.isoformat(), "limit": min(limit, PAGE)}
+        response = self._client.post(f"/work_pools/{pool}/get_scheduled_flow_runs", body, allow=(404,))
+        if response.status_code == 404:
+            return []
+        runs = [item["flow_run"] for item in response.json()]
+        mine = [self._record(r) for r in runs if self._objects.marker in (r.get("tags") or ())]
+        return sorted(mine, key=lambda r: (r.scheduled_for or r.created_at or before, r.id))
+
+    def _deployment(self, name: str) -> Any:
+        address = Address(Kind.DEPLOYMENT, name)
+        return self._objects.seen(address) or self._objects.current(address)
+
+    def _flow_run(self, run_id: str) -> Any:
+        """The flow run if it is one of ours (a run of a deployment carrying our tag)."""
+        if not is_flow_run_id(run_id):
+            return None
+        response = self._client.get(f"/flow_runs/{run_id}", allow=(404,))
+        if response.status_code == 404:
+            return None
+        document = response.json()
+        return document if self._objects.marker in (document.get("tags") or ()) else None
+
+    def _record(self, document: Any) -> RunRecord:
+        names, secrets = self._deployment_name, self._parameter_secrets
+        return record(document, key=self._key(), deployment_name=names, parameter_secrets=secrets)
+
+    def _deployment_name(self, deployment_id: str | None) -> str | None:
+        """``flow/name`` of a deployment id (runs the server scheduled carry no label of ours)."""
+        if not deployment_id:
+            return None
+        for name, deployment in self._objects.deployments.items():
+            if str(deployment.get("id")) == str(deployment_id):
+                return name
+        response = self._client.get(f"/deployments/{deployment_id}", allow=(404,))
+        if response.status_code == 404:
+            return None
+        deployment = response.json()
+        flow = self._objects.flow_names.get(str(deployment["flow_id"]))
+        if flow is None:
+            flow = self._client.get(f"/flows/{deployment['flow_id']}").json()["name"]
+            self._objects.flow_names[str(deployment["flow_id"])] = flow
+        name = f"{flow}/{deployment['name']}"
+        self._objects.deployments[name] = deployment
+        return name

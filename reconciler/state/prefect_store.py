@@ -32,7 +32,7 @@ from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import Address, Kind, LiveState, Resource, StoredObject
 from reconciler.state import prefect_history, prefect_lock, prefect_runs, prefect_writers
 from reconciler.state import prefect_values as values
-from reconciler.state.base import HistoryEntry, LockInfo, RunRecord, RunState
+from reconciler.state.base import HistoryEntry, LockInfo, RunRecord
 from reconciler.state.prefect_client import PrefectClient, api_url_from
 from reconciler.state.prefect_inventory import Entry, Names, apply_overlay, compute_overlay, digest
 from reconciler.state.prefect_objects import ServerObjects
@@ -69,6 +69,13 @@ class PrefectStore:
         self._mutex = threading.RLock()
         self._held = 0  # depth of the lease this store holds (lock() and self-locked writes)
         self._inventory = InventoryVariables(self._client, self._names)
+        self._runs = prefect_runs.FlowRuns(
+            self._client,
+            self._objects,
+            project=project,
+            key=self._head_key,
+            parameter_secrets=self._parameter_secrets,
+        )
         self._entries: dict[Address, Entry] = {}
         self._live: dict[Address, Mapping[str, Any]] = {}
 
@@ -125,7 +132,7 @@ class PrefectStore:
             records = values.secret_records(key, body, mapped)
             readable = values.restore_secrets(key, mapped, records)
             new = Entry(
-                version=(entry.version if entry else 0) + 1,
+                version=(actual or 0) + 1,
                 hash=digest(key, readable),
                 depends=tuple(str(a) for a in resource.depends_on),
                 secrets=records,
@@ -223,65 +230,27 @@ class PrefectStore:
     # -- runs ----------------------------------------------------------------------------------------
 
     def create_run(self, run: RunRecord) -> RunRecord:
-        deployment = self._deployment(run.deployment)
-        payload = prefect_runs.create_payload(run, project=self.project)
-        response = self._client.post(f"/deployments/{deployment['id']}/create_flow_run", payload)
-        if response.status_code == 200 and not run.idempotency_key:
-            raise StateError(f"run {run.id} already exists")
-        created = self._record(response.json())
-        if run.log_path and run.id in run.log_path and created.id != run.id:
-            # The server names the run; a log path made from the id we proposed follows the real one.
-            log_path = run.log_path.replace(run.id, created.id)
-            self._client.patch(f"/flow_runs/{created.id}/labels", {prefect_runs.LABEL + "log-path": log_path})
-            created = created.evolve(log_path=log_path)
-        return created
+        return self._runs.create(run)
 
     def update_run(self, run: RunRecord) -> RunRecord:
-        current_doc = self._flow_run(run.id)
-        if current_doc is None:
-            raise StateError(f"run {run.id} does not exist")
-        current = self._record(current_doc)
-        if current.version != run.version:
-            raise StaleVersion(f"run {run.id}", run.version, current.version)
-        state, message = prefect_runs.propose(
-            self._client, run, current, ours=prefect_runs.claimed(current_doc)
-        )
-        changed = state is not current.state
-        if run.infrastructure_id and run.infrastructure_id != current.infrastructure_id:
-            self._client.patch(f"/flow_runs/{run.id}", {"infrastructure_pid": run.infrastructure_id})
-            changed = True
-        labels = prefect_runs.label_changes(run, current)
-        if state is RunState.PENDING and current.state is RunState.SCHEDULED:
-            labels[prefect_runs.LABEL + "claimed"] = True
-        if not labels and not changed:
-            return current
-        labels[prefect_runs.LABEL + "version"] = current.version + 1
-        self._client.patch(f"/flow_runs/{run.id}/labels", labels)
-        message = run.message or message
-        return run.evolve(
-            state=state, message=message, version=current.version + 1, created_at=current.created_at
-        )
+        return self._runs.update(run)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        document = self._flow_run(run_id)
-        return self._record(document) if document is not None else None
+        return self._runs.get(run_id)
 
     def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]:
-        criteria: dict[str, Any] = {
-            "flow_runs": {
-                "tags": {"all_": [self._names.marker]},
-                "expected_start_time": {"before_": datetime.now().astimezone().isoformat()},
-            },
-            "sort": "EXPECTED_START_TIME_DESC",
-        }
-        if deployment is not None:
-            found = self._deployment(deployment, required=False)
-            if found is None:
-                return []
-            criteria["deployments"] = {"id": {"any_": [found["id"]]}}
-        runs = [self._record(d) for d in self._client.paged("/flow_runs/filter", criteria, limit=limit)]
-        runs.sort(key=lambda r: (r.created_at or datetime.min.astimezone(), r.id), reverse=True)
-        return runs[:limit]
+        return self._runs.list(deployment=deployment, limit=limit)
+
+    def due_runs(self, pool: str, *, before: datetime, limit: int = 100) -> list[RunRecord]:
+        """The server's scheduled runs of our deployments on ``pool`` that are due (for ``serve``)."""
+        return self._runs.due(pool, before=before, limit=limit)
+
+    def read_unmanaged(self) -> dict[Address, Mapping[str, Any]]:
+        """Pools, deployments and blocks (of our block types) on the server that no project of ours
+        manages, as canonical bodies (for ``import``). Secret block fields read as Prefect shows them
+        (``********``), never as values; deployments carrying another project's tag are left out."""
+        managed = {_address(a) for s in self._inventory.read()[1] for a in s.entries}
+        return self._objects.discover(exclude=managed)
 
     def job_environment(self, run: RunRecord) -> dict[str, str]:
         """Prefect's own contract for the job: the API to report to, the run, and the credentials."""
@@ -336,51 +305,9 @@ class PrefectStore:
         """Whether an inventoried object is still on the server as read_all would show it."""
         return self._objects.visible(address, self._objects.current(address))
 
-    def _deployment(self, name: str, *, required: bool = True) -> Any:
-        address = Address(Kind.DEPLOYMENT, name)
-        found = self._objects.seen(address) or self._objects.current(address)
-        if found is None and required:
-            raise StateError(f"deployment {name} does not exist on the Prefect server (apply it first)")
-        return found
-
-    def _flow_run(self, run_id: str) -> Any:
-        if not prefect_runs.is_flow_run_id(run_id):
-            return None
-        response = self._client.get(f"/flow_runs/{run_id}", allow=(404,))
-        if response.status_code == 404:
-            return None
-        document = response.json()
-        return document if self._names.marker in (document.get("tags") or ()) else None
-
-    def _record(self, document: Any) -> RunRecord:
-        return prefect_runs.record(
-            document,
-            key=self._head_key(),
-            deployment_name=self._deployment_name,
-            parameter_secrets=self._parameter_secrets,
-        )
-
     def _head_key(self) -> bytes | None:
         head = self._inventory.head(create=False)
         return bytes.fromhex(head.key) if head else None
-
-    def _deployment_name(self, deployment_id: str | None) -> str | None:
-        if not deployment_id:
-            return None
-        for name, deployment in self._objects.deployments.items():
-            if str(deployment.get("id")) == str(deployment_id):
-                return name
-        response = self._client.get(f"/deployments/{deployment_id}", allow=(404,))
-        if response.status_code == 404:
-            return None
-        deployment = response.json()
-        flow = self._objects.flow_names.get(str(deployment["flow_id"]))
-        if flow is None:
-            flow = self._client.get(f"/flows/{deployment['flow_id']}").json()["name"]
-            self._objects.flow_names[str(deployment["flow_id"])] = flow
-        name = f"{flow}/{deployment['name']}"
-        self._objects.deployments[name] = deployment
-        return name
 
     def _parameter_secrets(self, deployment: str) -> dict[str, str]:
         entry = self._entries.get(Address(Kind.DEPLOYMENT, deployment))

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from reconciler.errors import LockTimeout, StaleVersion, StateError
-from reconciler.objects import Address, Resource, Secret
+from reconciler.objects import Address, Kind, Resource, Secret
 from reconciler.state import LockInfo, RunRecord, RunState, Store
 from reconciler.state.prefect_lock import LeasePolicy
 from tests.contract.test_store_contract import (  # the backend-neutral part of the suite
@@ -442,3 +442,56 @@ def test_list_runs_newest_first_with_filter_and_limit(store_factory: PrefectFact
     assert [r.id for r in store.list_runs(deployment=deployment)] == list(reversed(ids))
     assert [r.id for r in store.list_runs(deployment=deployment, limit=2)] == list(reversed(ids))[:2]
     assert store.list_runs(deployment="nope/none") == []
+
+
+def test_an_object_deleted_outside_reads_as_absent_and_is_created_again(
+    store_factory: PrefectFactory, api: httpx.Client
+) -> None:
+    store = store_factory()
+    pool = Address.pool(unique("pool"))
+    store.write(Resource(pool, pool_body()), expected_version=None)
+    assert store.read_all().get(pool) is not None  # seen once, then deleted in the UI
+    assert api.delete(f"work_pools/{pool.name}").status_code == 204
+
+    assert store.read_all().get(pool) is None
+    assert store.write(Resource(pool, pool_body()), expected_version=None) == 1
+    stored = store_factory().read_all().get(pool)
+    assert stored is not None and stored.resource.body == pool_body() and stored.drifted_at is None
+
+
+def test_due_runs_are_the_servers_scheduled_runs_of_our_deployments(
+    store_factory: PrefectFactory, deployment: str
+) -> None:
+    store = store_factory()
+    pool = store.read_all().objects[Address(Kind.DEPLOYMENT, deployment)].resource.body["work_pool"]["name"]
+    now = datetime.now(UTC)
+    due = store.create_run(_run(deployment, scheduled_for=now - timedelta(minutes=1)))
+    store.create_run(_run(deployment, scheduled_for=now + timedelta(hours=1)))
+    assert [r.id for r in store.due_runs(pool, before=now)] == [due.id]
+    claimed = store.update_run(due.evolve(state=RunState.PENDING))  # serve claims it like a worker
+    assert claimed.state is RunState.PENDING and store.due_runs(pool, before=now) == []
+    assert store.due_runs(unique("no-such-pool"), before=now) == []
+
+
+def test_unmanaged_objects_are_discovered_for_import(
+    store_factory: PrefectFactory, api: httpx.Client
+) -> None:
+    store = store_factory()
+    ours, theirs = Address.pool(unique("ours")), unique("theirs")
+    store.write(Resource(ours, pool_body()), expected_version=None)
+    assert (
+        api.post("work_pools/", json={"name": theirs, "type": "process", "description": "x"}).status_code
+        == 201
+    )
+    flow = api.post("flows/", json={"name": "etl"}).json()
+    dep = unique("dep")
+    api.post(
+        "deployments/",
+        json={"flow_id": flow["id"], "name": dep, "work_pool_name": theirs, "parameters": {"a": 1}},
+    )
+
+    found = store.read_unmanaged()
+    assert ours not in found
+    assert found[Address.pool(theirs)] == pool_body("x", base_job_template={})  # as the server holds it
+    body = found[Address.deployment("etl", dep)]
+    assert body["parameters"] == {"a": 1} and body["work_pool"]["name"] == theirs
