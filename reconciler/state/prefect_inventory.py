@@ -72,7 +72,12 @@ class Names:
 
     @property
     def history_key(self) -> str:
-        return "reconciler-" + re.sub(r"[^a-z0-9-]+", "-", slug(self.project).lower()) + "-history"
+        """The artifact key (lowercase letters, digits and dashes only), unique per project."""
+        base = slug(self.project)
+        key = re.sub(r"[^a-z0-9-]+", "-", base)
+        if key != base:
+            key = f"{key}-{hashlib.sha256(base.encode()).hexdigest()[:8]}"
+        return f"reconciler-{key}-history"
 
 
 # -- records -------------------------------------------------------------------------------------

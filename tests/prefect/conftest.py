@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,6 +83,23 @@ def cli(
     """``reconcile -C DIR --state prefect+http://.../api ARGS`` in a subprocess, as a user runs it."""
     full_env = {**server.env(), **(env or {})}
     return run_cli("-C", str(project_dir), "--state", server.state_url, *args, env=full_env, timeout=timeout)
+
+
+LAUNCHED = re.compile(r"Launched run ([0-9a-f-]{36})")
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def settle(server: PrefectServer, output: str, timeout: float = 90) -> None:
+    """Wait until the runs an apply launched (``run_on: apply: changed``) have ended, so that no flow
+    process started by a test outlives it."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
+        for run_id in LAUNCHED.findall(output):
+            while time.monotonic() < deadline:
+                found = client.get(f"flow_runs/{run_id}")
+                if found.status_code != 200 or found.json()["state_type"] in TERMINAL:
+                    break
+                time.sleep(0.5)
 
 
 def destroy(

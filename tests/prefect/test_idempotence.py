@@ -19,7 +19,7 @@ from reconciler.objects import Kind
 from reconciler.state.prefect_api import PrefectStore
 from tests.fixtures.prefect_server import PrefectServer
 from tests.helpers import make_project
-from tests.prefect.conftest import cli, copy_project, destroy, example_env, examples, unique
+from tests.prefect.conftest import cli, copy_project, destroy, example_env, examples, settle, unique
 
 pytestmark = pytest.mark.prefect_server
 
@@ -184,6 +184,7 @@ def test_every_example_applies_then_plans_no_changes(
     env = example_env(project)
     applied = cli(prefect_server, project, "apply", "--yes", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    settle(prefect_server, applied.stdout)
     try:
         again = cli(prefect_server, project, "plan", "--detailed-exitcode", env=env)
         assert again.returncode == 0, again.stdout + again.stderr

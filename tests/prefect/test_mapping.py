@@ -291,4 +291,5 @@ def test_inventory_entries_and_names_encode() -> None:
     assert Shard.from_variable({"name": "s", "id": "i", "value": shard.value()}).entries == shard.entries
     assert slug("Acme ETL") != slug("acme-etl") and slug("acme-etl") == "acme-etl"
     assert Names("Acme ETL").marker == "managed-by:prefect-reconciler/Acme ETL"
-    assert Names("a_b").history_key == "reconciler-a-b-history"
+    assert Names("a-b").history_key == "reconciler-a-b-history"
+    assert Names("a_b").history_key != Names("a-b").history_key

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.prefect_server import PrefectServer
 from tests.helpers import QUICKSTART, make_project
-from tests.prefect.conftest import cli, copy_project, destroy, unique
+from tests.prefect.conftest import cli, copy_project, destroy, settle, unique
 
 pytestmark = pytest.mark.prefect_server
 
@@ -48,6 +48,7 @@ def test_quickstart_run_completes_through_prefects_engine(
     project = copy_project(QUICKSTART, tmp_path / "quickstart")
     applied = cli(prefect_server, project, "apply", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    settle(prefect_server, applied.stdout)  # greet runs on `apply: changed` too
     try:
         run = cli(prefect_server, project, "run", "hello/greet", "--wait", "--timeout", "120")
         assert run.returncode == 0, run.stdout + run.stderr
