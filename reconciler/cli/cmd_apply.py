@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -11,9 +12,9 @@ from reconciler import apply as applying
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_plan import ref_option, render
-from reconciler.errors import PlanFileError, ReconcileError, SpecError
+from reconciler.errors import PlanFileError, ReconcileError
 from reconciler.launch import runs
-from reconciler.state import RunRecord
+from reconciler.state import RunRecord, Store
 from reconciler.triggers import git as gitrules
 
 
@@ -60,10 +61,7 @@ def apply_cmd(
             result = saved
         else:
             assert desired is not None
-            problems = desired.unresolved_references(set(live.objects))
-            if problems:
-                raise SpecError(problems)
-            result = planning.diff(desired, live, prune=prune)
+            result = applying.plan_for(desired, live, prune=prune)
         applying.check_not_empty(result, options=options)
         git = result.source.git
         if git is not None:
@@ -75,10 +73,22 @@ def apply_cmd(
                 applying.execute(result, store, options=options)
             return 0
         confirm(app, yes)
-        outcome = applying.execute(result, store, options=options)
+        outcome = _execute(result, store, options=options)
     app.out(f"\nApply complete: {outcome.describe()}.")
     _launch_after_apply(app, result)
     return 0
+
+
+def _execute(result: planning.Plan, store: Store, *, options: applying.ApplyOptions) -> applying.ApplyResult:
+    """Apply, with a progress bar on a terminal when there is enough to wait for (never in CI logs)."""
+    writes = len(result.writes)
+    if writes < _PROGRESS_FROM or not sys.stderr.isatty():
+        return applying.execute(result, store, options=options)
+    with click.progressbar(length=writes, label="Applying", file=sys.stderr) as bar:
+        return applying.execute(result, store, options=options, on_change=lambda _change: bar.update(1))
+
+
+_PROGRESS_FROM = 20
 
 
 def _read_plan_file(path: Path) -> planning.Plan:
