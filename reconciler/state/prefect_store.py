@@ -167,7 +167,7 @@ class PrefectStore:
             self._live.pop(address, None)
 
     def set_last_commit(self, commit: str | None) -> None:
-        with self._mutex:
+        with self._self_locked("record the commit"):  # the head also holds the shard layout
             head = self._inventory.head(create=True, fresh=True)
             assert head is not None
             if head.last_commit != commit:
