@@ -149,7 +149,9 @@ class App:
             project_dir=self.project_dir.resolve(),
             runs_dir=self.runs_dir.resolve(),
             environ=self.environ,
-            launcher_factory=lambda name: make_launcher(name, runs_dir=self.runs_dir.resolve(), environ=self.environ),
+            launcher_factory=lambda name: make_launcher(
+                name, runs_dir=self.runs_dir.resolve(), environ=self.environ
+            ),
         )
 
     def close(self) -> None:

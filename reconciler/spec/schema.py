@@ -12,6 +12,7 @@ import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -42,10 +43,25 @@ def schema_document() -> dict[str, Any]:
 def check(document: Any) -> Iterator[SchemaProblem]:
     """Every schema violation in ``document``; nothing when it is valid (the fast, common case)."""
     validator = _validator()
-    if validator.is_valid(document):
+    try:
+        valid = validator.is_valid(document)
+    except ValueError:  # YAML timestamps (date/datetime objects) are not JSON: check their ISO text
+        document = _jsonable(document)
+        valid = validator.is_valid(document)
+    if valid:
         return
     for error in validator.iter_errors(document):
         yield from _problems(error)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
+    return value
 
 
 def _problems(error: Any) -> Iterator[SchemaProblem]:

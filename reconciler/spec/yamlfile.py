@@ -38,6 +38,9 @@ _YAML11_RISKS = (
     re.compile(rb"^" + _BOOL11 + rb"[ \t]*:", re.M),
     # underscores in numbers
     re.compile(rb"[0-9]_[0-9]"),
+    # a plain (unquoted) timestamp: a date object in PyYAML (yaml_rs is asked for strings only, so
+    # that a quoted date stays a string as it does in PyYAML)
+    re.compile(rb"(?:^|[ \t\[{,])[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}", re.M),
 )
 
 
@@ -56,7 +59,7 @@ def parse(text: str, *, file: str) -> Any:
     """The document as Prefect would load it; a syntax error raises SpecError with its location."""
     if not needs_yaml11(text):
         try:
-            return yaml_rs.loads(text) if text.strip() else None
+            return yaml_rs.loads(text, parse_datetime=False) if text.strip() else None
         except Exception:  # any fast-path failure is re-read by the reference parser
             pass
     return _parse_pyyaml(text, file=file)

@@ -60,7 +60,13 @@ TRICKY = [
     "ghcr.io/acme/etl:1.4",
 ]
 SAFE_WORDS = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
-SCALARS = st.one_of(st.sampled_from(TRICKY), SAFE_WORDS, st.integers(-(10**6), 10**6).map(str))
+PLAIN = st.one_of(st.sampled_from(TRICKY), SAFE_WORDS, st.integers(-(10**6), 10**6).map(str))
+# Quoted scalars are strings in YAML 1.1 and 1.2 alike: "2024-01-01" must not come back as a date.
+SCALARS = st.one_of(
+    PLAIN,
+    PLAIN.filter(lambda s: "'" not in s).map(lambda s: f"'{s}'"),
+    PLAIN.filter(lambda s: '"' not in s and "\\" not in s).map(lambda s: f'"{s}"'),
+)
 
 
 def _emit(value: object, indent: int) -> list[str]:
