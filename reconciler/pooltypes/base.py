@@ -9,7 +9,9 @@ here is pure (no I/O, no environment): ``spec`` validates with it, ``launch`` re
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +76,21 @@ class PoolType:
                 props[name]["default"] = copy.deepcopy(value)
         return {"job_configuration": copy.deepcopy(dict(self.job_configuration)), "variables": variables}
 
+    @functools.cached_property
+    def _validator(self) -> Any:
+        """The variables schema compiled once per pool type (``required`` is checked apart, on the
+        merged layers). Cached on the instance, so a pool's own template gets its own validator."""
+        schema = copy.deepcopy(dict(self.variables))
+        schema.setdefault("type", "object")
+        schema.pop("required", None)
+        return jsonschema_rs.Draft202012Validator(schema)
+
+    def with_template(self, template: Mapping[str, Any]) -> PoolType:
+        """This type with a pool's own ``base_job_template`` (its variables and job configuration)."""
+        return dataclasses.replace(
+            self, variables=template["variables"], job_configuration=template["job_configuration"]
+        )
+
     def validate_job_variables(
         self,
         values: Mapping[str, Any],
@@ -105,7 +122,7 @@ class PoolType:
             for name in self.variables.get("required", []):
                 if merged.get(name) is None and self.properties.get(name, {}).get("default") is None:
                     problems.append(VariableProblem((name,), f"missing required variable {name!r}"))
-        validator = _validator(self)
+        validator = self._validator
         for error in () if validator.is_valid(concrete) else validator.iter_errors(concrete):
             message = schema_message(error, self.variables)
             problems.append(VariableProblem(tuple(error.instance_path), message))
@@ -207,19 +224,6 @@ def strip_placeholders(value: Any) -> Any:
     if kind is list:
         return [strip_placeholders(v) for v in value if not is_placeholder(v)]
     return value
-
-
-_VALIDATORS: dict[str, Any] = {}
-
-
-def _validator(pool_type: PoolType) -> Any:
-    """Compiled (and cached) schema validator, without ``required`` (checked apart, on merged layers)."""
-    if pool_type.slug not in _VALIDATORS:
-        schema = copy.deepcopy(dict(pool_type.variables))
-        schema.setdefault("type", "object")
-        schema.pop("required", None)
-        _VALIDATORS[pool_type.slug] = jsonschema_rs.Draft202012Validator(schema)
-    return _VALIDATORS[pool_type.slug]
 
 
 def schema_message(error: Any, schema: Mapping[str, Any]) -> str:

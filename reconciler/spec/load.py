@@ -240,9 +240,19 @@ class _Loader:
         address = Address.pool(pool.name)
         if not self._claim(address, base):
             return
+        template = None
+        if pool.base_job_template:
+            template = canonical.plain(
+                self.resolver.resolve(pool.base_job_template, (*base, "base_job_template"))
+            )
+            if self._check_template(template, (*base, "base_job_template")):
+                pool_type = pool_type.with_template(template)  # variables are the template's own
+        elif pool.base_job_template is not None:
+            template = {}
         self.pool_types[pool.name] = pool_type
         jv_path = (*base, "job_variables")
-        for problem in pool_type.validate_job_variables(pool.job_variables):
+        as_typed = canonical.coerce(canonical.plain(pool.job_variables), pool_type.variables)  # "512" is 512
+        for problem in pool_type.validate_job_variables(as_typed):
             self.error(
                 (*jv_path, *problem.path),
                 f"work pool {pool.name!r}: {problem.message}",
@@ -258,12 +268,6 @@ class _Loader:
             else:
                 variables[name] = self.resolver.resolve(value, (*jv_path, name))
         variables = canonical.coerce(canonical.plain(variables), pool_type.variables)
-        template = None
-        if pool.base_job_template is not None:
-            template = canonical.plain(
-                self.resolver.resolve(pool.base_job_template, (*base, "base_job_template"))
-            )
-            self._check_template(template, (*base, "base_job_template"))
         body = {
             "type": pool.type,
             "description": pool.description,
@@ -311,16 +315,15 @@ class _Loader:
                 self.references.append(Reference(address, path))
         return addresses
 
-    def _check_template(self, template: dict[str, Any], path: Path) -> None:
+    def _check_template(self, template: dict[str, Any], path: Path) -> bool:
         """What Prefect's server checks (else 422): every placeholder in job_configuration is a variable."""
-        if not template:
-            return
         declared = set((template.get("variables") or {}).get("properties", {}))
-        for name in sorted(_simple_placeholders(template.get("job_configuration"))):
-            if name not in declared:
-                self.error(
-                    (*path, "job_configuration"), f"placeholder {{{{ {name} }}}} is not declared in variables"
-                )
+        undeclared = sorted(_simple_placeholders(template.get("job_configuration")) - declared)
+        for name in undeclared:
+            self.error(
+                (*path, "job_configuration"), f"placeholder {{{{ {name} }}}} is not declared in variables"
+            )
+        return not undeclared
 
     # -- deployments -------------------------------------------------------------------------------
 
@@ -397,7 +400,8 @@ class _Loader:
         variables = dict(ref.job_variables)
         if pool_type is not None:
             pool_variables = self.resources[pool_address].body["job_variables"]
-            for problem in pool_type.validate_job_variables(variables, beneath=pool_variables):
+            as_typed = canonical.coerce(canonical.plain(variables), pool_type.variables)
+            for problem in pool_type.validate_job_variables(as_typed, beneath=pool_variables):
                 message = f"deployment {dep.name!r}: {problem.message}"
                 self.error((*jv_path, *problem.path), message, at_key=problem.at_key)
             for name in pool_type.secret_variables & set(variables):
