@@ -149,7 +149,7 @@ def _write(change: Change, store: Store) -> ObjectResult:
 def _record(plan: Plan, store: Store, results: list[ObjectResult]) -> HistoryEntry:
     info = lock_info()
     entry = HistoryEntry(
-        serial=store.read_all().serial,
+        serial=plan.state.serial + len(results),  # each write moved the serial by one (we hold the lock)
         applied_at=datetime.now(UTC),
         user=info.holder.split("@")[0],
         host=info.host,

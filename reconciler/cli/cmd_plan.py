@@ -60,6 +60,17 @@ def render(app: App, result: planning.Plan, fmt: str) -> str:
     return planning.render_text(result, color=app.color)
 
 
+def _report_requests(app: App) -> None:
+    """Stores that talk HTTP (a Prefect server) count their requests: say how many a plan cost, on
+    stderr so JSON and Markdown output stay clean."""
+    store = app.store()
+    count = getattr(store, "requests_made", None)
+    if count is not None:
+        by_method = getattr(store, "requests_by_method", {}) or {}
+        detail = ", ".join(f"{method} {n}" for method, n in sorted(by_method.items()))
+        app.err(f"{store.url}: {count} HTTP requests" + (f" ({detail})" if detail else ""))
+
+
 def write_plan_file(path: Path, result: planning.Plan) -> None:
     path.write_bytes(orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n")
 
@@ -88,6 +99,7 @@ def plan_cmd(
         app.use_ref(ref)
     result = make_plan(app, prune=prune)
     app.out(render(app, result, fmt))
+    _report_requests(app)
     for note in source_notes(app, result):
         (app.out if fmt == "text" else app.err)(note)
     if out is not None:
