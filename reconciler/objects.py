@@ -131,6 +131,16 @@ class LiveState:
         return self.objects.get(address)
 
 
+def parse_iso(value: Any) -> datetime | None:
+    """A datetime from ISO text written by us or a server; None for empty or unreadable values."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 def iter_secrets(value: Any) -> Iterator[Secret]:
     """Every Secret leaf inside a JSON-shaped value."""
     if isinstance(value, Secret):

@@ -18,10 +18,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from reconciler.errors import LaunchError
 from reconciler.launch.base import ENV_RESULT_FILE, Job, JobStatus, LogChunk
+from reconciler.objects import parse_iso
 from reconciler.state import RunState
 
 _PREFIX = "process"
@@ -138,8 +138,8 @@ class ProcessLauncher:
             state,
             exit_code=code,
             message=str(doc.get("message", "")),
-            started_at=_when(doc.get("started_at")),
-            ended_at=_when(doc.get("ended_at")),
+            started_at=parse_iso(doc.get("started_at")),
+            ended_at=parse_iso(doc.get("ended_at")),
         )
 
     def _alive(self, pid: int, start: int) -> bool:
@@ -188,12 +188,3 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = raw[raw.rfind(")") + 2 :].split()
     return fields[0], int(fields[19])
-
-
-def _when(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None

@@ -18,9 +18,7 @@ from reconciler.plan.model import (
     Change,
     Drift,
     FieldChange,
-    GitSource,
     Plan,
-    PlanSource,
     RunRequest,
     StateRef,
     apply_order,
@@ -51,7 +49,7 @@ def diff(desired: Desired, live: LiveState, *, prune: bool = False) -> Plan:
     changes.sort(key=apply_order)
     return Plan(
         project=desired.project,
-        source=_source(desired),
+        source=desired.source,
         state=StateRef(url=live.url, serial=live.serial, last_commit=live.last_commit),
         changes=tuple(changes),
         unchanged=unchanged,
@@ -146,12 +144,3 @@ def runs_after_apply(desired: Desired, changes: list[Change]) -> Iterator[RunReq
 
 
 _CHANGED = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE})
-
-
-def _source(desired: Desired) -> PlanSource:
-    git = desired.source.git
-    return PlanSource(
-        project_dir=desired.source.project_dir,
-        file=desired.source.file,
-        git=GitSource(git.commit, git.ref, git.dirty) if git else None,
-    )

@@ -14,6 +14,11 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.objects import Address, Kind, Resource
+from reconciler.spec import GitInfo, SourceInfo
+
+# Where a plan's desired state came from: the loader's own records, carried as they are.
+PlanSource = SourceInfo
+GitSource = GitInfo
 
 
 class Action(StrEnum):
@@ -88,20 +93,6 @@ class RunRequest:
 
     deployment: str  # "flow/name"
     reason: str
-
-
-@dataclass(frozen=True)
-class GitSource:
-    commit: str
-    ref: str | None = None
-    dirty: bool = False
-
-
-@dataclass(frozen=True)
-class PlanSource:
-    project_dir: str
-    file: str
-    git: GitSource | None = None
 
 
 @dataclass(frozen=True)

@@ -231,9 +231,9 @@ def schema_message(error: Any, schema: Mapping[str, Any]) -> str:
     path = list(error.instance_path)
     where = ".".join(str(p) for p in path) or "value"
     kind = type(error.kind).__name__
-    got = _json_type(error.instance)
+    got = json_type(error.instance)
     if kind in ("Type", "AnyOf", "OneOfNotValid"):
-        declared = sorted(_declared_types(_schema_for(schema, path)), key=lambda t: (t == "null", t))
+        declared = sorted(declared_types(_schema_for(schema, path)), key=lambda t: (t == "null", t))
         expected = " or ".join(declared) or "another form"
         return f"{where}: expected {expected}, got {got}"
     if kind == "Enum":
@@ -265,7 +265,8 @@ def _schema_for(schema: Mapping[str, Any], path: list[Any]) -> Mapping[str, Any]
     return node if isinstance(node, Mapping) else {}
 
 
-def _declared_types(schema: Mapping[str, Any]) -> set[str]:
+def declared_types(schema: Mapping[str, Any]) -> set[str]:
+    """The JSON types a schema allows, through ``anyOf``/``oneOf`` (a ``$ref`` option counts as object)."""
     found: set[str] = set()
     declared = schema.get("type")
     if isinstance(declared, str):
@@ -274,13 +275,14 @@ def _declared_types(schema: Mapping[str, Any]) -> set[str]:
         found.update(declared)
     for option in list(schema.get("anyOf", [])) + list(schema.get("oneOf", [])):
         if isinstance(option, Mapping):
-            found |= _declared_types(option)
+            found |= declared_types(option)
             if "$ref" in option or "allOf" in option:
                 found.add("object")
     return found
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a value (messages name types, never values)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

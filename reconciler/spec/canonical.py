@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from reconciler.pooltypes.base import declared_types
 from reconciler.spec.models import ConcurrencyOptions, Schedule
 
 Json = Any
@@ -74,21 +75,8 @@ def _types(schema: Mapping[str, Any]) -> frozenset[str]:
     cached = _TYPES.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
-    found = frozenset(_collect_types(schema))
+    found = frozenset(declared_types(schema))
     _TYPES[id(schema)] = (schema, found)
-    return found
-
-
-def _collect_types(schema: Mapping[str, Any]) -> set[str]:
-    found: set[str] = set()
-    declared = schema.get("type")
-    if isinstance(declared, str):
-        found.add(declared)
-    elif isinstance(declared, list):
-        found.update(declared)
-    for option in list(schema.get("anyOf", [])) + list(schema.get("oneOf", [])):
-        if isinstance(option, Mapping):
-            found |= _collect_types(option)
     return found
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from reconciler.pooltypes.base import json_type
 from reconciler.spec.yamlfile import Path, format_path
 
 SCHEMA_FILE = FsPath(__file__).resolve().parent.parent / "schemas" / "prefect.schema.json"
@@ -82,7 +83,7 @@ def _problems(error: Any) -> Iterator[SchemaProblem]:
         return
     if name == "Type":
         expected = " or ".join(sorted((str(t) for t in kind.types), key=lambda t: (t == "null", t)))
-        yield SchemaProblem(path, f"{where}: expected {expected}, got {_json_type(error.instance)}")
+        yield SchemaProblem(path, f"{where}: expected {expected}, got {json_type(error.instance)}")
         return
     if name == "Enum":
         options = ", ".join(json.dumps(o) for o in kind.options)
@@ -110,22 +111,6 @@ _bound_words = {
     "ExclusiveMinimum": ">",
     "ExclusiveMaximum": "<",
 }
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _schema_at(schema_path: list[Any]) -> Any:

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from reconciler.errors import StaleVersion, StateError
-from reconciler.objects import Address, Kind, Secret, decode_body, encode_body
+from reconciler.objects import Address, Kind, Secret, decode_body, encode_body, parse_iso
 from reconciler.spec.templating import fingerprint
 from reconciler.state.base import RunRecord, RunState
 from reconciler.state.prefect_client import PAGE, PrefectClient
@@ -118,11 +118,11 @@ def record(
         exit_code=int(exit_code) if exit_code is not None else None,
         message=str(labels.get(LABEL + "message") or state.get("message") or ""),
         log_path=labels.get(LABEL + "log-path"),
-        created_at=_when(flow_run.get("created")),
-        scheduled_for=_when(labels.get(LABEL + "scheduled-for"))
-        or (_when(flow_run.get("expected_start_time")) if flow_run.get("auto_scheduled") else None),
-        started_at=_when(labels.get(LABEL + "started-at")) or _when(flow_run.get("start_time")),
-        ended_at=_when(labels.get(LABEL + "ended-at")) or _when(flow_run.get("end_time")),
+        created_at=parse_iso(flow_run.get("created")),
+        scheduled_for=parse_iso(labels.get(LABEL + "scheduled-for"))
+        or (parse_iso(flow_run.get("expected_start_time")) if flow_run.get("auto_scheduled") else None),
+        started_at=parse_iso(labels.get(LABEL + "started-at")) or parse_iso(flow_run.get("start_time")),
+        ended_at=parse_iso(labels.get(LABEL + "ended-at")) or parse_iso(flow_run.get("end_time")),
         version=int(labels.get(LABEL + "version", 1)),
     )
 
@@ -182,15 +182,6 @@ def propose(client: PrefectClient, run: RunRecord, current: RunRecord, *, ours: 
         raise StaleVersion(f"run {run.id}", run.version, current.version + 1)
     latest = response.json().get("state") or {}
     return _STATES.get(str(latest.get("type")), current.state), str(latest.get("message") or "")
-
-
-def _when(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def _iso(value: datetime | None) -> str | None:
