@@ -30,17 +30,16 @@ _YAML11_RISKS = (
     re.compile(
         rb"[ \t\[{,](?:[-+]?(?:0[0-9box_]|\.[0-9])|(?:=|" + _BOOL11 + rb")[ \t]*(?:$|[,\]}:#]))", re.M
     ),
-    # exponent floats without a dot or sign (1e3: a float in 1.2, a string in 1.1), sexagesimal 1:20
+    # after a digit: underscores in numbers (1_000), exponent floats without a dot or sign (1e3: a
+    # float in 1.2, a string in 1.1), sexagesimal numbers (1:20)
     re.compile(
-        rb"[0-9](?:[eE][-+]?[0-9]|:[0-5]?[0-9](?::[0-5]?[0-9])*(?:\.[0-9]*)?[ \t]*(?:$|[,\]}#]))", re.M
+        rb"[0-9](?:_[0-9]|[eE][-+]?[0-9]|:[0-5]?[0-9](?::[0-5]?[0-9])*(?:\.[0-9]*)?[ \t]*(?:$|[,\]}#]))", re.M
     ),
     # a 1.1 boolean as a top-level key (``on:``)
     re.compile(rb"^" + _BOOL11 + rb"[ \t]*:", re.M),
-    # underscores in numbers
-    re.compile(rb"[0-9]_[0-9]"),
     # a plain (unquoted) timestamp: a date object in PyYAML (yaml_rs is asked for strings only, so
-    # that a quoted date stays a string as it does in PyYAML)
-    re.compile(rb"(?:^|[ \t\[{,])[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}", re.M),
+    # that a quoted date stays a string as it does in PyYAML); a document never starts with one
+    re.compile(rb"[ \t\[{,\n][0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"),
 )
 
 
