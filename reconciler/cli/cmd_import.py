@@ -1,0 +1,234 @@
+"""``import``: write the file's missing sections for objects that exist in the state but not in the file.
+
+The live objects the file does not declare (``state.read_all()`` minus the file's addresses: on the
+SQL store the plan's orphans; on a Prefect server, what the workspace holds beyond the file) become
+``blocks:``, ``work_pools:`` and ``deployments:`` items that load back into the same bodies, so after
+``import --write`` a ``reconcile plan`` shows them unchanged. Secrets become env placeholders; the
+names of suggested ones are listed so they can be set. Without ``--write`` the sections are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import click
+
+from reconciler import pooltypes, spec
+from reconciler.cli.app import App, pass_app
+from reconciler.errors import ReconcileError, SpecError, UsageError
+from reconciler.objects import ENV_PLACEHOLDER, Address, Kind, LiveState, Resource
+from reconciler.spec import export, yamlfile
+
+
+@click.command("import")
+@click.argument("addresses", nargs=-1, metavar="[ADDRESS]...")
+@click.option("--write", is_flag=True, help="Add the items to the file in place (comments and layout kept).")
+@pass_app
+def import_cmd(app: App, addresses: tuple[str, ...], write: bool) -> int:
+    """Write sections for objects in the state that the file does not declare.
+
+    ADDRESS (e.g. deployment.etl/daily, work_pool.ecs) limits the import to those objects and what
+    they need. Without --write the sections are printed; secrets are never written, only placeholders.
+    """
+    path = app.project_dir / app.file
+    text = _read(path) if path.exists() else None
+    declared, inherited_pull = _declared(app, text)
+    live = app.live()
+    candidates, skipped = _candidates(app, live, declared)
+    chosen = _choose(candidates, skipped, declared, addresses, app, where=live.url)
+    if not chosen:
+        app.err(f"Nothing to import: every object in {app.store().url} is declared in {app.file}.")
+        return 0
+    pools = [o.resource for o in live.objects.values()] + list(candidates.values())
+    pool_types = {r.address.name: str(r.body.get("type")) for r in pools if r.kind is Kind.WORK_POOL}
+    result = export.export(chosen, inherited_pull=inherited_pull, pool_types=pool_types)
+    warnings = [*result.warnings, *export.check(chosen, app.tree)]
+    try:
+        from reconciler.spec import yamledit
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"import needs {exc.name}: pip install 'prefect-reconciler[import]'") from None
+    if not write:
+        app.out(yamledit.dump_sections(result.sections, style=yamledit.guess_style(text or "")).rstrip("\n"))
+    else:
+        original = text if text is not None else f"name: {app.project()}\n"
+        edited = yamledit.append(original, result.sections, file=app.file)
+        warnings += _load_problems(app, edited)
+        _write(path, edited)
+        app.err(f"Wrote {_counts(dict(result.sections))} to {path}.")
+    for warning in warnings:
+        app.err(f"warning: {warning}")
+    if result.placeholders:
+        names = ", ".join(result.placeholders)
+        app.err(
+            f"Secrets are written as placeholders; set these environment variables before planning: {names}"
+        )
+    return 0
+
+
+_NOUNS = {"blocks": "block", "work_pools": "work pool", "deployments": "deployment"}
+
+
+def _counts(sections: dict[str, list[dict[str, Any]]]) -> str:
+    parts = [f"{len(items)} {_NOUNS[key]}{'' if len(items) == 1 else 's'}" for key, items in sections.items()]
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _declared(app: App, text: str | None) -> tuple[set[Address], Any]:
+    """The addresses the file declares, and its top-level ``pull`` (what deployments inherit)."""
+    if text is None:
+        return set(), None
+    desired = app.desired()
+    data = yamlfile.parse(text, file=app.file) or {}
+    return set(desired.resources), data.get("pull") if isinstance(data, dict) else None
+
+
+@runtime_checkable
+class UnmanagedObjects(Protocol):
+    """A store that can also show what its server holds beyond the project's inventory (a Prefect
+    server's workspace): those objects are imported too, so a team adopts a workspace in one step."""
+
+    def read_unmanaged(self) -> Mapping[Address, Mapping[str, Any]]: ...
+
+
+def _candidates(
+    app: App, live: LiveState, declared: set[Address]
+) -> tuple[dict[Address, Resource], dict[Address, str]]:
+    """Undeclared objects (the store's own, and a server's unmanaged ones), and those that cannot be
+    written to the file, with the reason."""
+    found = {r.address: r for r in export.undeclared(live, declared)}
+    store = app.store()
+    if isinstance(store, UnmanagedObjects):
+        for address, body in store.read_unmanaged().items():
+            if address not in declared and address not in found:
+                found[address] = Resource(address, body)
+    skipped: dict[Address, str] = {}
+    for resource in sorted(found.values(), key=lambda r: (r.kind.rank, r.address.name)):
+        pools = {a for a in declared | set(live.objects) | set(found) if a.kind is Kind.WORK_POOL}
+        problem = _unimportable(resource, pools)
+        if problem:  # pools are judged before the deployments that run on them
+            skipped[resource.address] = problem
+            del found[resource.address]
+    return dict(sorted(found.items(), key=lambda item: (item[0].kind.rank, item[0].name))), skipped
+
+
+def _unimportable(resource: Resource, pools: set[Address]) -> str | None:
+    """Why an object cannot be written to the file (a type this tool does not know, a missing pool)."""
+    kind_type = str(resource.body.get("type"))
+    if resource.kind is Kind.WORK_POOL and pooltypes.get(kind_type) is None:
+        return f"its type {kind_type!r} is not one this tool manages"
+    if resource.kind is Kind.BLOCK and pooltypes.block_type(kind_type) is None:
+        return f"its block type {kind_type!r} is not one this tool manages"
+    pool = (resource.body.get("work_pool") or {}).get("name") if resource.kind is Kind.DEPLOYMENT else None
+    if pool and Address.pool(str(pool)) not in pools:
+        return f"its work pool {pool!r} is not imported"
+    return None
+
+
+def _choose(
+    missing: dict[Address, Resource],
+    skipped: dict[Address, str],
+    declared: set[Address],
+    addresses: tuple[str, ...],
+    app: App,
+    *,
+    where: str,
+) -> list[Resource]:
+    """The undeclared objects (all, or those named plus what they need that the file lacks)."""
+    if not addresses:
+        for address, why in skipped.items():
+            app.err(f"warning: not importing {address}: {why}")
+        return list(missing.values())
+    wanted: dict[Address, Resource] = {}
+    queue = [_address(text) for text in addresses]
+    for address in queue:
+        if address in wanted:
+            continue
+        if address in declared:
+            app.err(f"{address} is already declared in {app.file}")
+            continue
+        if address in skipped:
+            raise UsageError(f"cannot import {address}: {skipped[address]}")
+        if address not in missing:
+            raise UsageError(f"no {address} in {where}")
+        wanted[address] = missing[address]
+        for needed in export.dependencies(missing[address]):
+            if needed in missing and needed not in wanted:
+                app.err(f"also importing {needed}: {address} needs it")
+                queue.append(needed)
+    return sorted(wanted.values(), key=lambda r: (r.kind.rank, r.address.name))
+
+
+def _address(text: str) -> Address:
+    try:
+        return Address.parse(text)
+    except ValueError:
+        raise UsageError(
+            f"not an address: {text!r} (use block.TYPE/NAME, work_pool.NAME or deployment.FLOW/NAME)"
+        ) from None
+
+
+def _load_problems(app: App, text: str) -> list[str]:
+    """Whether the edited file loads (placeholders filled with stand-ins, so only its shape counts)."""
+    environ = dict(app.environ)
+    for name in ENV_PLACEHOLDER.findall(text):
+        environ.setdefault(name, "stand-in")
+    tree = _Overlay(app.tree, app.file, text)
+    try:
+        spec.load(
+            tree,
+            app.file,
+            environ=environ,
+            fingerprint_key=secrets.token_bytes(32),
+            project=app.project_override,
+        )
+    except SpecError as exc:
+        return [f"the file does not load yet: {d}" for d in exc.diagnostics]
+    except ReconcileError as exc:
+        return [f"the file does not load yet: {exc}"]
+    return []
+
+
+class _Overlay:
+    """The project's tree with the desired-state file replaced by the edited text."""
+
+    def __init__(self, tree: spec.SourceTree, file: str, text: str) -> None:
+        self._tree, self._file, self._text = tree, file, text
+        self.root, self.git = tree.root, tree.git
+
+    def read_text(self, relpath: str) -> str:
+        return self._text if relpath == self._file else self._tree.read_text(relpath)
+
+    def is_file(self, relpath: str) -> bool:
+        return relpath == self._file or self._tree.is_file(relpath)
+
+    def cache_key(self, relpath: str) -> tuple[object, ...] | str:
+        return ("import-overlay", id(self)) if relpath == self._file else self._tree.cache_key(relpath)
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace the file atomically, keeping its permissions."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+COMMANDS = [import_cmd]
