@@ -38,7 +38,7 @@ import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast, runtime_checkable
 
@@ -49,6 +49,9 @@ from reconciler.state import RunRecord, RunState, Store
 from reconciler.triggers import schedule
 from reconciler.triggers import serve_rules as rules
 from reconciler.triggers import serve_seams as seams
+from reconciler.triggers.serve_rules import PassReport
+
+__all__ = ["DEFAULT_SERVE", "PassReport", "PoolDueRuns", "ScheduledRunsSource", "ServeLoop", "ServeOptions"]
 
 RUNS_SCAN = 10_000  # runs read per pass to count what is in flight (as runs.recover reads them)
 
@@ -85,45 +88,6 @@ class ServeOptions:
 
 
 DEFAULT_SERVE = ServeOptions()
-
-
-@dataclass(frozen=True)
-class PassReport:
-    """What one pass did (for tests and the final summary; the log already said it line by line)."""
-
-    at: datetime
-    launched: tuple[RunRecord, ...] = ()
-    finished: tuple[RunRecord, ...] = ()
-    cancelled: tuple[RunRecord, ...] = ()
-    waiting: tuple[RunRecord, ...] = ()
-    skipped_slots: tuple[schedule.Slot, ...] = ()
-    in_flight: tuple[RunRecord, ...] = ()
-    failed: bool = False
-
-
-@dataclass
-class _Pass:
-    """Mutable tallies of the pass in progress."""
-
-    at: datetime
-    launched: list[RunRecord] = field(default_factory=list)
-    finished: list[RunRecord] = field(default_factory=list)
-    cancelled: list[RunRecord] = field(default_factory=list)
-    waiting: list[RunRecord] = field(default_factory=list)
-    skipped: list[schedule.Slot] = field(default_factory=list)
-    active: dict[str, RunRecord] = field(default_factory=dict)
-
-    def report(self, *, failed: bool = False) -> PassReport:
-        return PassReport(
-            self.at,
-            tuple(self.launched),
-            tuple(self.finished),
-            tuple(self.cancelled),
-            tuple(self.waiting),
-            tuple(self.skipped),
-            tuple(self.active.values()),
-            failed,
-        )
 
 
 def _utcnow() -> datetime:
@@ -195,7 +159,7 @@ class ServeLoop:
 
     def run_pass(self) -> PassReport:
         """One pass; an error is logged and the next pass tries again."""
-        tally = _Pass(self.now())
+        tally = rules.Tally(self.now())
         try:
             self._pass(tally)
         except ReconcileError as exc:
@@ -216,7 +180,7 @@ class ServeLoop:
 
     # -- one pass ------------------------------------------------------------------------------------
 
-    def _pass(self, tally: _Pass) -> None:
+    def _pass(self, tally: rules.Tally) -> None:
         now = tally.at
         live = self.store.read_all()
         self.ctx.live = live
@@ -254,7 +218,9 @@ class ServeLoop:
             self.say_once(note.text, key=note.key)
         return found
 
-    def _follow(self, stored: list[RunRecord], targets: Mapping[str, rules.Target], tally: _Pass) -> None:
+    def _follow(
+        self, stored: list[RunRecord], targets: Mapping[str, rules.Target], tally: rules.Tally
+    ) -> None:
         """Refresh every run in flight on our pools; count what still occupies a slot."""
         launchable = {t.pool.address.name for t in targets.values()}
         for run in stored:
@@ -271,7 +237,7 @@ class ServeLoop:
             else:
                 tally.active[run.id] = run
 
-    def _schedule(self, targets: Mapping[str, rules.Target], tally: _Pass) -> list[RunRecord]:
+    def _schedule(self, targets: Mapping[str, rules.Target], tally: rules.Tally) -> list[RunRecord]:
         """Runs for the slots in this pass's window (existing runs come back by idempotency key)."""
         now = tally.at
         earliest = now - timedelta(seconds=self.options.lookback)
@@ -308,7 +274,9 @@ class ServeLoop:
         self._until = now
         return created
 
-    def _launch(self, queue: list[RunRecord], targets: Mapping[str, rules.Target], tally: _Pass) -> None:
+    def _launch(
+        self, queue: list[RunRecord], targets: Mapping[str, rules.Target], tally: rules.Tally
+    ) -> None:
         pools = Counter(self._pool(r) for r in tally.active.values())
         deployments = Counter(r.deployment for r in tally.active.values())
         for run in queue:
@@ -365,7 +333,7 @@ class ServeLoop:
         except ReconcileError:
             return run  # claimed or changed meanwhile: the next pass sees it as it is
 
-    def _cancel(self, run: RunRecord, why: str, tally: _Pass) -> None:
+    def _cancel(self, run: RunRecord, why: str, tally: rules.Tally) -> None:
         try:
             cancelled = self.store.update_run(
                 run.evolve(state=RunState.CANCELLED, message=f"cancelled: {why}", ended_at=self.now())
@@ -383,25 +351,14 @@ class ServeLoop:
 
     def _recover(self, stored: list[RunRecord], now: datetime) -> list[RunRecord]:
         """``runs.recover`` over the runs it may touch now (see ``rules.recoverable``)."""
-        watched, self._watched = self._watched, {}
-        chosen: list[RunRecord] = []
-        for run in stored:
-            since: datetime | None = None  # None: first sight, judged by its age
-            if run.state is RunState.PENDING and not run.infrastructure_id:
-                if run.id in watched:
-                    version, seen = watched[run.id]
-                    since = seen if version == run.version else now  # it moved: someone works on it
-                self._watched[run.id] = (run.version, since or now)
-            store_schedules = self.source is not None
-            if rules.recoverable(
-                run,
-                live=self.ctx.live,
-                cloud=self.cloud,
-                store_schedules=store_schedules,
-                now=now,
-                watched_since=since,
-            ):
-                chosen.append(run)
+        chosen, self._watched = rules.to_recover(
+            stored,
+            watched=self._watched,
+            live=self.ctx.live,
+            cloud=self.cloud,
+            store_schedules=self.source is not None,
+            now=now,
+        )
         if not chosen:
             return []
         view = cast(Store, seams.RecoveryView(self.store, chosen))

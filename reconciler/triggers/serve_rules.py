@@ -1,17 +1,19 @@
 """What ``reconcile serve`` decides, as pure functions: which deployments it launches, what holds a run
-back, which runs recovery may touch. ``serve.py`` acts on these answers; nothing here does I/O.
+back, which runs recovery may touch; and the records of a pass. ``serve.py`` acts on these answers;
+nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler import pooltypes
 from reconciler.objects import Address, Kind, LiveState, Resource
 from reconciler.state import RunRecord, RunState
+from reconciler.triggers import schedule
 
 ACTIVE = frozenset({RunState.PENDING, RunState.RUNNING, RunState.CANCELLING})
 WAITING = "waiting: "  # message prefix of a run serve queued (it keeps its place across restarts)
@@ -48,6 +50,45 @@ class Note:
 
     key: tuple[str, ...]
     text: str
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """What one pass did (for tests and the final summary; the log already said it line by line)."""
+
+    at: datetime
+    launched: tuple[RunRecord, ...] = ()
+    finished: tuple[RunRecord, ...] = ()
+    cancelled: tuple[RunRecord, ...] = ()
+    waiting: tuple[RunRecord, ...] = ()
+    skipped_slots: tuple[schedule.Slot, ...] = ()
+    in_flight: tuple[RunRecord, ...] = ()
+    failed: bool = False
+
+
+@dataclass
+class Tally:
+    """Mutable tallies of the pass in progress (frozen into a PassReport at its end)."""
+
+    at: datetime
+    launched: list[RunRecord] = field(default_factory=list)
+    finished: list[RunRecord] = field(default_factory=list)
+    cancelled: list[RunRecord] = field(default_factory=list)
+    waiting: list[RunRecord] = field(default_factory=list)
+    skipped: list[schedule.Slot] = field(default_factory=list)
+    active: dict[str, RunRecord] = field(default_factory=dict)
+
+    def report(self, *, failed: bool = False) -> PassReport:
+        return PassReport(
+            self.at,
+            tuple(self.launched),
+            tuple(self.finished),
+            tuple(self.cancelled),
+            tuple(self.waiting),
+            tuple(self.skipped),
+            tuple(self.active.values()),
+            failed,
+        )
 
 
 def on_cloud(*urls: str | None) -> bool:
@@ -161,6 +202,38 @@ def recoverable(
         return now - watched_since >= RECOVER_AFTER
     recorded = run.created_at
     return recorded is not None and now - recorded >= RECOVER_AFTER and not run.message.startswith(WAITING)
+
+
+Watched = Mapping[
+    str, tuple[int, datetime]
+]  # PENDING run without infrastructure -> (version, unchanged since)
+
+
+def to_recover(
+    stored: list[RunRecord],
+    *,
+    watched: Watched,
+    live: LiveState,
+    cloud: bool,
+    store_schedules: bool,
+    now: datetime,
+) -> tuple[list[RunRecord], dict[str, tuple[int, datetime]]]:
+    """The runs ``runs.recover`` may touch now, and what to watch until the next pass: each PENDING
+    run without infrastructure, unchanged since when (a run that moved is being worked on)."""
+    chosen: list[RunRecord] = []
+    still: dict[str, tuple[int, datetime]] = {}
+    for run in stored:
+        since: datetime | None = None  # None: first sight, judged by its age
+        if run.state is RunState.PENDING and not run.infrastructure_id:
+            if run.id in watched:
+                version, seen = watched[run.id]
+                since = seen if version == run.version else now
+            still[run.id] = (run.version, since or now)
+        if recoverable(
+            run, live=live, cloud=cloud, store_schedules=store_schedules, now=now, watched_since=since
+        ):
+            chosen.append(run)
+    return chosen, still
 
 
 def outcome(run: RunRecord) -> str:
