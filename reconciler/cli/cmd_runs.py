@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -111,14 +112,21 @@ def _finish(app: App, run: RunRecord, timeout: float | None) -> int:
 @click.option(
     "--reconcile", "recover", is_flag=True, help="Adopt or close runs whose launch was interrupted."
 )
+@click.option(
+    "--grace",
+    type=float,
+    default=runs.CLAIM_GRACE.total_seconds(),
+    show_default=True,
+    help="With --reconcile: leave launches younger than this many seconds alone (they may be under way).",
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 @pass_app
-def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, limit: int) -> int:
+def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, grace: float, limit: int) -> int:
     """List runs, newest first (states refreshed from their infrastructure)."""
     ctx = app.run_context()
     try:
         if recover:
-            for run in runs.recover(ctx):
+            for run in runs.recover(ctx, grace=timedelta(seconds=grace)):
                 app.err(f"{run.id}: {run.state.value} ({run.message})")
         listed = [_refresh(ctx, r) for r in ctx.store.list_runs(deployment=deployment, limit=limit)]
     finally:

@@ -30,6 +30,10 @@ LauncherFactory = Callable[[str], Launcher]
 
 # A SCHEDULED run nobody claimed for this long was left behind by a crashed launcher.
 ABANDONED_AFTER = timedelta(minutes=5)
+# A PENDING run whose claim is this old and that never got an infrastructure id was interrupted.
+CLAIM_GRACE = timedelta(minutes=2)
+# `reconcile serve` holds runs back under a concurrency limit with this message prefix (not abandoned).
+WAITING = "waiting: "
 
 
 @dataclass
@@ -107,8 +111,8 @@ def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
     """Claim and submit a SCHEDULED run; any other state is returned untouched."""
     if run.state is not RunState.SCHEDULED:
         return run
-    try:
-        run = ctx.store.update_run(run.evolve(state=RunState.PENDING))
+    try:  # the claim; its time is the run's start (and tells recover() a launch is under way)
+        run = ctx.store.update_run(run.evolve(state=RunState.PENDING, started_at=datetime.now(UTC)))
     except StaleVersion:
         return ctx.store.get_run(run.id) or run  # someone else claimed it
     try:
@@ -122,7 +126,7 @@ def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
                 ended_at=datetime.now(UTC),
             ),
         )
-    return _save(ctx, run.evolve(infrastructure_id=infrastructure_id, started_at=datetime.now(UTC)))
+    return _save(ctx, run.evolve(infrastructure_id=infrastructure_id))
 
 
 def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
@@ -193,12 +197,18 @@ def cancel(ctx: RunContext, run: RunRecord) -> RunRecord:
     )
 
 
-def recover(ctx: RunContext, *, now: datetime | None = None) -> list[RunRecord]:
-    """Adopt or close runs whose launch was interrupted; returns the runs it changed."""
+def recover(
+    ctx: RunContext, *, now: datetime | None = None, grace: timedelta = CLAIM_GRACE
+) -> list[RunRecord]:
+    """Adopt or close runs whose launch was interrupted; returns the runs it changed.
+
+    A PENDING run without infrastructure is only touched once its claim is older than ``grace``: a
+    younger one may belong to a launcher (``run``, ``serve``) that is submitting it right now.
+    """
     now = now or datetime.now(UTC)
     changed: list[RunRecord] = []
     for run in ctx.store.list_runs(limit=10_000):
-        if run.state is RunState.PENDING and not run.infrastructure_id:
+        if run.state is RunState.PENDING and not run.infrastructure_id and _claim_expired(run, now, grace):
             found = ctx.launcher_for(run).find(ctx.job_for(run))
             if found:
                 changed.append(
@@ -211,9 +221,14 @@ def recover(ctx: RunContext, *, now: datetime | None = None) -> list[RunRecord]:
                 changed.append(
                     _crash(ctx, run, "the launcher stopped before the run reached its infrastructure")
                 )
-        elif run.state is RunState.SCHEDULED and _abandoned(run, now):
+        elif run.state is RunState.SCHEDULED and _abandoned(run, now) and not run.message.startswith(WAITING):
             changed.append(_crash(ctx, run, "recorded but never launched (the launcher stopped)"))
     return changed
+
+
+def _claim_expired(run: RunRecord, now: datetime, grace: timedelta) -> bool:
+    claimed = run.started_at or run.created_at
+    return claimed is None or now - claimed >= grace
 
 
 def _abandoned(run: RunRecord, now: datetime) -> bool:

@@ -28,7 +28,8 @@ _YAML11_RISKS = (
     # plain scalars after a separator: 1.1 octal / 0b / 0o / 0x_, leading-dot floats, yes/no/on/off,
     # and a lone `=` (PyYAML's `value` tag, which it cannot construct)
     re.compile(
-        rb"[ \t\[{,](?:[-+]?(?:0[0-9box_]|\.[0-9])|(?:=|" + _BOOL11 + rb")[ \t]*(?:$|[,\]}:#]))", re.M
+        rb"[ \t\[{,](?:[-+]?(?:0[0-9box_]|\.[0-9_]|_[0-9_])|(?:=|" + _BOOL11 + rb")[ \t]*(?:$|[,\]}:#]))",
+        re.M,
     ),
     # after a digit: underscores in numbers (1_000), exponent floats without a dot or sign (1e3: a
     # float in 1.2, a string in 1.1), sexagesimal numbers (1:20)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler import pooltypes
+from reconciler.launch import runs
 from reconciler.objects import Address, Kind, LiveState, Resource
 from reconciler.state import RunRecord, RunState
 from reconciler.triggers import schedule
 
 ACTIVE = frozenset({RunState.PENDING, RunState.RUNNING, RunState.CANCELLING})
-WAITING = "waiting: "  # message prefix of a run serve queued (it keeps its place across restarts)
+WAITING = runs.WAITING  # message prefix of a run serve queued (it keeps its place across restarts)
 CLOUD_HOST = "api.prefect.cloud"
 # A launch takes seconds (a cloud call with retries, at most a minute or so): a run PENDING without
 # infrastructure for longer than this was left by a launcher that stopped.

@@ -186,7 +186,7 @@ def test_runs_reconcile_adopts_a_group_created_by_a_launcher_that_died(project: 
     finally:
         ctx.close()
         store.close()
-    recovered = cli(project, fake, "runs", "--reconcile", "--json")
+    recovered = cli(project, fake, "runs", "--reconcile", "--grace", "0", "--json")
     assert recovered.returncode == 0, recovered.stderr
     by_id = {r["id"]: r for r in json.loads(recovered.stdout)}
     assert by_id[submitted.id]["infrastructure_id"] == group_id

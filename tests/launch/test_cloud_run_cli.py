@@ -212,7 +212,7 @@ def test_runs_reconcile_adopts_an_interrupted_launch(fake: CloudRunFake, env: di
         ctx.close()
         app.close()
 
-    recovered = cli(project, env, "runs", "--reconcile")
+    recovered = cli(project, env, "runs", "--reconcile", "--grace", "0")
     assert recovered.returncode == 0, recovered.stderr
     assert f"{submitted.id}: PENDING (adopted after an interrupted launch)" in recovered.stderr
     assert f"{never.id}: CRASHED" in recovered.stderr

@@ -14,6 +14,10 @@ from reconciler.spec import yamlfile
 
 # Plain scalars that YAML 1.1 and 1.2 may read differently, mixed with ordinary ones.
 TRICKY = [
+    "_0",
+    "+_1",
+    "._5",
+    "_x",
     "yes",
     "No",
     "ON",
