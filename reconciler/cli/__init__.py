@@ -6,6 +6,10 @@ group, its shared options and ``main``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -115,4 +119,20 @@ _register()
 
 
 def main() -> None:
-    cli.main()
+    """The ``reconcile`` entry point: run the command, then leave without tearing the heap down.
+
+    A plan of 10,000 deployments leaves ~100 MB of small objects; freeing them one by one at exit
+    costs ~0.3 s and nothing needs it (the store is closed, output flushed, children detached), so the
+    process ends with ``os._exit``. In-process callers (tests, CliRunner) use ``cli.main`` instead.
+    """
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    else:  # pragma: no cover - ReconcileGroup.main always exits
+        code = 0
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe (`| head`) has nothing left to flush to
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
