@@ -46,7 +46,7 @@ from reconciler.errors import ReconcileError, StaleVersion
 from reconciler.launch import RunContext, runs
 from reconciler.objects import LiveState
 from reconciler.state import RunRecord, RunState, Store
-from reconciler.triggers import schedule
+from reconciler.triggers import schedule, signals
 from reconciler.triggers import serve_rules as rules
 from reconciler.triggers import serve_seams as seams
 from reconciler.triggers.serve_rules import PassReport
@@ -129,7 +129,7 @@ class ServeLoop:
 
     def run(self) -> int:
         """Start, pass until stopped (or once), list what is left running; 0, or 1 if ``--once`` failed."""
-        with seams.stop_on_signals(self.stop):
+        with signals.stop_on_signals(self.stop):
             self.say(
                 f"serve: started on {rules.redact(self.store.url)} (project {self.store.project}; "
                 f"{'store-scheduled runs' if self.source else 'schedules from the stored deployments'}; "

@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import watchfiles
 
@@ -46,6 +44,7 @@ from reconciler.errors import ReconcileError, SpecError
 from reconciler.launch import RunContext, runs
 from reconciler.objects import Kind, LiveState
 from reconciler.state import RunRecord, Store
+from reconciler.triggers import signals
 from reconciler.triggers.watch_events import (
     Coalescer,
     PathMatcher,
@@ -132,7 +131,7 @@ class WatchLoop:
     def run(self) -> int:
         o = self.options
         paths = {self.root, (self.root / self.file).resolve().parent}
-        with _stop_on_signals(self.stop):
+        with signals.stop_on_signals(self.stop):
             try:
                 batches = watchfiles.watch(
                     *sorted(paths),
@@ -342,27 +341,6 @@ class WatchLoop:
                 traceback.print_exception(exc)
             name = type(exc).__name__
             self.project.err(f"error: internal error: {name}: {exc} (set {DEBUG_ENV}=1 for a traceback)")
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` instead of interrupting whatever step is running; a second
-    Ctrl-C while that step is still busy (a long lock wait) interrupts it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _expand(changes: set[tuple[watchfiles.Change, str]], *, limit: int = 10_000) -> Iterator[str]:
