@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler import pooltypes
 from reconciler.launch.aci import AciLauncher
 from reconciler.launch.base import Job, JobStatus
 from reconciler.launch.retry import RetryPolicy
 from tests.fakes.aci import AciFake
+from tests.launch.jobs_support import rendered_job
 
 FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05)
 CLIENT_SECRET = "aci-s3cr3t-CANARY-4be1d"
@@ -54,7 +54,7 @@ def make_job(
     env: Mapping[str, str] | None = None,
     creds: Mapping[str, Any] | None = None,
 ) -> Job:
-    """A Job as the lifecycle builds it: the pool type's rendering with the block data inlined."""
+    """A Job as the lifecycle builds it for the fake's subscription and credentials."""
     run_id = run_id or str(uuid.uuid4())
     pool_variables = {
         "resource_group_name": "rg-flows",
@@ -64,26 +64,16 @@ def make_job(
         "task_watch_poll_interval": 0,
         **(pool or {}),
     }
-    configuration = pooltypes.get("azure-container-instance:push").render(
+    return rendered_job(
+        "azure-container-instance:push",
+        pool="aci-fake",
         pool_variables=pool_variables,
         deployment_variables={"cpu": 0.5, "memory": 1.5, **(deployment or {})},
-        run_variables={},
-    )
-    job_env = {k: str(v) for k, v in (configuration.get("env") or {}).items()}
-    return Job(
-        run_id=run_id,
-        deployment="hello/greet",
-        flow_name="hello",
-        entrypoint="flows/hello.py:hello",
         parameters={"name": "aci"},
-        configuration=configuration,
-        pool="aci-fake",
-        pool_type="azure-container-instance:push",
         project_dir=str(tmp_path),
-        env={"RECONCILE_RUN_ID": run_id, "RECONCILE_PARAMETERS": '{"name": "aci"}', **job_env, **(env or {})},
-        command=("python", "-m", "reconciler.runtime"),
+        run_id=run_id,
+        env=env,
         log_path=str(tmp_path / "runs" / run_id / "log.txt"),
-        labels={"reconcile.run-id": run_id, "reconcile.deployment": "hello/greet"},
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import pooltypes, state
+from reconciler import state
 from reconciler.errors import LaunchAuthError, LaunchError
 from reconciler.launch import RunContext, make_launcher, runs
 from reconciler.launch import ecs_taskdef as taskdef
@@ -28,6 +28,7 @@ from reconciler.launch.retry import RetryPolicy
 from reconciler.state import RunState
 from tests.fakes.moto_server import STEP_PER_DESCRIBE, Fault, MotoStandIn, TaskScript
 from tests.helpers import REPO, make_project, run_cli
+from tests.launch.jobs_support import rendered_job
 
 pytestmark = pytest.mark.cloud
 
@@ -60,8 +61,7 @@ def make_job(
     env: Mapping[str, str] | None = None,
     creds: Mapping[str, Any] | None = None,
 ) -> Job:
-    """A Job as the lifecycle builds it: the pool type's rendering with the block data inlined."""
-    run_id = run_id or str(uuid.uuid4())
+    """A Job as the lifecycle builds it for a moto cluster (block data inlined)."""
     pool_variables = {
         "cluster": cluster,
         "aws_credentials": dict(creds) if creds is not None else credentials(moto),
@@ -69,25 +69,15 @@ def make_job(
         "configure_cloudwatch_logs": True,
         **(pool or {}),
     }
-    configuration = pooltypes.get("ecs:push").render(
+    return rendered_job(
+        "ecs:push",
+        pool="ecs-moto",
         pool_variables=pool_variables,
         deployment_variables={"cpu": 512, "memory": 1024, **(deployment or {})},
-        run_variables={},
-    )
-    job_env = {k: str(v) for k, v in (configuration.get("env") or {}).items()}
-    return Job(
-        run_id=run_id,
-        deployment="hello/greet",
-        flow_name="hello",
-        entrypoint="flows/hello.py:hello",
         parameters={"name": "ecs"},
-        configuration=configuration,
-        pool="ecs-moto",
-        pool_type="ecs:push",
         project_dir="/tmp",
-        env={"RECONCILE_RUN_ID": run_id, "RECONCILE_PARAMETERS": '{"name": "ecs"}', **job_env, **(env or {})},
-        command=("python", "-m", "reconciler.runtime"),
-        labels={"reconcile.run-id": run_id, "reconcile.deployment": "hello/greet"},
+        run_id=run_id,
+        env=env,
     )
 
 
