@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from reconciler import pooltypes  # noqa: E402
-from reconciler.launch.aci import AciLauncher  # noqa: E402
+from reconciler.launch.aci.launcher import AciLauncher  # noqa: E402
 from reconciler.launch.base import Job  # noqa: E402
 from tests.fakes.aci import AciFake, Outcome  # noqa: E402
 

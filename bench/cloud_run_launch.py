@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from reconciler import state  # noqa: E402
 from reconciler.launch import RunContext, make_launcher, runs  # noqa: E402
-from reconciler.launch.cloud_run_gcp import ENDPOINT_ENV, open_session  # noqa: E402
+from reconciler.launch.cloud_run.gcp import ENDPOINT_ENV, open_session  # noqa: E402
 from reconciler.state import RunState  # noqa: E402
 from tests.fakes.cloud_run import CloudRunFake, Outcome, iter_env, service_account  # noqa: E402
 

@@ -49,7 +49,7 @@ import botocore.config  # noqa: E402
 
 from reconciler import state  # noqa: E402
 from reconciler.launch import RunContext, make_launcher, runs  # noqa: E402
-from reconciler.launch import ecs_taskdef as taskdef  # noqa: E402
+from reconciler.launch.ecs import taskdef  # noqa: E402
 from reconciler.state import RunState  # noqa: E402
 from tests.fakes.moto_server import ACCOUNT, KEEP_RUNNING, REGION, Fault, MotoStandIn  # noqa: E402
 

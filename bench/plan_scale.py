@@ -81,12 +81,13 @@ def cli(project: Path, *args: str) -> tuple[float, int, subprocess.CompletedProc
 def in_process_plan(project: Path) -> float:
     """Plan time without interpreter start-up and imports (the work itself)."""
     sys.path.insert(0, str(REPO))
-    from reconciler import plan, spec, state
+    from reconciler import desired as desired_state
+    from reconciler import plan, state
 
     store = state.open_store(f"sqlite:///{project / '.reconcile' / 'state.db'}", project="scale")
     start = time.perf_counter()
-    desired = spec.load(
-        spec.WorkingTree(project), environ=os.environ, fingerprint_key=store.fingerprint_key()
+    desired = desired_state.load(
+        desired_state.WorkingTree(project), environ=os.environ, fingerprint_key=store.fingerprint_key()
     )
     result = plan.diff(desired, store.read_all())
     elapsed = time.perf_counter() - start

@@ -27,11 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reconciler import spec  # noqa: E402
+from reconciler import desired as desired_state  # noqa: E402
 from reconciler.launch import Job, JobStatus, LogChunk, RunContext  # noqa: E402
+from reconciler.serve import loop as serve  # noqa: E402
+from reconciler.serve import schedule  # noqa: E402
 from reconciler.state import RunState  # noqa: E402
-from reconciler.state.sql import SqlStore  # noqa: E402
-from reconciler.triggers import schedule, serve  # noqa: E402
+from reconciler.state.sql.store import SqlStore  # noqa: E402
 
 T0 = datetime(2024, 6, 3, 10, 0, 30, tzinfo=UTC)
 DST = datetime(2024, 3, 31, 0, 0, 30, tzinfo=UTC)  # Berlin springs forward at 01:00 UTC
@@ -78,7 +79,9 @@ def one_size(n: int, repeat: int) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             root = project(Path(tmp), n)
             store = SqlStore(f"sqlite:///{tmp}/state.db", project="bench")
-            desired = spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=store.fingerprint_key())
+            desired = desired_state.load(
+                desired_state.WorkingTree(root), environ={}, fingerprint_key=store.fingerprint_key()
+            )
             for resource in desired.resources.values():
                 store.write(resource, expected_version=None)
             clock = [T0]

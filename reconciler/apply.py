@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from reconciler import desired as desired_state
 from reconciler import plan as planning
-from reconciler import spec
 from reconciler.errors import ReconcileError, SpecError, StaleVersion
 from reconciler.objects import Address, LiveState
 from reconciler.plan import Action, Change, Plan
@@ -89,7 +89,7 @@ def check_not_empty(plan: Plan, *, options: ApplyOptions) -> None:
         )
 
 
-def plan_for(desired: spec.Desired, live: LiveState, *, prune: bool = False) -> Plan:
+def plan_for(desired: desired_state.Desired, live: LiveState, *, prune: bool = False) -> Plan:
     """Desired + live -> Plan, after checking the file's references to pools and blocks it does not
     declare against the store (the one way every command plans)."""
     problems = desired.unresolved_references(set(live.objects))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from reconciler import spec, state
+from reconciler import desired as desired_state
+from reconciler import state
 from reconciler.launch import RunContext, make_launcher
 from reconciler.objects import LiveState
 from reconciler.state import Store
@@ -35,7 +36,7 @@ class App:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _store: Store | None = None
     _project: str | None = None
-    _tree: spec.SourceTree | None = None
+    _tree: desired_state.SourceTree | None = None
     _git_detected: bool = False
 
     # -- presentation ------------------------------------------------------------------------------
@@ -59,38 +60,40 @@ class App:
     # -- desired -----------------------------------------------------------------------------------
 
     @property
-    def tree(self) -> spec.SourceTree:
+    def tree(self) -> desired_state.SourceTree:
         if self._tree is None:
-            self._tree = spec.WorkingTree(self.project_dir)
+            self._tree = desired_state.WorkingTree(self.project_dir)
         return self._tree
 
-    def _desired_tree(self) -> spec.SourceTree:
+    def _desired_tree(self) -> desired_state.SourceTree:
         """Inside Git, the working tree learns its commit (so applies record it) when first loaded:
         GitPython is imported only by commands that read the desired state."""
         tree = self.tree
-        if isinstance(tree, spec.WorkingTree) and tree.git is None and not self._git_detected:
+        if isinstance(tree, desired_state.WorkingTree) and tree.git is None and not self._git_detected:
             self._git_detected = True
-            self._tree = tree = spec.WorkingTree(tree.root, git=spec.detect(self.project_dir))
+            self._tree = tree = desired_state.WorkingTree(
+                tree.root, git=desired_state.detect(self.project_dir)
+            )
         return tree
 
-    def use_tree(self, tree: spec.SourceTree) -> None:
+    def use_tree(self, tree: desired_state.SourceTree) -> None:
         """Read the desired state from another source (a Git commit) instead of the working tree."""
         self._tree = tree
 
-    def use_ref(self, ref: str) -> spec.GitTree:
+    def use_ref(self, ref: str) -> desired_state.GitTree:
         """Read the desired state at a Git ref (no checkout); the tree's repository closes with the app."""
-        tree = spec.GitTree.open(self.project_dir, ref)
+        tree = desired_state.GitTree.open(self.project_dir, ref)
         self.close_tree()
         self._tree = tree
         return tree
 
     def close_tree(self) -> None:
-        if isinstance(self._tree, spec.GitTree):
+        if isinstance(self._tree, desired_state.GitTree):
             self._tree.close()
 
-    def desired(self) -> spec.Desired:
+    def desired(self) -> desired_state.Desired:
         """The file's desired state, with fingerprints under the store's key."""
-        desired = spec.load(
+        desired = desired_state.load(
             self._desired_tree(),
             self.file,
             environ=self.environ,
@@ -102,9 +105,9 @@ class App:
             self.err(warning)
         return desired
 
-    def validate_only(self) -> spec.Desired:
+    def validate_only(self) -> desired_state.Desired:
         """The desired state checked without touching any store (fingerprints under a throwaway key)."""
-        return spec.load(
+        return desired_state.load(
             self.tree,
             self.file,
             environ=self.environ,
@@ -125,7 +128,7 @@ class App:
     def project(self) -> str:
         """The project name without loading the whole desired state (for runs, history, ...)."""
         if self._project is None:
-            self._project = spec.project_of(self.tree, self.file, override=self.project_override)
+            self._project = desired_state.project_of(self.tree, self.file, override=self.project_override)
         return self._project
 
     def store(self, project: str | None = None) -> Store:

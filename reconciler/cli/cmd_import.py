@@ -18,11 +18,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import click
 
-from reconciler import pooltypes, spec
+from reconciler import desired as desired_state
+from reconciler import pooltypes
 from reconciler.cli.app import App, pass_app
+from reconciler.desired import export, yamlfile
 from reconciler.errors import ReconcileError, SpecError, UsageError
 from reconciler.objects import ENV_PLACEHOLDER, Address, Kind, LiveState, Resource
-from reconciler.spec import export, yamlfile
 
 
 @click.command("import")
@@ -49,7 +50,7 @@ def import_cmd(app: App, addresses: tuple[str, ...], write: bool) -> int:
     result = export.export(chosen, inherited_pull=inherited_pull, pool_types=pool_types)
     warnings = [*result.warnings, *export.check(chosen, app.tree)]
     try:
-        from reconciler.spec import yamledit
+        from reconciler.desired import yamledit
     except ModuleNotFoundError as exc:
         raise UsageError(f"import needs {exc.name}: pip install 'prefect-reconciler[import]'") from None
     if not write:
@@ -186,7 +187,7 @@ def _load_problems(app: App, text: str) -> list[str]:
         environ.setdefault(name, "stand-in")
     tree = _Overlay(app.tree, app.file, text)
     try:
-        spec.load(
+        desired_state.load(
             tree,
             app.file,
             environ=environ,
@@ -203,7 +204,7 @@ def _load_problems(app: App, text: str) -> list[str]:
 class _Overlay:
     """The project's tree with the desired-state file replaced by the edited text."""
 
-    def __init__(self, tree: spec.SourceTree, file: str, text: str) -> None:
+    def __init__(self, tree: desired_state.SourceTree, file: str, text: str) -> None:
         self._tree, self._file, self._text = tree, file, text
         self.root, self.git = tree.root, tree.git
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.app import App, pass_app
-from reconciler.triggers import serve
+from reconciler.serve import loop as serve
 
 
 @click.command("serve")

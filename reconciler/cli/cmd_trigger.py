@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from reconciler import desired as desired_state
 from reconciler import plan as planning
-from reconciler import spec
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_apply import confirm
 from reconciler.cli.cmd_plan import render
@@ -48,7 +48,7 @@ def push_cmd(
 ) -> int:
     """Apply the pushed commit, then launch the runs whose run_on rules match what it changed."""
     if branch is None:
-        working = spec.detect(app.project_dir)
+        working = desired_state.detect(app.project_dir)
         branch = working.ref if working else None
     options = push.PushOptions(
         prune=prune, allow_rollback=allow_rollback, allow_empty=allow_empty, lock_timeout=lock_timeout
@@ -59,7 +59,7 @@ def push_cmd(
         if result.has_changes:
             confirm(app, yes)
 
-    with spec.GitRepo.open(app.project_dir) as repo:
+    with desired_state.GitRepo.open(app.project_dir) as repo:
         result = push.trigger_push(
             app, repo, push.PushEvent(before, after, branch), options=options, on_plan=show
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import pooltypes
+from reconciler.desired.templating import BLOCK_REFERENCE
 from reconciler.errors import LaunchError
 from reconciler.launch.base import (
     ENV_DEPLOYMENT,
@@ -26,7 +27,6 @@ from reconciler.launch.base import (
     Job,
 )
 from reconciler.objects import Address, LiveState, Resource, iter_secrets, resolve_secrets
-from reconciler.spec.templating import BLOCK_REFERENCE
 from reconciler.state import RunRecord
 
 RUNTIME_MODULE = "reconciler.runtime"

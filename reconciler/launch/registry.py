@@ -12,9 +12,9 @@ from reconciler.launch.process import ProcessLauncher
 
 # launcher name (PoolType.launcher) -> (module, factory, pip extra that brings its SDK)
 _CLOUD = {
-    "ecs": ("reconciler.launch.ecs", "EcsLauncher", "aws"),
-    "cloud-run": ("reconciler.launch.cloud_run", "CloudRunLauncher", "gcp"),
-    "aci": ("reconciler.launch.aci", "AciLauncher", "azure"),
+    "ecs": ("reconciler.launch.ecs.launcher", "EcsLauncher", "aws"),
+    "cloud-run": ("reconciler.launch.cloud_run.launcher", "CloudRunLauncher", "gcp"),
+    "aci": ("reconciler.launch.aci.launcher", "AciLauncher", "azure"),
 }
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+from reconciler.desired import Desired, RuleKind
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret, StoredObject
 from reconciler.plan.model import (
     Action,
@@ -23,7 +24,6 @@ from reconciler.plan.model import (
     StateRef,
     apply_order,
 )
-from reconciler.spec import Desired, RuleKind
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 

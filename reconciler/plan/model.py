@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from reconciler.desired import GitInfo, SourceInfo
 from reconciler.objects import Address, Kind, Resource
-from reconciler.spec import GitInfo, SourceInfo
 
 # Where a plan's desired state came from: the loader's own records, carried as they are.
 PlanSource = SourceInfo

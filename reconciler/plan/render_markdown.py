@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.desired import step_output_source
 from reconciler.objects import Address, Kind
 from reconciler.plan.model import Action, Change, FieldChange, Plan, RunRequest
 from reconciler.plan.render_text import summary_line
-from reconciler.spec import step_output_source
 
 COMMENT_LIMIT = 65_536  # GitHub's maximum issue comment body
 GRAPH_LIMIT = 50  # above this many changed objects a graph is noise, not a picture

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
+from reconciler.desired import step_output_source
 from reconciler.plan.model import Action, Change, FieldChange, Plan
-from reconciler.spec import step_output_source
 
 _COLORS = {
     Action.CREATE: "green",

@@ -14,11 +14,11 @@ def open_store(url: str, *, project: str) -> Store:
 
         return MemoryStore(project=project, url=url)
     if scheme.startswith(("sqlite", "postgresql", "postgres")):
-        from reconciler.state.sql import SqlStore
+        from reconciler.state.sql.store import SqlStore
 
         return SqlStore(url, project=project)
     if scheme.startswith("prefect"):
-        from reconciler.state.prefect_api import PrefectStore
+        from reconciler.state.prefect.api import PrefectStore
 
         return PrefectStore(url, project=project)
     raise UsageError(

@@ -1,7 +1,7 @@
 """Git pushes as triggers: which files a push changed, which ``run_on: push`` rules fire, and rollbacks.
 
 Decisions here are pure functions over paths and rules (``push_decisions``, ``glob``); the few that
-need history (``changed_paths``, ``push_base``, ``relation``) ask a :class:`spec.GitRepo`, the one
+need history (``changed_paths``, ``push_base``, ``relation``) ask a :class:`desired_state.GitRepo`, the one
 place GitPython is used.
 
 Patterns follow GitHub's ``paths``/``branches`` filters, so a rule reads like the workflow next to it:
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from reconciler import spec
+from reconciler import desired as desired_state
 from reconciler.errors import ReconcileError
 from reconciler.objects import Address
 
@@ -111,7 +111,7 @@ class ChangedPaths:
 
 
 def changed_paths(
-    repo: spec.GitRepo, *, base: str | None, head: str, prefix: str, why: str = ""
+    repo: desired_state.GitRepo, *, base: str | None, head: str, prefix: str, why: str = ""
 ) -> ChangedPaths:
     """Files changed from ``base`` to ``head`` (both paths of a rename), relative to ``prefix``."""
     seen: dict[str, None] = {}
@@ -127,7 +127,7 @@ def project_relative(repo_path: str, prefix: str) -> str:
 
 
 def push_base(
-    repo: spec.GitRepo, *, before: str | None, after: str, last_applied: str | None
+    repo: desired_state.GitRepo, *, before: str | None, after: str, last_applied: str | None
 ) -> tuple[str | None, str]:
     """The commit to compare ``after`` with, and why.
 
@@ -140,15 +140,15 @@ def push_base(
     known_last = (
         last_applied if last_applied and last_applied != after and repo.has_commit(last_applied) else None
     )
-    if before and before != spec.ZERO_SHA and repo.has_commit(before):
+    if before and before != desired_state.ZERO_SHA and repo.has_commit(before):
         if known_last and known_last != before and repo.is_ancestor(known_last, before):
             return (
                 known_last,
                 f"since the last applied commit {known_last[:12]} (later pushes were never applied)",
             )
         return before, f"{before[:12]}..{after[:12]}"
-    if before and before != spec.ZERO_SHA and repo.shallow:
-        raise spec.GitSourceError(
+    if before and before != desired_state.ZERO_SHA and repo.shallow:
+        raise desired_state.GitSourceError(
             f"commit {before[:12]} (the push's before) is not in this shallow clone: "
             "fetch the history (actions/checkout with fetch-depth: 0)"
         )
@@ -158,7 +158,7 @@ def push_base(
     if parent is not None:
         return parent, f"the parent of {after[:12]} (no earlier commit to compare with)"
     if repo.shallow:
-        raise spec.GitSourceError(
+        raise desired_state.GitSourceError(
             f"cannot tell what {after[:12]} changed in a shallow clone: fetch the history (fetch-depth: 0)"
         )
     return None, f"{after[:12]} is a root commit: every file is new"
@@ -172,7 +172,7 @@ class RuleDecision:
     """Whether one deployment's ``run_on: push`` rule fires for a push, and why (for people)."""
 
     deployment: str  # "flow/name"
-    rule: spec.RunRule
+    rule: desired_state.RunRule
     fired: bool
     why: str
 
@@ -183,18 +183,20 @@ class RuleDecision:
 
 
 def push_decisions(
-    run_rules: Mapping[Address, Sequence[spec.RunRule]], *, branch: str | None, paths: Sequence[str]
+    run_rules: Mapping[Address, Sequence[desired_state.RunRule]], *, branch: str | None, paths: Sequence[str]
 ) -> list[RuleDecision]:
     """Every push rule's verdict for a push of ``paths`` to ``branch``, in deployment order."""
     decisions: list[RuleDecision] = []
     for address in sorted(run_rules, key=str):
         for rule in run_rules[address]:
-            if rule.kind is spec.RuleKind.PUSH:
+            if rule.kind is desired_state.RuleKind.PUSH:
                 decisions.append(_decide(address.name, rule, branch, paths))
     return decisions
 
 
-def _decide(deployment: str, rule: spec.RunRule, branch: str | None, paths: Sequence[str]) -> RuleDecision:
+def _decide(
+    deployment: str, rule: desired_state.RunRule, branch: str | None, paths: Sequence[str]
+) -> RuleDecision:
     branch_pattern = branch_matches(rule.branches, branch)
     if branch_pattern is None:
         where = f"branch {branch}" if branch else "an unknown branch"
@@ -235,7 +237,7 @@ class Relation(StrEnum):
         return self is Relation.BEHIND
 
 
-def relation(repo: spec.GitRepo, commit: str, last_applied: str | None) -> Relation:
+def relation(repo: desired_state.GitRepo, commit: str, last_applied: str | None) -> Relation:
     if not last_applied:
         return Relation.FIRST
     if commit == last_applied:
@@ -258,9 +260,9 @@ def relation_at(project_dir: Path, commit: str, last_applied: str | None) -> Rel
     if not last_applied or commit == last_applied:
         return Relation.FIRST if not last_applied else Relation.SAME
     try:
-        with spec.GitRepo.open(project_dir) as repo:
+        with desired_state.GitRepo.open(project_dir) as repo:
             return relation(repo, commit, last_applied)
-    except spec.GitSourceError:  # e.g. a saved plan applied outside the clone it was made in
+    except desired_state.GitSourceError:  # e.g. a saved plan applied outside the clone it was made in
         return Relation.UNKNOWN
 
 
@@ -274,7 +276,9 @@ def refuse_rollback(found: Relation, commit: str, last_applied: str | None, *, a
         )
 
 
-def source_notes(git: spec.GitInfo | None, last_applied: str | None, found: Relation | None) -> list[str]:
+def source_notes(
+    git: desired_state.GitInfo | None, last_applied: str | None, found: Relation | None
+) -> list[str]:
     """Notices for a plan: dirty working tree, behind / diverged from what was last applied."""
     notes: list[str] = []
     if git is None:

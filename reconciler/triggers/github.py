@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler import apply as applying
+from reconciler import desired as desired_state
 from reconciler import plan as planning
-from reconciler import spec
 from reconciler.triggers import git as gitrules
 from reconciler.triggers import push
 from reconciler.triggers.github_api import GitHubClient, GitHubError
@@ -171,13 +171,13 @@ def _pull_paths(
     """The pull request's changed paths, project-relative: from local history, else from the API."""
     base_sha = str((event.pull.get("base") or {}).get("sha") or "")
     try:
-        with spec.GitRepo.open(project_dir) as repo:
+        with desired_state.GitRepo.open(project_dir) as repo:
             if repo.has_commit(base_sha):
                 head = repo.resolve("HEAD")
                 base = repo.merge_base(base_sha, head)
                 changed = gitrules.changed_paths(repo, base=base, head=head, prefix=repo.prefix(project_dir))
                 return changed.paths, f"{(base or '')[:12]}..{head[:12]} from the clone"
-    except spec.GitSourceError:
+    except desired_state.GitSourceError:
         pass
     if client is None or event.pull_number is None:
         return (), "unknown: base commit not in the clone and no token to ask GitHub"
@@ -215,7 +215,7 @@ def _source_notes(project_dir: Path, result: planning.Plan) -> list[str]:
 def _apply(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
     after = str(event.payload.get("after") or environ.get("GITHUB_SHA") or "HEAD")
     before = event.payload.get("before") if event.name == "push" else None
-    with spec.GitRepo.open(ws.project_dir) as repo:
+    with desired_state.GitRepo.open(ws.project_dir) as repo:
         result = push.trigger_push(
             ws,
             repo,

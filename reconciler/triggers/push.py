@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler import apply as applying
+from reconciler import desired as desired_state
 from reconciler import plan as planning
-from reconciler import spec
 from reconciler.errors import ReconcileError
 from reconciler.launch import RunContext, runs
 from reconciler.objects import LiveState
@@ -33,9 +33,9 @@ class Workspace(Protocol):
 
     project_dir: Path
 
-    def use_tree(self, tree: spec.SourceTree) -> None: ...
+    def use_tree(self, tree: desired_state.SourceTree) -> None: ...
 
-    def desired(self) -> spec.Desired: ...
+    def desired(self) -> desired_state.Desired: ...
 
     def store(self, project: str | None = None) -> Store: ...
 
@@ -93,7 +93,7 @@ class PushResult:
 
 def trigger_push(
     ws: Workspace,
-    repo: spec.GitRepo,
+    repo: desired_state.GitRepo,
     event: PushEvent,
     *,
     options: PushOptions = DEFAULT_PUSH,

@@ -17,7 +17,7 @@ What happens on a change:
    and a burst that also changed the file was applied when it was seen, before its runs launch.
    A run of that deployment still going defers the next one until it ends (``--allow-overlap`` starts
    it at once), so a burst never stacks runs.
-3. With a sandbox prefix, the desired state is ``spec.sandbox(...)``: the loop plans against the
+3. With a sandbox prefix, the desired state is ``desired_state.sandbox(...)``: the loop plans against the
    sandbox's own objects only and refuses to write anything shared (blocks included).
 4. SIGINT/SIGTERM set the stop event; the current step finishes (never half an apply), runs in flight
    are left running and listed, queued ones are listed as not launched, and the loop returns 0.
@@ -39,12 +39,13 @@ from typing import Protocol
 import watchfiles
 
 from reconciler import apply as applying
-from reconciler import plan, spec
+from reconciler import desired as desired_state
+from reconciler import plan
 from reconciler.errors import ReconcileError, SpecError
+from reconciler.infra import signals
 from reconciler.launch import RunContext, runs
 from reconciler.objects import Kind, LiveState
 from reconciler.state import RunRecord, Store
-from reconciler.triggers import signals
 from reconciler.triggers.watch_events import (
     Coalescer,
     PathMatcher,
@@ -70,7 +71,7 @@ class Project(Protocol):
     @property
     def state_location(self) -> str: ...
 
-    def desired(self) -> spec.Desired: ...
+    def desired(self) -> desired_state.Desired: ...
 
     def store(self) -> Store: ...
 
@@ -107,7 +108,7 @@ class WatchLoop:
         self, project: Project, *, options: WatchOptions = DEFAULT_WATCH, stop: threading.Event | None = None
     ) -> None:
         if options.sandbox is not None:
-            spec.check_prefix(options.sandbox)
+            desired_state.check_prefix(options.sandbox)
         self.project, self.options = project, options
         self.stop = stop or threading.Event()
         self.root = Path(project.project_dir).resolve()
@@ -116,7 +117,7 @@ class WatchLoop:
             self.root, ignored=state_files(project.state_location, self.root), outside=frozenset({self.file})
         )
         self.coalescer = Coalescer(quiet=options.burst_window, max_delay=options.max_burst)
-        self._good: spec.Desired | None = None  # the last desired state that loaded and checked
+        self._good: desired_state.Desired | None = None  # the last desired state that loaded and checked
         self._broken = True  # the file was invalid at the last look: any change retries it
         self._spec_files = spec_files(None, self.file)
         self._rules: list[tuple[str, PathMatcher]] = []
@@ -208,23 +209,23 @@ class WatchLoop:
             return
         self._apply(desired, result, store)
 
-    def _load(self) -> spec.Desired:
+    def _load(self) -> desired_state.Desired:
         path = self.root / self.file
         deadline = time.monotonic() + 0.2
         while not path.exists() and time.monotonic() < deadline:  # editors that save by rename
             time.sleep(0.01)
         desired = self.project.desired()
         if self.options.sandbox is not None:
-            desired = spec.sandbox(desired, self.options.sandbox)
+            desired = desired_state.sandbox(desired, self.options.sandbox)
         return desired
 
-    def _adopt(self, desired: spec.Desired) -> None:
+    def _adopt(self, desired: desired_state.Desired) -> None:
         self._good, self._broken = desired, False
         self._spec_files = spec_files(desired, self.file)
         self._rules = [
             (address.name, compile_globs(p for rule in watch for p in rule.paths))
             for address, rules in sorted(desired.run_rules.items())
-            if (watch := [r for r in rules if r.kind is spec.RuleKind.WATCH])
+            if (watch := [r for r in rules if r.kind is desired_state.RuleKind.WATCH])
         ]
 
     def _scope(self, live: LiveState) -> LiveState:
@@ -232,10 +233,14 @@ class WatchLoop:
         prefix = self.options.sandbox
         if prefix is None:
             return live
-        kept = {a: o for a, o in live.objects.items() if a.kind is Kind.BLOCK or spec.in_sandbox(a, prefix)}
+        kept = {
+            a: o
+            for a, o in live.objects.items()
+            if a.kind is Kind.BLOCK or desired_state.in_sandbox(a, prefix)
+        }
         return LiveState(url=live.url, serial=live.serial, objects=kept, last_commit=live.last_commit)
 
-    def _apply(self, desired: spec.Desired, result: plan.Plan, store: Store) -> None:
+    def _apply(self, desired: desired_state.Desired, result: plan.Plan, store: Store) -> None:
         with store.lock(timeout=self.options.lock_timeout, info=applying.lock_info("watch")):
             live = self._scope(store.read_all())
             try:
@@ -257,7 +262,7 @@ class WatchLoop:
         prefix = self.options.sandbox
         if prefix is None:
             return True
-        shared = [c for c in result.writes if not spec.in_sandbox(c.address, prefix)]
+        shared = [c for c in result.writes if not desired_state.in_sandbox(c.address, prefix)]
         if shared:
             listed = ", ".join(f"{c.action.value} {c.address}" for c in shared)
             self.project.out(

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from reconciler.desired import Desired
 from reconciler.objects import Kind
-from reconciler.spec import Desired
 from reconciler.triggers import git as gitrules
 
 IGNORED_DIRS = frozenset(

@@ -30,18 +30,11 @@ from sqlalchemy import func, select
 
 from reconciler.errors import LockTimeout, StaleVersion, StateError, UsageError
 from reconciler.objects import Address, Resource, Secret
-from reconciler.state import (
-    HistoryEntry,
-    LockInfo,
-    MemoryStore,
-    RunRecord,
-    RunState,
-    Store,
-    sql_engine,
-    sql_lock,
-    sql_schema,
-)
-from reconciler.state.sql import SqlStore
+from reconciler.state import HistoryEntry, LockInfo, MemoryStore, RunRecord, RunState, Store
+from reconciler.state.sql import engine as sql_engine
+from reconciler.state.sql import lock as sql_lock
+from reconciler.state.sql import schema as sql_schema
+from reconciler.state.sql.store import SqlStore
 from tests.contract import workers
 
 POOL = Address.pool("ecs-push")

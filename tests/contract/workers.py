@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.errors import StaleVersion
 from reconciler.objects import Address, Resource, Secret
 from reconciler.state.base import LockInfo
-from reconciler.state.sql import SqlStore
+from reconciler.state.sql.store import SqlStore
 
 
 def lock_info(name: str) -> LockInfo:

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler import spec
+from reconciler import desired as desired_state
 from reconciler.objects import Address, Secret
-from reconciler.state.prefect_api import PrefectStore
+from reconciler.state.prefect.api import PrefectStore
 from tests.fixtures.prefect_server import PrefectServer
 from tests.prefect.conftest import cli, unique
 
@@ -98,8 +98,8 @@ def test_import_writes_a_hand_made_workspace_that_loads_back_as_the_server_holds
         unmanaged = store.read_unmanaged()
     finally:
         store.close()
-    desired = spec.load(
-        spec.WorkingTree(project), environ={placeholder: SECRET_VALUE}, fingerprint_key=b"k" * 32
+    desired = desired_state.load(
+        desired_state.WorkingTree(project), environ={placeholder: SECRET_VALUE}, fingerprint_key=b"k" * 32
     )
     for address in (Address.pool(pool), Address.deployment("hello", deployment)):
         assert desired.resources[address].body == unmanaged[address]

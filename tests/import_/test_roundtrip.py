@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import spec
+from reconciler import desired as desired_state
+from reconciler.desired import export, yamledit
 from reconciler.objects import Kind, Resource, Secret
-from reconciler.spec import export, yamledit
 from tests.helpers import QUICKSTART
 
 KEY = b"k" * 32
@@ -240,9 +240,9 @@ def _unique_schedule_slugs(deployments: list[dict[str, Any]]) -> list[dict[str, 
     return deployments
 
 
-def load_text(root: Path, text: str) -> spec.Desired:
+def load_text(root: Path, text: str) -> desired_state.Desired:
     (root / "prefect.yaml").write_text(text, encoding="utf-8")
-    return spec.load(spec.WorkingTree(root), environ=ENVIRON, fingerprint_key=KEY)
+    return desired_state.load(desired_state.WorkingTree(root), environ=ENVIRON, fingerprint_key=KEY)
 
 
 def write_flows(root: Path) -> None:
@@ -252,7 +252,7 @@ def write_flows(root: Path) -> None:
         path.write_text(textwrap.dedent(source), encoding="utf-8")
 
 
-def exported_text(desired: spec.Desired, header: str, *, inherited_pull: Any) -> str:
+def exported_text(desired: desired_state.Desired, header: str, *, inherited_pull: Any) -> str:
     resources = sorted(desired.resources.values(), key=lambda r: (r.kind.rank, r.address.name))
     pool_types = {r.address.name: r.body["type"] for r in resources if r.kind is Kind.WORK_POOL}
     result = export.export(resources, inherited_pull=inherited_pull, pool_types=pool_types)
@@ -277,7 +277,7 @@ def test_property_loaded_bodies_survive_export_and_reload(tmp_path: Path, doc: d
     second = load_text(tmp_path, text)
     assert dict(second.resources) == dict(first.resources)
     for name, value in ENVIRON.items():
-        if spec.is_sensitive_env(name):
+        if desired_state.is_sensitive_env(name):
             assert value not in text  # secrets as placeholders only, never what they resolve to
 
 
@@ -286,7 +286,7 @@ def test_the_quickstart_survives_export_and_reload(tmp_path: Path) -> None:
 
     root = tmp_path / "qs"
     shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".reconcile"))
-    first = spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=KEY)
+    first = desired_state.load(desired_state.WorkingTree(root), environ={}, fingerprint_key=KEY)
     text = exported_text(first, "name: quickstart\n", inherited_pull=None)
     second = load_text(root, text)
     assert dict(second.resources) == dict(first.resources)

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from reconciler.spec import yamledit, yamlfile
+from reconciler.desired import yamledit, yamlfile
 
 COMMENTED = textwrap.dedent(
     """\

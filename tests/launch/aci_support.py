@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.launch.aci import AciLauncher
+from reconciler.infra.retry import RetryPolicy
+from reconciler.launch.aci.launcher import AciLauncher
 from reconciler.launch.base import Job, JobStatus
-from reconciler.launch.retry import RetryPolicy
 from tests.fakes.aci import AciFake
 from tests.launch.jobs_support import rendered_job
 

@@ -26,10 +26,10 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import ContainerGroup
 
 from reconciler.errors import LaunchAuthError, LaunchError
-from reconciler.launch import aci as aci_module
-from reconciler.launch import aci_spec as spec
-from reconciler.launch.aci import AciLauncher
-from reconciler.launch.aci_client import describe
+from reconciler.launch.aci import body as spec
+from reconciler.launch.aci import launcher as aci_module
+from reconciler.launch.aci.client import describe
+from reconciler.launch.aci.launcher import AciLauncher
 from reconciler.state import RunState
 from tests.fakes.aci import AciFake, Outcome
 from tests.launch.aci_support import (

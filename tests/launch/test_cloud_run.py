@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from reconciler import pooltypes
 from reconciler.errors import LaunchAuthError, LaunchError
-from reconciler.launch import cloud_run_body
 from reconciler.launch.base import Job
-from reconciler.launch.cloud_run import CloudRunLauncher
-from reconciler.launch.cloud_run_gcp import ENDPOINT_ENV
+from reconciler.launch.cloud_run import body as cloud_run_body
+from reconciler.launch.cloud_run.gcp import ENDPOINT_ENV
+from reconciler.launch.cloud_run.launcher import CloudRunLauncher
 from reconciler.state import RunState
 from tests.fakes.cloud_run import CloudRunFake, Outcome, iter_env, service_account
 

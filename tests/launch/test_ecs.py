@@ -20,11 +20,11 @@ import pytest
 
 from reconciler import state
 from reconciler.errors import LaunchAuthError, LaunchError
+from reconciler.infra.retry import RetryPolicy
 from reconciler.launch import RunContext, make_launcher, runs
-from reconciler.launch import ecs_taskdef as taskdef
 from reconciler.launch.base import Job
-from reconciler.launch.ecs import EcsLauncher
-from reconciler.launch.retry import RetryPolicy
+from reconciler.launch.ecs import taskdef
+from reconciler.launch.ecs.launcher import EcsLauncher
 from reconciler.state import RunState
 from tests.fakes.moto_server import STEP_PER_DESCRIBE, Fault, MotoStandIn, TaskScript
 from tests.helpers import REPO, make_project, run_cli

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import spec, state
+from reconciler import desired as desired_state
+from reconciler import state
 from tests.fakes.moto_server import STEP_PER_DESCRIBE, MotoStandIn, TaskScript
 from tests.helpers import make_project, run_cli
 
@@ -120,7 +121,7 @@ def test_no_command_output_plan_file_or_state_file_holds_a_secret(tmp_path: Path
     # ... and the scan looks where a leak would be: the token's fingerprint is stored there.
     store = state.open_store(f"sqlite:///{root / '.reconcile' / 'state.db'}", project="leak-check")
     try:
-        token_fingerprint = spec.fingerprint(store.fingerprint_key(), SECRETS["API_TOKEN"])
+        token_fingerprint = desired_state.fingerprint(store.fingerprint_key(), SECRETS["API_TOKEN"])
     finally:
         store.close()
     database = b"".join(blob for where, blob in blobs.items() if "state.db" in where)

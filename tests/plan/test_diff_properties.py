@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from reconciler import apply as applying
 from reconciler import plan
+from reconciler.desired import Desired, RuleKind, RunRule, SourceInfo
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret, StoredObject
 from reconciler.plan import Action
-from reconciler.spec import Desired, RuleKind, RunRule, SourceInfo
 from reconciler.state import MemoryStore
 
 NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,6}", fullmatch=True)

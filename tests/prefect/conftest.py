@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.state.prefect_api import PrefectStore
+from reconciler.state.prefect.api import PrefectStore
 from tests.fixtures.prefect_server import PrefectServer
 from tests.helpers import REPO, run_cli
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import StateError
-from reconciler.state.prefect_client import (
+from reconciler.state.prefect.client import (
     PrefectClient,
     RetryPolicy,
     api_url_from,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from reconciler.objects import Kind
-from reconciler.state.prefect_api import PrefectStore
+from reconciler.state.prefect.api import PrefectStore
 from tests.fixtures.prefect_server import PrefectServer
 from tests.helpers import make_project
 from tests.prefect.conftest import cli, copy_project, destroy, example_env, examples, settle, unique

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 from reconciler import pooltypes
 from reconciler.objects import Secret
-from reconciler.state import prefect_mapping as mapping
-from reconciler.state import prefect_triggers
-from reconciler.state import prefect_values as values
-from reconciler.state.prefect_inventory import (
+from reconciler.state.prefect import mapping, values
+from reconciler.state.prefect import triggers as prefect_triggers
+from reconciler.state.prefect.inventory import (
     ABSENT,
     Entry,
     Names,

@@ -23,7 +23,7 @@ import pytest
 from reconciler.errors import LockTimeout, StaleVersion, StateError
 from reconciler.objects import Address, Kind, Resource, Secret
 from reconciler.state import LockInfo, RunRecord, RunState, Store
-from reconciler.state.prefect_lock import LeasePolicy
+from reconciler.state.prefect.lock import LeasePolicy
 from tests.contract.test_store_contract import (  # the backend-neutral part of the suite
     test_fingerprint_key_is_32_bytes,
     test_history_newest_first_with_limit,
@@ -259,7 +259,7 @@ def test_secret_values_stay_out_of_the_inventory(store_factory: PrefectFactory, 
     store = store_factory(project=unique("secrets"))
     store._environ["APP_TOKEN"] = value  # the environment a real apply resolves secrets from
     name = unique("token")
-    from reconciler.spec.templating import fingerprint
+    from reconciler.desired.templating import fingerprint
 
     secret = Secret("{{ $APP_TOKEN }}", fingerprint(store.fingerprint_key(), value))
     block = Resource(

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler import spec
+from reconciler import desired as desired_state
 from reconciler.launch import Job, JobStatus, LogChunk, RunContext
+from reconciler.serve import loop as serve
 from reconciler.state import RunState, Store
-from reconciler.triggers import serve
 from tests.helpers import make_project
 
 T0 = datetime(2024, 6, 3, 10, 0, 0, tzinfo=UTC)  # a Monday
@@ -89,8 +89,8 @@ def project(root: Path, body: str, *, flows: dict[str, str] | None = None) -> Pa
 
 def apply_file(store: Store, root: Path, *, environ: dict[str, str] | None = None) -> None:
     """Write the file's desired state into ``store`` as an apply would (creates and updates)."""
-    desired = spec.load(
-        spec.WorkingTree(root), environ=environ or {}, fingerprint_key=store.fingerprint_key()
+    desired = desired_state.load(
+        desired_state.WorkingTree(root), environ=environ or {}, fingerprint_key=store.fingerprint_key()
     )
     live = store.read_all()
     for address, resource in desired.resources.items():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.triggers import schedule
+from reconciler.serve import schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SPRING = datetime(2024, 3, 31, tzinfo=BERLIN)  # 02:00 CET -> 03:00 CEST

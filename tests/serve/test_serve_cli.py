@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.state import RunState
-from reconciler.state.sql import SqlStore
+from reconciler.state.sql.store import SqlStore
 from tests.helpers import REPO, make_project, run_cli
 
 TOKEN = "tok-5e1f0c0ffee-do-not-print"

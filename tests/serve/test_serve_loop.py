@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.launch import runs
+from reconciler.serve import loop as serve
+from reconciler.serve import rules as serve_rules
 from reconciler.state import MemoryStore, RunRecord, RunState, Store
-from reconciler.state.sql import SqlStore
-from reconciler.triggers import serve, serve_rules
+from reconciler.state.sql.store import SqlStore
 from tests.serve.support import T0, Clock, Harness, apply_file, project, yaml
 
 MINUTELY = yaml(

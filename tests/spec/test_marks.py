@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.spec.marks import Marks
+from reconciler.desired.marks import Marks
 
 TEXT = """name: demo
 work_pools:

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.desired import yamlfile
 from reconciler.errors import SpecError
-from reconciler.spec import yamlfile
 
 # Plain scalars that YAML 1.1 and 1.2 may read differently, mixed with ordinary ones.
 TRICKY = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import spec
+from reconciler import desired as desired_state
+from reconciler.desired import RuleKind, RunRule
 from reconciler.objects import Address
-from reconciler.spec import RuleKind, RunRule
 from reconciler.triggers import git as gitrules
 from tests.triggers.conftest import GitRepo
 
@@ -104,7 +104,7 @@ def test_changed_paths_include_both_sides_of_a_rename(repo: GitRepo) -> None:
         delete=("proj/flows/b.py",),
         rename={"proj/flows/etl/a.py": "proj/flows/moved/a.py"},
     )
-    with spec.GitRepo.open(repo.root) as git:
+    with desired_state.GitRepo.open(repo.root) as git:
         changed = gitrules.changed_paths(git, base=c1, head=c2, prefix=git.prefix(repo.root / "proj"))
         every = gitrules.changed_paths(git, base=None, head=c1, prefix="")
     assert set(changed.paths) == {
@@ -125,8 +125,8 @@ def test_push_base_is_before_unless_pushes_were_never_applied(repo: GitRepo) -> 
     c1 = repo.commit("one", {"a": "1"})
     c2 = repo.commit("two", {"b": "1"})
     c3 = repo.commit("three", {"c": "1"})
-    zero = spec.ZERO_SHA
-    with spec.GitRepo.open(repo.root) as git:
+    zero = desired_state.ZERO_SHA
+    with desired_state.GitRepo.open(repo.root) as git:
         assert gitrules.push_base(git, before=c2, after=c3, last_applied=c2)[0] == c2
         assert gitrules.push_base(git, before=c2, after=c3, last_applied=None)[0] == c2
         base, why = gitrules.push_base(git, before=c2, after=c3, last_applied=c1)  # c2's push failed
@@ -144,7 +144,7 @@ def test_relation_to_the_last_applied_commit(repo: GitRepo) -> None:
     c2 = repo.commit("two", {"a": "2"})
     repo.checkout("-b", "side", c1)
     side = repo.commit("side", {"s": "1"})
-    with spec.GitRepo.open(repo.root) as git:
+    with desired_state.GitRepo.open(repo.root) as git:
         assert gitrules.relation(git, c2, None) is gitrules.Relation.FIRST
         assert gitrules.relation(git, c2, c2) is gitrules.Relation.SAME
         assert gitrules.relation(git, c2, c1) is gitrules.Relation.AHEAD

@@ -1,4 +1,4 @@
-"""``spec.sandbox``: a pure transform to prefixed copies that never name a shared pool or deployment."""
+"""``desired_state.sandbox``: a pure transform to prefixed copies that never name a shared pool or deployment."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import plan, spec
+from reconciler import desired as desired_state
+from reconciler import plan
 from reconciler.errors import UsageError
 from reconciler.objects import Address, Kind, LiveState
 from tests.helpers import make_project
@@ -35,13 +36,13 @@ deployments:
 
 
 @pytest.fixture
-def desired(tmp_path: Path) -> spec.Desired:
+def desired(tmp_path: Path) -> desired_state.Desired:
     root = make_project(tmp_path / "p", PROJECT, {"flows/hello.py": "def hello():\n    pass\n"})
-    return spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+    return desired_state.load(desired_state.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
 
 
-def test_pools_and_deployments_are_prefixed_blocks_are_shared(desired: spec.Desired) -> None:
-    sandboxed = spec.sandbox(desired, "dev")
+def test_pools_and_deployments_are_prefixed_blocks_are_shared(desired: desired_state.Desired) -> None:
+    sandboxed = desired_state.sandbox(desired, "dev")
     assert set(map(str, sandboxed.resources)) == {
         "block.aws-credentials/shared",
         "work_pool.dev-local",
@@ -54,8 +55,8 @@ def test_pools_and_deployments_are_prefixed_blocks_are_shared(desired: spec.Desi
     assert pool.body == desired.resources[Address.pool("local")].body
 
 
-def test_deployments_point_at_the_prefixed_pools(desired: spec.Desired) -> None:
-    sandboxed = spec.sandbox(desired, "dev")
+def test_deployments_point_at_the_prefixed_pools(desired: desired_state.Desired) -> None:
+    sandboxed = desired_state.sandbox(desired, "dev")
     greet = sandboxed.resources[Address.deployment("hello", "dev-greet")]
     assert greet.body["name"] == "dev-greet"
     assert greet.body["work_pool"]["name"] == "dev-local"
@@ -74,46 +75,50 @@ def test_a_pool_the_file_does_not_declare_stays_shared(tmp_path: Path) -> None:
         """,
         {"flows/hello.py": "def hello():\n    pass\n"},
     )
-    desired = spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
-    sandboxed = spec.sandbox(desired, "dev")
+    desired = desired_state.load(desired_state.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+    sandboxed = desired_state.sandbox(desired, "dev")
     etl = sandboxed.resources[Address.deployment("hello", "dev-etl")]
     assert etl.body["work_pool"]["name"] == "team-pool"
     assert [r.target for r in sandboxed.external_references] == [Address.pool("team-pool")]
 
 
-def test_run_rules_move_with_their_deployments(desired: spec.Desired) -> None:
-    sandboxed = spec.sandbox(desired, "dev")
+def test_run_rules_move_with_their_deployments(desired: desired_state.Desired) -> None:
+    sandboxed = desired_state.sandbox(desired, "dev")
     assert set(sandboxed.run_rules) == {
         Address.deployment("hello", "dev-greet"),
         Address.deployment("hello", "dev-again"),
     }
     kinds = [r.kind for r in sandboxed.run_rules[Address.deployment("hello", "dev-greet")]]
-    assert kinds == [spec.RuleKind.WATCH, spec.RuleKind.APPLY]
+    assert kinds == [desired_state.RuleKind.WATCH, desired_state.RuleKind.APPLY]
     result = plan.diff(sandboxed, LiveState(url="memory://", serial=0))
     assert [r.deployment for r in result.runs] == ["hello/dev-greet"]
 
 
-def test_the_input_is_not_changed(desired: spec.Desired) -> None:
+def test_the_input_is_not_changed(desired: desired_state.Desired) -> None:
     before = {a: dict(r.body) for a, r in desired.resources.items()}
-    spec.sandbox(desired, "dev")
+    desired_state.sandbox(desired, "dev")
     assert {a: dict(r.body) for a, r in desired.resources.items()} == before
 
 
-def test_a_sandbox_plan_creates_only_prefixed_objects(desired: spec.Desired) -> None:
-    result = plan.diff(spec.sandbox(desired, "alice"), LiveState(url="memory://", serial=0))
+def test_a_sandbox_plan_creates_only_prefixed_objects(desired: desired_state.Desired) -> None:
+    result = plan.diff(desired_state.sandbox(desired, "alice"), LiveState(url="memory://", serial=0))
     created = [c.address for c in result.writes if c.address.kind is not Kind.BLOCK]
-    assert created and all(spec.in_sandbox(a, "alice") for a in created)
+    assert created and all(desired_state.in_sandbox(a, "alice") for a in created)
 
 
 def test_in_sandbox() -> None:
-    assert spec.in_sandbox(Address.pool("dev-local"), "dev")
-    assert spec.in_sandbox(Address.deployment("etl", "dev-daily"), "dev")
-    assert not spec.in_sandbox(Address.deployment("dev-etl", "daily"), "dev")  # the flow name is not ours
-    assert not spec.in_sandbox(Address.pool("devlocal"), "dev")
-    assert not spec.in_sandbox(Address.block("aws-credentials", "dev-x"), "dev")  # blocks are always shared
+    assert desired_state.in_sandbox(Address.pool("dev-local"), "dev")
+    assert desired_state.in_sandbox(Address.deployment("etl", "dev-daily"), "dev")
+    assert not desired_state.in_sandbox(
+        Address.deployment("dev-etl", "daily"), "dev"
+    )  # the flow name is not ours
+    assert not desired_state.in_sandbox(Address.pool("devlocal"), "dev")
+    assert not desired_state.in_sandbox(
+        Address.block("aws-credentials", "dev-x"), "dev"
+    )  # blocks are always shared
 
 
 @pytest.mark.parametrize("prefix", ["", "-dev", "a/b", "dev name", "x" * 41, "dév"])
-def test_bad_prefixes_are_usage_errors(desired: spec.Desired, prefix: str) -> None:
+def test_bad_prefixes_are_usage_errors(desired: desired_state.Desired, prefix: str) -> None:
     with pytest.raises(UsageError, match="sandbox prefix"):
-        spec.sandbox(desired, prefix)
+        desired_state.sandbox(desired, prefix)

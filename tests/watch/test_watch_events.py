@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import spec
+from reconciler import desired as desired_state
 from reconciler.triggers.watch_events import (
     Coalescer,
     ProjectFilter,
@@ -106,7 +106,7 @@ def test_spec_files_are_the_file_and_the_entrypoints(tmp_path: Path) -> None:
         """,
         {"flows/hello.py": "def hello():\n    pass\n", "flows/other.py": "def other():\n    pass\n"},
     )
-    desired = spec.load(spec.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+    desired = desired_state.load(desired_state.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
     assert spec_files(desired, "prefect.yaml") == {"prefect.yaml", "flows/hello.py", "flows/other.py"}
     assert spec_files(None, "prefect.yaml") == {"prefect.yaml"}
 

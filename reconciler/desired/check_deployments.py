@@ -1,0 +1,151 @@
+"""Checks and canonical bodies for the ``deployments:`` section (part of the loader).
+
+A mixin of the loader's ``_Loader``: entrypoints are read from their syntax tree (never imported),
+pools and their job variables are checked, ``run_on`` rules are collected.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any
+
+from reconciler import pooltypes
+from reconciler.desired import canonical, flows, templating
+from reconciler.desired.desired import Reference, RuleKind, RunRule
+from reconciler.desired.models import Deployment
+from reconciler.desired.source import SourceTree
+from reconciler.desired.yamlfile import Path
+from reconciler.objects import Address, Resource
+
+_DEPLOYMENT_KEYS = frozenset(Deployment.model_fields) | {"sla", "flow_name"}
+
+
+class DeploymentChecks:
+    """Deployments: identity from the flow's AST, pool references, job variables, schedules, rules."""
+
+    tree: SourceTree
+    resources: dict[Address, Resource]
+    resolver: templating.EnvResolver
+    pool_types: dict[str, pooltypes.PoolType]
+    references: list[Reference]
+    rules: dict[Address, tuple[RunRule, ...]]
+    warnings: list[tuple[Path, str]]
+    entrypoints: dict[str, flows.FlowInfo | flows.EntrypointError]
+
+    if TYPE_CHECKING:  # provided by the loader (and the other mixin); no stubs at run time
+
+        def error(self, path: Path, message: str, *, at_key: bool = False) -> None: ...
+        def _claim(self, address: Address, path: Path) -> bool: ...
+        def _text(self, value: Any, path: Path) -> str | None: ...
+        def _references(self, value: Any, path: Path, *, has_blocks: bool) -> list[Address]: ...
+
+    # -- deployments -------------------------------------------------------------------------------
+
+    def _deployment(
+        self, i: int, dep: Deployment, raw: dict[str, Any], *, top_pull: Any, has_pools: bool
+    ) -> None:
+        base: Path = ("deployments", i)
+        self._warn_unknown_keys(raw, base)
+        if not dep.entrypoint:
+            self.error(base, f"deployment {dep.name!r} has no entrypoint (path/to/file.py:function)")
+            return
+        info = self._inspect(dep.entrypoint)
+        if isinstance(info, flows.EntrypointError):
+            self.error((*base, "entrypoint"), str(info))
+            return
+        address = Address.deployment(info.name, dep.name)
+        if not self._claim(address, base):
+            return
+        depends: list[Address] = []
+        pool_body = None
+        if dep.work_pool is not None and dep.work_pool.name:
+            pool_body, depends = self._deployment_pool(dep, base, has_pools=has_pools)
+        schedules, duplicates = canonical.schedules_body(dep.all_schedules())
+        for slug in duplicates:
+            self.error((*base, "schedules"), f"two schedules have the slug {slug!r}")
+        pull = dep.pull if "pull" in raw else top_pull
+        body = {
+            "flow_name": info.name,
+            "name": dep.name,
+            "entrypoint": dep.entrypoint,
+            "description": self.resolver.resolve(dep.description, (*base, "description")) or info.docstring,
+            "version": self._text(dep.version, (*base, "version")),
+            "tags": canonical.tags_body(self.resolver.resolve(dep.tags, (*base, "tags"))),
+            "parameters": canonical.plain(self.resolver.resolve(dep.parameters, (*base, "parameters"))),
+            "enforce_parameter_schema": dep.enforce_parameter_schema,
+            "work_pool": pool_body,
+            "schedules": self.resolver.resolve(schedules, (*base, "schedules")),
+            "paused": bool(dep.paused),
+            "concurrency_limit": canonical.concurrency_body(dep.concurrency_limit),
+            "pull_steps": canonical.steps_body(pull),
+            "triggers": canonical.plain(dep.triggers or []),
+        }
+        self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
+        self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
+
+    def _inspect(self, entrypoint: str) -> flows.FlowInfo | flows.EntrypointError:
+        """Each entrypoint is read once per load (thousands of deployments share a few flow files)."""
+        if entrypoint not in self.entrypoints:
+            try:
+                self.entrypoints[entrypoint] = flows.inspect_entrypoint(self.tree, entrypoint)
+            except flows.EntrypointError as exc:
+                self.entrypoints[entrypoint] = exc
+        return self.entrypoints[entrypoint]
+
+    def _deployment_pool(
+        self, dep: Deployment, base: Path, *, has_pools: bool
+    ) -> tuple[dict[str, Any], list[Address]]:
+        assert dep.work_pool is not None and dep.work_pool.name
+        ref = dep.work_pool
+        pool_name = ref.name
+        assert pool_name is not None
+        jv_path = (*base, "work_pool", "job_variables")
+        pool_address = Address.pool(pool_name)
+        depends = [pool_address]
+        pool_type = self.pool_types.get(pool_name)
+        if pool_address not in self.resources:
+            if has_pools:
+                known = list(self.pool_types)
+                hint = difflib.get_close_matches(pool_name, known, n=1)
+                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.error((*base, "work_pool", "name"), f"unknown work pool {pool_name!r}{tip}")
+            else:
+                self.references.append(Reference(pool_address, (*base, "work_pool", "name")))
+        variables = dict(ref.job_variables)
+        if pool_type is not None:
+            pool_variables = self.resources[pool_address].body["job_variables"]
+            as_typed = canonical.coerce(canonical.plain(variables), pool_type.variables)
+            for problem in pool_type.validate_job_variables(as_typed, beneath=pool_variables):
+                message = f"deployment {dep.name!r}: {problem.message}"
+                self.error((*jv_path, *problem.path), message, at_key=problem.at_key)
+            for name in pool_type.secret_variables & set(variables):
+                variables[name] = self.resolver.resolve_secret_field(
+                    variables[name], (*jv_path, name), what=name
+                )
+        depends.extend(self._references(variables, jv_path, has_blocks=False))
+        resolved = canonical.plain(self.resolver.resolve(variables, jv_path))
+        if pool_type is not None:
+            resolved = canonical.coerce(resolved, pool_type.variables)
+        body = {
+            "name": pool_name,
+            "work_queue_name": self._text(ref.work_queue_name, (*base, "work_pool", "work_queue_name"))
+            or "default",
+            "job_variables": resolved,
+        }
+        return body, depends
+
+    def _rule(self, rule: Any) -> RunRule:
+        if rule.push is not None:
+            return RunRule(RuleKind.PUSH, tuple(rule.push.branches or ()), tuple(rule.push.paths or ()))
+        if rule.watch is not None:
+            return RunRule(RuleKind.WATCH, (), tuple(rule.watch.paths))
+        return RunRule(RuleKind.APPLY)
+
+    def _warn_unknown_keys(self, raw: dict[str, Any], base: Path) -> None:
+        for key in raw:
+            if key not in _DEPLOYMENT_KEYS:
+                hint = difflib.get_close_matches(key, sorted(_DEPLOYMENT_KEYS), n=1)
+                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.warnings.append(
+                    ((*base, key), f"warning: unknown deployment key {key!r} is ignored{tip}")
+                )

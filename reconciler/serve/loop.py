@@ -1,0 +1,390 @@
+"""``reconcile serve``: the push service loop. Due runs are launched, followed to their end, never twice.
+
+Each pass, one step at a time (``run_pass``):
+
+1. read the stored state (runs launch what is *applied*);
+2. follow the runs in flight (``runs.refresh``), so finished ones free their concurrency slots;
+3. find what is due. A store that schedules runs itself (:class:`ScheduledRunsSource`, or
+   :class:`PoolDueRuns` asked pool by pool: a Prefect server, whose scheduler creates the runs) is
+   asked for them. Otherwise serve schedules: for every
+   deployment on a pool it launches, the slots of its active schedules inside the window
+   ``(max(last pass, now - lookback), now]`` (``triggers/schedule.py``) become runs under the slot's
+   idempotency key, so one slot is one run however many serve processes, passes or restarts see it.
+   SCHEDULED runs already in the store that are due join the queue (runs queued by an earlier pass or
+   an earlier serve process, runs a crashed launcher left behind);
+4. launch the queue oldest first (``runs.launch`` claims with an optimistic version check: of two
+   serve processes exactly one submits), within the limits: ``--max-concurrent``, the pool's
+   ``concurrency_limit`` and the deployment's ``concurrency_limit`` (``ENQUEUE``: the run waits for a
+   free slot; ``CANCEL_NEW``: it is CANCELLED with the reason). Paused pools and paused deployments
+   get no new slots and their queued runs wait.
+
+``--lookback`` bounds step 3 only where serve schedules itself: after downtime, slots older than it
+are not launched, so a restart never floods the pools. A store that schedules itself decides what is
+due, and serve launches it as a Prefect worker would. On Prefect Cloud (``api.prefect.cloud``)
+``*:push`` pools are pushed by Cloud itself: serve leaves them alone and says so once.
+
+At start and then every pass, ``runs.recover`` adopts the launches another process interrupted (or
+marks them CRASHED): only runs on pools serve launches, and a PENDING run without infrastructure only
+once it is surely not a launch still in progress in another serve process (``serve_rules.
+recoverable``); runs serve queued keep their place across a restart. SIGTERM/SIGINT end the loop
+after the current pass: runs in flight keep running (they are listed) and the exit code is 0. The
+log is one line per event on stderr (launched, finished, waiting, cancelled, skipped), never a value
+of a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, cast, runtime_checkable
+
+from reconciler.errors import ReconcileError, StaleVersion
+from reconciler.infra import signals
+from reconciler.launch import RunContext, runs
+from reconciler.objects import LiveState
+from reconciler.serve import rules, schedule, seams
+from reconciler.serve.rules import PassReport
+from reconciler.state import RunRecord, RunState, Store
+
+__all__ = ["DEFAULT_SERVE", "PassReport", "PoolDueRuns", "ScheduledRunsSource", "ServeLoop", "ServeOptions"]
+
+RUNS_SCAN = 10_000  # runs read per pass to count what is in flight (as runs.recover reads them)
+
+
+@runtime_checkable
+class ScheduledRunsSource(Protocol):
+    """A store whose server creates scheduled runs itself (a Prefect server's scheduler).
+
+    ``scheduled_runs`` returns this project's SCHEDULED runs due before ``before``, oldest first (a
+    Prefect store answers with ``get_scheduled_flow_runs`` of its pools). serve then launches those
+    instead of computing slots.
+    """
+
+    def scheduled_runs(self, *, before: datetime, limit: int) -> list[RunRecord]: ...
+
+
+@runtime_checkable
+class PoolDueRuns(Protocol):
+    """The same, asked pool by pool (the Prefect store's form, as a worker polls its pool): serve
+    asks only for the pools it launches and that are not paused."""
+
+    def due_runs(self, pool: str, *, before: datetime, limit: int = 100) -> list[RunRecord]: ...
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the loop behaves; the defaults are the CLI's."""
+
+    interval: float = 10.0  # seconds between passes
+    lookback: float = 300.0  # seconds: how late a missed slot may still be launched
+    max_concurrent: int | None = None  # runs in flight at once on the pools serve launches
+    batch: int = 200  # scheduled runs asked of a store that schedules itself, per pass
+    once: bool = False  # one pass, then exit (cron-driven use)
+
+
+DEFAULT_SERVE = ServeOptions()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ServeLoop:
+    """One serve session over one RunContext (its store and launchers live as long as the loop).
+
+    ``now`` and ``sleep`` are the clock seams: tests pass a frozen clock whose sleep moves time on.
+    By default the loop sleeps on ``stop``, so a signal ends the wait at once.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,  # a fresh one: its launchers are wrapped to see which runs this loop submits
+        *,
+        log: Callable[[str], None],
+        options: ServeOptions = DEFAULT_SERVE,
+        now: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.ctx, self.options, self.now = ctx, options, now
+        self.stop = stop or threading.Event()
+        self._sleep = sleep or (lambda seconds: self.stop.wait(seconds))
+        self._log = log
+        self._submitted: set[str] = set()  # runs this process handed to a launcher (claims it won)
+        ctx.launcher_factory = seams.Recording.factory(ctx.launcher_factory, self._submitted)
+        self.store: Store = ctx.store
+        self.source = self.store if isinstance(self.store, ScheduledRunsSource | PoolDueRuns) else None
+        self.cloud = rules.on_cloud(self.store.url, getattr(self.store, "api_url", None))
+        self._until: datetime | None = None  # end of the last window that was scheduled
+        self._watched: dict[str, tuple[int, datetime]] = {}  # PENDING run -> (version, unchanged since)
+        self._said: set[tuple[str, ...]] = set()  # once-only log lines
+        self.last: PassReport | None = None
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, pass until stopped (or once), list what is left running; 0, or 1 if ``--once`` failed."""
+        with signals.stop_on_signals(self.stop):
+            self.say(
+                f"serve: started on {rules.redact(self.store.url)} (project {self.store.project}; "
+                f"{'store-scheduled runs' if self.source else 'schedules from the stored deployments'}; "
+                f"every {self.options.interval:g}s, lookback {self.options.lookback:g}s)"
+            )
+            self.start()
+            while True:
+                report = self.run_pass()
+                if self.options.once or self.stop.is_set():
+                    break
+                self._sleep(self.options.interval)
+                if self.stop.is_set():
+                    break
+            self.shutdown(report)
+        return 1 if self.options.once and report.failed else 0
+
+    def start(self) -> list[RunRecord]:
+        """Adopt or close the launches a previous process interrupted (runs on our pools only);
+        every pass does it again for launches that were still in progress here."""
+        try:
+            self.ctx.live = self.store.read_all()
+            stored = self.store.list_runs(limit=RUNS_SCAN)
+        except ReconcileError as exc:
+            self.say(f"error: recovery at start failed: {_one_line(exc)}")
+            return []
+        return self._recover(stored, self.now())
+
+    def run_pass(self) -> PassReport:
+        """One pass; an error is logged and the next pass tries again."""
+        tally = rules.Tally(self.now())
+        try:
+            self._pass(tally)
+        except ReconcileError as exc:
+            self.say(f"error: {_one_line(exc)}")
+            self.last = tally.report(failed=True)
+            return self.last
+        self.last = tally.report()
+        return self.last
+
+    def shutdown(self, report: PassReport | None) -> None:
+        left = report.in_flight if report else ()
+        reason = "one pass done" if self.options.once else "stopping"
+        self.say(f"serve: {reason}; {len(left)} run(s) left running")
+        for run in left:
+            where = f" on {run.infrastructure_id}" if run.infrastructure_id else ""
+            self.say(f"left running: run {run.id} of {run.deployment} ({run.state.value}){where}")
+        self.ctx.close()
+
+    # -- one pass ------------------------------------------------------------------------------------
+
+    def _pass(self, tally: rules.Tally) -> None:
+        now = tally.at
+        live = self.store.read_all()
+        self.ctx.live = live
+        targets = self.targets(live)
+        stored = self.store.list_runs(limit=RUNS_SCAN)
+        recovered = {r.id: r for r in self._recover(stored, now)}
+        stored = [recovered.get(r.id, r) for r in stored]
+        self._follow(stored, targets, tally)
+        if self.source is not None:
+            queue = self._store_scheduled(targets, now)
+        else:
+            created = self._schedule(targets, tally)
+            known = {r.id: r for r in stored if r.state is RunState.SCHEDULED}
+            known.update({r.id: r for r in created if r.state is RunState.SCHEDULED})
+            queue = [r for r in known.values() if r.scheduled_for is None or r.scheduled_for <= now]
+        queue.sort(key=lambda r: (_due(r), r.created_at or now, r.id))
+        self._launch(queue, targets, tally)
+
+    def _store_scheduled(self, targets: Mapping[str, rules.Target], now: datetime) -> list[RunRecord]:
+        """The due runs a store that schedules itself made (its pools' runs, for a per-pool store)."""
+        limit = self.options.batch
+        if isinstance(self.source, ScheduledRunsSource):
+            return self.source.scheduled_runs(before=now, limit=limit)
+        assert isinstance(self.source, PoolDueRuns)
+        pools = sorted({t.pool.address.name for t in targets.values() if not t.pool.body.get("paused")})
+        found: dict[str, RunRecord] = {}
+        for pool in pools:
+            found.update((r.id, r) for r in self.source.due_runs(pool, before=now, limit=limit))
+        return list(found.values())
+
+    def targets(self, live: LiveState) -> dict[str, rules.Target]:
+        """Deployments on pools serve launches, each with the reason it is blocked (paused), if any."""
+        found, notes = rules.targets(live, cloud=self.cloud)
+        for note in notes:
+            self.say_once(note.text, key=note.key)
+        return found
+
+    def _follow(
+        self, stored: list[RunRecord], targets: Mapping[str, rules.Target], tally: rules.Tally
+    ) -> None:
+        """Refresh every run in flight on our pools; count what still occupies a slot."""
+        launchable = {t.pool.address.name for t in targets.values()}
+        for run in stored:
+            if run.state not in rules.ACTIVE or self._pool(run) not in launchable:
+                continue
+            if run.infrastructure_id and run.deployment in targets:
+                try:
+                    run = runs.refresh(self.ctx, run)
+                except ReconcileError as exc:
+                    self.say_once(f"cannot follow run {run.id} of {run.deployment}: {_one_line(exc)}")
+            if run.state.terminal:
+                tally.finished.append(run)
+                self.say(f"finished run {run.id} of {run.deployment}: {rules.outcome(run)}")
+            else:
+                tally.active[run.id] = run
+
+    def _schedule(self, targets: Mapping[str, rules.Target], tally: rules.Tally) -> list[RunRecord]:
+        """Runs for the slots in this pass's window (existing runs come back by idempotency key)."""
+        now = tally.at
+        earliest = now - timedelta(seconds=self.options.lookback)
+        after = earliest if self._until is None else max(self._until, earliest)
+        created: list[RunRecord] = []
+        for name in sorted(targets):
+            target = targets[name]
+            for slug, body in (target.deployment.body.get("schedules") or {}).items():
+                try:
+                    slots = schedule.schedule_slots(name, slug, body, after=after, until=now)
+                except schedule.ScheduleError as exc:
+                    self.say_once(f"not scheduling {name}: {exc}")
+                    continue
+                for slot in slots:
+                    if target.blocked:
+                        tally.skipped.append(slot)
+                        self.say(
+                            f"skipped slot {schedule.iso_utc(slot.at)} of {name} ({slot.reason}): {target.blocked}"
+                        )
+                        continue
+                    try:
+                        created.append(
+                            runs.create(
+                                self.ctx,
+                                name,
+                                parameters=slot.parameters,
+                                reason=slot.reason,
+                                idempotency_key=slot.key,
+                                scheduled_for=slot.at,
+                            )
+                        )
+                    except ReconcileError as exc:
+                        self.say(f"error: cannot record the run of {name} for {slot.key}: {_one_line(exc)}")
+        self._until = now
+        return created
+
+    def _launch(
+        self, queue: list[RunRecord], targets: Mapping[str, rules.Target], tally: rules.Tally
+    ) -> None:
+        pools = Counter(self._pool(r) for r in tally.active.values())
+        deployments = Counter(r.deployment for r in tally.active.values())
+        for run in queue:
+            target = targets.get(run.deployment)
+            if target is None or self._pool(run) != target.pool.address.name:
+                self.say_once(f"not launching run {run.id} of {run.deployment}: not on a pool serve launches")
+                continue
+            held = rules.hold(
+                target,
+                active=len(tally.active),
+                pools=pools,
+                deployments=deployments,
+                max_concurrent=self.options.max_concurrent,
+            )
+            if held is not None:
+                if held.cancel:
+                    self._cancel(run, held.reason, tally)
+                else:
+                    tally.waiting.append(self._wait(run, held.reason))
+                continue
+            launched = self._submit(run)
+            if launched is not None and launched.state in rules.ACTIVE:
+                tally.launched.append(launched)
+                tally.active[launched.id] = launched
+                pools[self._pool(launched)] += 1
+                deployments[launched.deployment] += 1
+
+    # -- effects on one run --------------------------------------------------------------------------
+
+    def _submit(self, run: RunRecord) -> RunRecord | None:
+        try:
+            launched = runs.launch(self.ctx, run)
+        except ReconcileError as exc:
+            self.say(f"error: cannot launch run {run.id} of {run.deployment}: {_one_line(exc)}")
+            return None
+        if launched.id not in self._submitted:
+            return None  # another serve process won the claim: it launched the run and says so
+        what = f"run {launched.id} of {launched.deployment} ({launched.reason or 'manual'})"
+        if launched.state is RunState.CRASHED:
+            self.say(f"crashed {what}: {launched.message}")
+        elif launched.state in rules.ACTIVE:
+            where = f" as {launched.infrastructure_id}" if launched.infrastructure_id else ""
+            self.say(f"launched {what} on {self._pool(launched)}{where}")
+        return launched
+
+    def _wait(self, run: RunRecord, why: str) -> RunRecord:
+        """Leave the run queued; mark it (where serve schedules) so a restart keeps its place."""
+        self.say_once(f"waiting run {run.id} of {run.deployment}: {why}", key=("wait", run.id, why))
+        message = rules.WAITING + why
+        if self.source is not None or run.message == message:
+            return run
+        try:
+            return self.store.update_run(run.evolve(message=message))
+        except ReconcileError:
+            return run  # claimed or changed meanwhile: the next pass sees it as it is
+
+    def _cancel(self, run: RunRecord, why: str, tally: rules.Tally) -> None:
+        try:
+            cancelled = self.store.update_run(
+                run.evolve(state=RunState.CANCELLED, message=f"cancelled: {why}", ended_at=self.now())
+            )
+        except StaleVersion:
+            return  # claimed meanwhile by another serve process: it decided
+        except ReconcileError as exc:
+            self.say(f"error: cannot cancel run {run.id} of {run.deployment}: {_one_line(exc)}")
+            return
+        tally.cancelled.append(cancelled)
+        self.say(f"cancelled run {run.id} of {run.deployment}: {why}")
+
+    def _pool(self, run: RunRecord) -> str | None:
+        return rules.placement(run, self.ctx.live)[0]
+
+    def _recover(self, stored: list[RunRecord], now: datetime) -> list[RunRecord]:
+        """``runs.recover`` over the runs it may touch now (see ``rules.recoverable``)."""
+        chosen, self._watched = rules.to_recover(
+            stored,
+            watched=self._watched,
+            live=self.ctx.live,
+            cloud=self.cloud,
+            store_schedules=self.source is not None,
+            now=now,
+        )
+        if not chosen:
+            return []
+        view = cast(Store, seams.RecoveryView(self.store, chosen))
+        try:
+            changed = runs.recover(dataclasses.replace(self.ctx, store=view), now=now)
+        except ReconcileError as exc:
+            self.say_once(f"error: cannot recover interrupted launches: {_one_line(exc)}")
+            return []
+        for run in changed:
+            self.say(f"recovered run {run.id} of {run.deployment}: {run.state.value} ({run.message})")
+        return changed
+
+    # -- log -----------------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self._log(f"{schedule.iso_utc(self.now().replace(microsecond=0))} {text}")
+
+    def say_once(self, text: str, *, key: tuple[str, ...] | None = None) -> None:
+        key = key or (text,)
+        if key not in self._said:
+            self._said.add(key)
+            self.say(text)
+
+
+def _due(run: RunRecord) -> datetime:
+    return run.scheduled_for or run.created_at or datetime.min.replace(tzinfo=UTC)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

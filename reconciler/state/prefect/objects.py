@@ -1,0 +1,298 @@
+"""Reading and writing the managed objects themselves on a Prefect server, with the API's real semantics.
+
+Reads are paged filter calls, one per kind present (plus one for flow names and, only when needed,
+one for block names behind ``$ref`` ids and one for automations). Writes follow the API:
+
+* work pools: POST, or PATCH of the fields that differ; a type change is delete + create (the pool's
+  deployments are pointed at the new pool again); a name taken by a pool of another type is refused;
+* deployments: created once (``POST /flows/`` get-or-create, then ``POST /deployments/``), then
+  PATCHed with only the fields that differ and *never* with ``schedules``: schedules are reconciled by
+  slug through ``/deployments/{id}/schedules`` so their ids, and the runs the scheduler made for them,
+  survive; a deployment with nothing to change gets no request at all;
+* block documents: created, or PATCHed with ``merge_existing_data: false`` (block types and schemas
+  our block types need are created first when the server lacks them, e.g. ``string`` and ``json``).
+
+Every writer returns the server's object *after* the write, mapped to a raw canonical body, so the
+store can hash what it wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler import pooltypes
+from reconciler.errors import StateError
+from reconciler.objects import Address, Kind
+from reconciler.state.prefect import mapping, values
+from reconciler.state.prefect import triggers as prefect_triggers
+from reconciler.state.prefect.client import PAGE, PrefectClient
+from reconciler.state.prefect.inventory import Entry
+
+log = logging.getLogger(__name__)
+Json = Any
+
+
+class ServerObjects:
+    """The objects of one project on the server, with what was last seen of each (ids, current state)."""
+
+    def __init__(self, client: PrefectClient, *, marker: str) -> None:
+        self.client, self.marker = client, marker
+        self.pools: dict[str, Json] = {}
+        self.deployments: dict[str, Json] = {}  # "flow/name"
+        self.blocks: dict[str, Json] = {}  # "type/name"
+        self.flow_ids: dict[str, str] = {}
+        self.flow_names: dict[str, str] = {}
+        self.block_names: dict[str, tuple[str, str]] = {}  # document id -> (type, name)
+        self.automations: list[Json] | None = None
+        self.fresh = False  # True while what read_all saw is current (it read under the held lock)
+        self._block_types: dict[str, tuple[str, str]] = {}
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def read(self, entries: Mapping[Address, Entry]) -> dict[Address, tuple[Json, Json]]:
+        """``address -> (server object, raw canonical body)`` for every entry still on the server."""
+        kinds = {a.kind for a in entries}
+        if Kind.WORK_POOL in kinds:
+            self._read_pools([a.name for a in entries if a.kind is Kind.WORK_POOL])
+        if Kind.DEPLOYMENT in kinds:
+            self._read_deployments()
+        if Kind.BLOCK in kinds:
+            self._read_blocks([a.name for a in entries if a.kind is Kind.BLOCK])
+        self._name_blocks(self._referenced_ids())
+        if any(e.triggers for e in entries.values()):
+            self.automations = list(self.client.paged("/automations/filter", {}))
+        result: dict[Address, tuple[Json, Json]] = {}
+        for address, entry in entries.items():
+            found = self.map(address, entry)
+            if found is not None:
+                result[address] = found
+        return result
+
+    def map(self, address: Address, entry: Entry | None) -> tuple[Json, Json] | None:
+        """The last seen server object at ``address`` and its raw canonical body (None if absent)."""
+        if address.kind is Kind.WORK_POOL:
+            pool = self.pools.get(address.name)
+            if pool is None:
+                return None
+            body = mapping.pool_body(
+                pool, names=entry.names if entry else None, originals=entry.originals if entry else None
+            )
+            body["job_variables"] = values.ids_to_references(body["job_variables"], self.block_names)
+            return pool, body
+        if address.kind is Kind.DEPLOYMENT:
+            deployment = self.deployments.get(address.name)
+            if deployment is None:
+                return None
+            triggers: list[Json] = []
+            if entry is not None and entry.triggers and self.automations is not None:
+                owned = prefect_triggers.owned_automations(
+                    self.automations, deployment_id=str(deployment["id"]), marker=self.marker
+                )
+                triggers = prefect_triggers.triggers_body(owned)
+            flow_name = address.name.split("/", 1)[0]
+            body = mapping.deployment_body(
+                deployment, flow_name=flow_name, marker=self.marker, triggers=triggers
+            )
+            if body["work_pool"]:
+                pool = body["work_pool"]
+                pool["job_variables"] = values.ids_to_references(pool["job_variables"], self.block_names)
+            return deployment, body
+        document = self.blocks.get(address.name)
+        return (document, mapping.block_body(document)) if document is not None else None
+
+    def _read_pools(self, names: list[str]) -> None:
+        for name in names:  # what is not found again is gone, whatever an earlier read saw
+            self.pools.pop(name, None)
+        for start in range(0, len(names), PAGE):
+            chunk = names[start : start + PAGE]
+            for pool in self.client.post(
+                "/work_pools/filter", {"work_pools": {"name": {"any_": chunk}}, "limit": PAGE}
+            ).json():
+                self.pools[pool["name"]] = pool
+
+    def _read_deployments(self) -> None:
+        criteria = {"deployments": {"tags": {"all_": [self.marker]}}}
+        for flow in self.client.paged("/flows/filter", criteria):
+            self.flow_names[str(flow["id"])] = flow["name"]
+            self.flow_ids[flow["name"]] = str(flow["id"])
+        self.deployments.clear()
+        for deployment in self.client.paged("/deployments/filter", criteria):
+            flow_name = self.flow_names.get(str(deployment["flow_id"]))
+            if flow_name is not None:
+                self.deployments[f"{flow_name}/{deployment['name']}"] = deployment
+
+    def _read_blocks(self, addresses: list[str]) -> None:
+        wanted = set(addresses)
+        for address in wanted:
+            self.blocks.pop(address, None)
+        types = sorted({a.split("/", 1)[0] for a in wanted})
+        names = sorted({a.split("/", 1)[1] for a in wanted})
+        criteria = {
+            "block_documents": {"name": {"any_": names}, "is_anonymous": {"eq_": False}},
+            "block_types": {"slug": {"any_": types}},
+            "include_secrets": True,
+        }
+        for document in self.client.paged("/block_documents/filter", criteria):
+            address = f"{(document.get('block_type') or {}).get('slug')}/{document.get('name')}"
+            self.block_names[str(document["id"])] = tuple(address.split("/", 1))  # type: ignore[assignment]
+            if address in wanted:
+                self.blocks[address] = document
+
+    def _referenced_ids(self) -> set[str]:
+        ids: set[str] = set()
+        for pool in self.pools.values():
+            props = ((pool.get("base_job_template") or {}).get("variables") or {}).get("properties") or {}
+            ids |= values.referenced_ids(
+                {k: p.get("default") for k, p in props.items() if isinstance(p, Mapping)}
+            )
+        for deployment in self.deployments.values():
+            ids |= values.referenced_ids(deployment.get("job_variables"))
+        return ids
+
+    def _name_blocks(self, ids: Iterable[str]) -> None:
+        unknown = sorted(set(ids) - set(self.block_names))
+        for start in range(0, len(unknown), PAGE):
+            criteria = {"block_documents": {"id": {"any_": unknown[start : start + PAGE]}}}
+            for document in self.client.post("/block_documents/filter", {**criteria, "limit": PAGE}).json():
+                slug = (document.get("block_type") or {}).get("slug")
+                self.block_names[str(document["id"])] = (slug, document.get("name"))
+
+    def discover(self, *, exclude: set[Address]) -> dict[Address, Json]:
+        """Raw canonical bodies of every pool, untagged-or-ours deployment and block of our types."""
+        found: dict[Address, Json] = {}
+        names: dict[str, tuple[str, str]] = {}
+        slugs = pooltypes.block_type_names()
+        criteria = {
+            "block_documents": {"is_anonymous": {"eq_": False}},
+            "block_types": {"slug": {"any_": slugs}},
+        }
+        for document in self.client.paged("/block_documents/filter", criteria):
+            body = mapping.block_body(document)
+            names[str(document["id"])] = (body["type"], body["name"])
+            found[Address.block(body["type"], body["name"])] = body
+        for pool in self.client.paged("/work_pools/filter", {}):
+            body = mapping.pool_body(pool, names=None, originals=None)
+            body["job_variables"] = values.ids_to_references(body["job_variables"], names)
+            found[Address.pool(pool["name"])] = body
+        flows = {str(f["id"]): f["name"] for f in self.client.paged("/flows/filter", {})}
+        for deployment in self.client.paged("/deployments/filter", {}):
+            tags = deployment.get("tags") or ()
+            foreign = any(t.startswith("managed-by:prefect-reconciler/") and t != self.marker for t in tags)
+            flow = flows.get(str(deployment["flow_id"]))
+            if foreign or flow is None:
+                continue
+            body = mapping.deployment_body(deployment, flow_name=flow, marker=self.marker, triggers=[])
+            if body["work_pool"]:
+                body["work_pool"]["job_variables"] = values.ids_to_references(
+                    body["work_pool"]["job_variables"], names
+                )
+            found[Address.deployment(flow, deployment["name"])] = body
+        return {a: b for a, b in found.items() if a not in exclude}
+
+    # -- lookups used by writers ---------------------------------------------------------------------
+
+    def current(self, address: Address) -> Json | None:
+        """The server object at ``address`` now (fresh from the server: writes decide on it)."""
+        if address.kind is Kind.WORK_POOL:
+            response = self.client.get(f"/work_pools/{address.name}", allow=(404,))
+            found = response.json() if response.status_code == 200 else None
+            self._remember(self.pools, address.name, found)
+        elif address.kind is Kind.DEPLOYMENT:
+            response = self.client.get(f"/deployments/name/{address.name}", allow=(404,))
+            found = response.json() if response.status_code == 200 else None
+            self._remember(self.deployments, address.name, found)
+        else:
+            block_type, name = address.name.split("/", 1)
+            response = self.client.get(
+                f"/block_types/slug/{block_type}/block_documents/name/{name}",
+                params={"include_secrets": "true"},
+                allow=(404,),
+            )
+            found = response.json() if response.status_code == 200 else None
+            self._remember(self.blocks, address.name, found)
+            if found is not None:
+                self.block_names[str(found["id"])] = (block_type, name)
+        return found
+
+    def before_write(self, address: Address) -> Json | None:
+        """The object a write starts from: as read_all saw it under the lock we hold, else fresh.
+
+        A create needs no look-up either way: every create also adopts an object that already exists.
+        """
+        if self.fresh:
+            return self.seen(address)
+        return self.current(address)
+
+    def seen(self, address: Address) -> Json | None:
+        """The object as last seen (by read_all or a write), without asking the server."""
+        table = {Kind.WORK_POOL: self.pools, Kind.DEPLOYMENT: self.deployments, Kind.BLOCK: self.blocks}
+        return table[address.kind].get(address.name)
+
+    def visible(self, address: Address, found: Json | None) -> bool:
+        """Whether read_all would show this object (deployments only count with our tag)."""
+        if found is None:
+            return False
+        if address.kind is Kind.DEPLOYMENT:
+            return self.marker in (found.get("tags") or ())
+        return True
+
+    def block_id(self, block_type: str, name: str) -> str:
+        """The document id behind ``{{ prefect.blocks.TYPE.NAME }}`` (the block must exist)."""
+        for block_id, named in self.block_names.items():
+            if named == (block_type, name):
+                return block_id
+        found = self.current(Address.block(block_type, name))
+        if found is None:
+            raise StateError(f"block {block_type}/{name} does not exist on the Prefect server")
+        return str(found["id"])
+
+    def pool_type_of(self, pool_name: str | None) -> pooltypes.PoolType | None:
+        if not pool_name:
+            return None
+        pool = self.pools.get(pool_name) or self.current(Address.pool(pool_name))
+        return pooltypes.get(pool["type"]) if pool else None
+
+    def flow_id(self, flow_name: str) -> str:
+        if flow_name not in self.flow_ids:
+            flow = self.client.post("/flows/", {"name": flow_name}).json()
+            self.flow_ids[flow_name] = str(flow["id"])
+            self.flow_names[str(flow["id"])] = flow_name
+        return self.flow_ids[flow_name]
+
+    def block_type(self, slug: str) -> tuple[str, str]:
+        """``(block type id, block schema id)``, creating the type and a schema when missing."""
+        if slug in self._block_types:
+            return self._block_types[slug]
+        known = pooltypes.block_type(slug)
+        response = self.client.get(f"/block_types/slug/{slug}", allow=(404,))
+        if response.status_code == 404:
+            if known is None:
+                raise StateError(f"block type {slug!r} does not exist on the Prefect server")
+            body = {"name": known.title, "slug": slug, "description": known.description}
+            response = self.client.post("/block_types/", body, allow=(409,))
+            if response.status_code == 409:
+                response = self.client.get(f"/block_types/slug/{slug}")
+        type_id = str(response.json()["id"])
+        criteria = {"block_schemas": {"block_type_id": {"any_": [type_id]}}, "limit": 1}
+        schemas = self.client.post("/block_schemas/filter", criteria).json()
+        if not schemas:
+            if known is None:
+                raise StateError(f"block type {slug!r} has no schema on the Prefect server")
+            created = {"block_type_id": type_id, "fields": known.definition(), "capabilities": []}
+            response = self.client.post("/block_schemas/", created, allow=(409,))
+            schemas = (
+                [response.json()]
+                if response.status_code != 409
+                else self.client.post("/block_schemas/filter", criteria).json()
+            )
+        self._block_types[slug] = (type_id, str(schemas[0]["id"]))
+        return self._block_types[slug]
+
+    @staticmethod
+    def _remember(table: dict[str, Json], key: str, found: Json | None) -> None:
+        if found is None:
+            table.pop(key, None)
+        else:
+            table[key] = found

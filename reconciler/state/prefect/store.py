@@ -1,0 +1,345 @@
+"""The Prefect Store: a Prefect server (OSS or Cloud) holds the project's state and runs its flow runs.
+
+The objects are the server's own work pools, deployments (with their schedules) and block documents,
+where the UI shows them; what the server cannot say (ownership, versions, the hash of what we last
+wrote, secret fingerprints) is the inventory in Prefect Variables (``prefect_inventory``). Ownership
+is also visible on the server: our deployments and Variables carry the tag
+``managed-by:prefect-reconciler/<project>`` (pools and blocks have no tags: the inventory alone says
+which are ours), and prune only ever touches inventoried objects.
+
+``read_all`` is a handful of paged filter calls whatever the number of objects; a write sends only
+what differs from the server's object (nothing when nothing differs) and then records one inventory
+shard. Every inventory update happens under the server-side lease (``prefect_lock``): ``write`` and
+``delete`` called without it take it for themselves, so the shard they read is still current when
+they write it back. ``requests_made`` counts every HTTP request (``requests_by_method`` splits it).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from reconciler.errors import StaleVersion, StateError
+from reconciler.objects import Address, Kind, LiveState, Resource, StoredObject
+from reconciler.state.base import HistoryEntry, LockInfo, RunRecord
+from reconciler.state.prefect import history as prefect_history
+from reconciler.state.prefect import lock as prefect_lock
+from reconciler.state.prefect import runs as prefect_runs
+from reconciler.state.prefect import values
+from reconciler.state.prefect import writers as prefect_writers
+from reconciler.state.prefect.client import PrefectClient, api_url_from
+from reconciler.state.prefect.inventory import Entry, Names, apply_overlay, compute_overlay, digest
+from reconciler.state.prefect.objects import ServerObjects
+from reconciler.state.prefect.variables import InventoryVariables
+
+log = logging.getLogger(__name__)
+_KINDS = {kind.value: kind for kind in Kind}
+
+
+class PrefectStore:
+    """The state of one ``project`` on the Prefect server at ``url`` (``prefect+http(s)://HOST/api``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        project: str,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        lease_policy: prefect_lock.LeasePolicy = prefect_lock.DEFAULT_POLICY,
+        write_lock_timeout: float = 60.0,
+    ) -> None:
+        if not project:
+            raise StateError("a project name is required")
+        self.project = project
+        self._environ = dict(os.environ) if environ is None else dict(environ)
+        self.api_url = api_url_from(url, self._environ)
+        self._client = PrefectClient(self.api_url, environ=self._environ, transport=transport)
+        self.url = self._client.display
+        self._names = Names(project)
+        self._objects = ServerObjects(self._client, marker=self._names.marker)
+        self._lease_policy = lease_policy
+        self._write_lock_timeout = write_lock_timeout
+        self._mutex = threading.RLock()
+        self._held = 0  # depth of the lease this store holds (lock() and self-locked writes)
+        self._inventory = InventoryVariables(self._client, self._names)
+        self._runs = prefect_runs.FlowRuns(
+            self._client,
+            self._objects,
+            project=project,
+            key=self._head_key,
+            parameter_secrets=self._parameter_secrets,
+        )
+        self._entries: dict[Address, Entry] = {}
+        self._live: dict[Address, Mapping[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"PrefectStore({self.url!r}, project={self.project!r})"
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests this store sent (retries included)."""
+        return self._client.requests_made
+
+    @property
+    def requests_by_method(self) -> dict[str, int]:
+        return dict(self._client.by_method)
+
+    # -- objects -------------------------------------------------------------------------------------
+
+    def read_all(self) -> LiveState:
+        head, shards = self._inventory.read()
+        serial = (head.base if head else 0) + sum(s.writes for s in shards)
+        entries = {_address(a): e for s in shards for a, e in s.entries.items()}
+        self._entries = dict(entries)
+        self._objects.fresh = False
+        objects: dict[Address, StoredObject] = {}
+        if entries:
+            key = self.fingerprint_key()
+            for address, (server, raw) in self._objects.read(entries).items():
+                objects[address] = self._stored(key, address, entries[address], server, raw)
+        self._objects.fresh = self._held > 0
+        self._live = {a: o.resource.body for a, o in objects.items()}
+        return LiveState(
+            url=self.url, serial=serial, objects=objects, last_commit=head.last_commit if head else None
+        )
+
+    def fingerprint_key(self) -> bytes:
+        return bytes.fromhex(self._inventory.head(create=True).key)  # type: ignore[union-attr]
+
+    def write(self, resource: Resource, *, expected_version: int | None) -> int:
+        address = resource.address
+        with self._self_locked("write"):
+            head = self._inventory.head(create=True)
+            assert head is not None
+            shard = self._inventory.shard(head, address)
+            entry = shard.entries.get(str(address))
+            actual = entry.version if entry else None
+            if entry is not None and expected_version is None and not self._still_there(address):
+                actual = None  # deleted (or untagged) on the server: a create makes it ours again
+            if actual != expected_version:
+                raise StaleVersion(str(address), expected_version, actual)
+            key = bytes.fromhex(head.key)
+            body = resource.body
+            raw, secret_values = values.resolve(body, self._environ, what=str(address))
+            _, mapped, names, originals = self._write_object(address, raw, entry, secret_values)
+            records = values.secret_records(key, body, mapped)
+            readable = values.restore_secrets(key, mapped, records)
+            new = Entry(
+                version=(actual or 0) + 1,
+                hash=digest(key, readable),
+                depends=tuple(str(a) for a in resource.depends_on),
+                secrets=records,
+                overlay=compute_overlay(key, body, readable),
+                names=names,
+                originals=originals,
+                triggers=bool(body.get("triggers")) if address.kind is Kind.DEPLOYMENT else False,
+            )
+            if new.overlay:
+                log.debug("%s: kept by the server differently at %s", address, [o.path for o in new.overlay])
+            shard.entries[str(address)] = new
+            shard.writes += 1
+            self._inventory.save_shard(head, shard)
+            self._entries[address] = new
+            self._live[address] = body
+            return new.version
+
+    def delete(self, address: Address, *, expected_version: int) -> None:
+        with self._self_locked("delete"):
+            head = self._inventory.head(create=True)
+            assert head is not None
+            shard = self._inventory.shard(head, address)
+            entry = shard.entries.get(str(address))
+            actual = entry.version if entry else None
+            if actual != expected_version:
+                raise StaleVersion(str(address), expected_version, actual)
+            prefect_writers.delete(self._objects, address, entry)
+            del shard.entries[str(address)]
+            shard.writes += 1
+            self._inventory.save_shard(head, shard)
+            self._entries.pop(address, None)
+            self._live.pop(address, None)
+
+    def set_last_commit(self, commit: str | None) -> None:
+        with self._self_locked("record the commit"):  # the head also holds the shard layout
+            head = self._inventory.head(create=True, fresh=True)
+            assert head is not None
+            if head.last_commit != commit:
+                self._inventory.save_head(head.evolve(last_commit=commit))
+
+    # -- lock ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, *, timeout: float, info: LockInfo) -> Iterator[None]:
+        """The project's apply lease on the server (see ``prefect_lock``)."""
+        with prefect_lock.hold(
+            self._client, name=self._names.lock, info=info, timeout=timeout, policy=self._lease_policy
+        ):
+            self._enter_lease()
+            try:
+                yield
+            finally:
+                self._leave_lease()
+
+    @contextmanager
+    def _self_locked(self, purpose: str) -> Iterator[None]:
+        """Hold the lease for one write unless this store already holds it."""
+        with self._mutex:
+            if self._held:
+                yield
+                return
+            info = _who(purpose)
+            with prefect_lock.hold(
+                self._client,
+                name=self._names.lock,
+                info=info,
+                timeout=self._write_lock_timeout,
+                policy=self._lease_policy,
+            ):
+                self._enter_lease()
+                try:
+                    yield
+                finally:
+                    self._leave_lease()
+
+    def _enter_lease(self) -> None:
+        with self._mutex:
+            self._held += 1
+            self._inventory.forget_head()
+            self._objects.fresh = False
+
+    def _leave_lease(self) -> None:
+        with self._mutex:
+            self._held -= 1
+            self._objects.fresh = False
+
+    # -- history -------------------------------------------------------------------------------------
+
+    def record_apply(self, entry: HistoryEntry) -> None:
+        prefect_history.record(self._client, key=self._names.history_key, project=self.project, entry=entry)
+
+    def history(self, *, limit: int = 50) -> list[HistoryEntry]:
+        return prefect_history.read(self._client, key=self._names.history_key, limit=limit)
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> RunRecord:
+        return self._runs.create(run)
+
+    def update_run(self, run: RunRecord) -> RunRecord:
+        return self._runs.update(run)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]:
+        return self._runs.list(deployment=deployment, limit=limit)
+
+    def due_runs(self, pool: str, *, before: datetime, limit: int = 100) -> list[RunRecord]:
+        """The server's scheduled runs of our deployments on ``pool`` that are due (for ``serve``)."""
+        return self._runs.due(pool, before=before, limit=limit)
+
+    def read_unmanaged(self) -> dict[Address, Mapping[str, Any]]:
+        """Pools, deployments and blocks (of our block types) on the server that no project of ours
+        manages, as canonical bodies (for ``import``). Secret block fields read as Prefect shows them
+        (``********``), never as values; deployments carrying another project's tag are left out."""
+        managed = {_address(a) for s in self._inventory.read()[1] for a in s.entries}
+        return self._objects.discover(exclude=managed)
+
+    def job_environment(self, run: RunRecord) -> dict[str, str]:
+        """Prefect's own contract for the job: the API to report to, the run, and the credentials."""
+        env = {"PREFECT_API_URL": self.api_url, "PREFECT__FLOW_RUN_ID": run.id}
+        for name in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+            if self._environ.get(name):
+                env[name] = self._environ[name]
+        return env
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- objects (helpers) ---------------------------------------------------------------------------
+
+    def _write_object(
+        self, address: Address, raw: Mapping[str, Any], entry: Entry | None, secret_values: list[str]
+    ) -> tuple[Any, Any, tuple[str, ...] | None, Any]:
+        if address.kind is Kind.WORK_POOL:
+            server, body, names, originals = prefect_writers.write_pool(
+                self._objects, address.name, raw, secrets=secret_values
+            )
+            return server, body, names, originals
+        if address.kind is Kind.DEPLOYMENT:
+            live = self._live.get(address)
+            server, body = prefect_writers.write_deployment(
+                self._objects,
+                address,
+                raw,
+                secrets=secret_values,
+                live_triggers=live.get("triggers") if live is not None else None,
+                had_triggers=bool(entry and entry.triggers),
+            )
+            return server, body, None, None
+        server, body = prefect_writers.write_block(self._objects, address, raw, secrets=secret_values)
+        return server, body, None, None
+
+    def _stored(self, key: bytes, address: Address, entry: Entry, server: Any, raw: Any) -> StoredObject:
+        readable = values.restore_secrets(key, raw, entry.secrets)
+        drifted = digest(key, readable) != entry.hash
+        body = apply_overlay(key, readable, entry.overlay)
+        updated = str(server.get("updated") or "")
+        by = server.get("updated_by") or {}
+        return StoredObject(
+            Resource(address, body, tuple(Address.parse(d) for d in entry.depends)),
+            entry.version,
+            updated_at=_when(updated),
+            updated_by=str(by.get("display_value", "")) if isinstance(by, Mapping) else "",
+            drifted_at=updated if drifted else None,
+        )
+
+    def _still_there(self, address: Address) -> bool:
+        """Whether an inventoried object is still on the server as read_all would show it."""
+        return self._objects.visible(address, self._objects.current(address))
+
+    def _head_key(self) -> bytes | None:
+        head = self._inventory.head(create=False)
+        return bytes.fromhex(head.key) if head else None
+
+    def _parameter_secrets(self, deployment: str) -> dict[str, str]:
+        entry = self._entries.get(Address(Kind.DEPLOYMENT, deployment))
+        if entry is None:
+            return {}
+        return {
+            str(s.path[1]): s.template
+            for s in entry.secrets
+            if len(s.path) == 2 and s.path[0] == "parameters"
+        }
+
+
+def _who(purpose: str) -> LockInfo:
+    """This process, as the holder of a lease taken for one write made outside an apply."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = os.environ.get("USER", "unknown")
+    host = socket.gethostname()
+    return LockInfo(holder=f"{user}@{host}", pid=os.getpid(), host=host, purpose=purpose)
+
+
+def _address(text: str) -> Address:
+    kind, _, name = text.partition(".")
+    return Address(_KINDS[kind], name)
+
+
+def _when(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
