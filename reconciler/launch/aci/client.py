@@ -41,6 +41,7 @@ from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from reconciler.errors import LaunchAuthError, LaunchError
+from reconciler.infra.retry import retry_after as parse_retry_after
 
 ENV_ARM_ENDPOINT = "RECONCILE_AZURE_ARM_ENDPOINT"
 ENV_ARM_SCOPE = "RECONCILE_AZURE_ARM_SCOPE"
@@ -211,19 +212,7 @@ def _http_error(exc: HttpResponseError, what: str, principal: Principal) -> Laun
 
 
 def _retry_after(exc: HttpResponseError) -> float | None:
-    response = exc.response
-    if response is None:
-        return None
-    for header in ("Retry-After", "retry-after-ms", "x-ms-retry-after-ms"):
-        value = response.headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue  # an HTTP date: fall back to our backoff
-        return seconds / 1000 if header.endswith("-ms") else seconds
-    return None
+    return parse_retry_after(exc.response.headers) if exc.response is not None else None
 
 
 def _reason(exc: BaseException) -> str:

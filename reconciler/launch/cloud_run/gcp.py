@@ -27,12 +27,10 @@ Choices, and why:
 from __future__ import annotations
 
 import concurrent.futures
-import email.utils
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import google.auth
@@ -50,6 +48,7 @@ from google.protobuf import json_format
 
 from reconciler.errors import LaunchAuthError, LaunchError
 from reconciler.infra.retry import call_with_retries
+from reconciler.infra.retry import retry_after as parse_retry_after
 
 ENDPOINT_ENV = "RECONCILE_CLOUD_RUN_ENDPOINT"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -349,20 +348,9 @@ def _status_name(exc: api_exceptions.GoogleAPICallError) -> str:
 
 
 def _retry_after(exc: api_exceptions.GoogleAPICallError) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds from the response's ``Retry-After`` header, if the error carries a response."""
     response = getattr(exc, "response", None)
-    value = response.headers.get("Retry-After") if isinstance(response, requests.Response) else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(response.headers) if isinstance(response, requests.Response) else None
 
 
 def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:

@@ -29,6 +29,7 @@ import botocore.exceptions
 import orjson
 
 from reconciler.errors import LaunchAuthError, LaunchError
+from reconciler.infra.retry import retry_after as parse_retry_after
 
 # Service name -> the suffix of its AWS_ENDPOINT_URL_<SERVICE> variable (the service id, upper snake).
 _ENDPOINT_ENV = {"ecs": "ECS", "ec2": "EC2", "logs": "CLOUDWATCH_LOGS", "sts": "STS"}
@@ -312,7 +313,7 @@ class JobAws:
                 f"ECS cluster not found for work pool {self.pool!r} in {self.region}: {message}", code=code
             )
         retryable = code in _THROTTLED or status >= 500 or status == 429
-        retry_after = _retry_after(meta.get("HTTPHeaders") or {}) if retryable else None
+        retry_after = parse_retry_after(meta.get("HTTPHeaders")) if retryable else None
         return AwsCallError(
             f"AWS {operation} failed for work pool {self.pool!r}: {code}: {message}",
             code=code,
@@ -324,11 +325,3 @@ class JobAws:
         for value in self.credentials.secret_values:
             text = text.replace(value, "<redacted>")
         return text
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

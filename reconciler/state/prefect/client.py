@@ -5,7 +5,7 @@ message carries the server's own explanation (``detail``) but never a value we s
 errors echo their input, so the ``input`` of each error is dropped and any secret value the caller
 passes in ``secrets`` is redacted from the text.
 
-Retries: 429 (honouring ``Retry-After``), 503 (SQLite lock contention on a self-hosted server shows
+Retries (``reconciler.infra.retry``): 429 (honouring ``Retry-After``), 503 (SQLite lock contention on a self-hosted server shows
 up as ``503 Service Unavailable``; the transaction was rolled back, so repeating it is safe), 502/504
 from a proxy, and failures to connect at all. A request that reached the server and then lost its
 answer is never repeated: it may have been applied.
@@ -14,8 +14,6 @@ answer is never repeated: it may have been applied.
 from __future__ import annotations
 
 import base64
-import random
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -25,25 +23,26 @@ from typing import Any
 import httpx
 
 from reconciler.errors import StateError
+from reconciler.infra.retry import RetryPolicy, call_with_retries, retry_after
 
 API_VERSION = "0.8.4"  # what Prefect's own client sends in X-PREFECT-API-VERSION
 PAGE = 200  # the server's cap (PREFECT_SERVER_API_DEFAULT_LIMIT); 201 is refused with 422
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 
 
-class RetryPolicy:
-    """How hard to try: attempts, exponential backoff with jitter, and a cap on any single wait."""
-
-    def __init__(self, *, attempts: int = 6, base: float = 0.2, cap: float = 10.0) -> None:
-        self.attempts, self.base, self.cap = attempts, base, cap
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.cap)
-        return min(self.cap, self.base * 2**attempt) * (0.5 + random.random() / 2)
+# Many quick tries: a self-hosted server answers 503 for as long as its SQLite file is locked.
+DEFAULT_RETRY = RetryPolicy(attempts=6, base=0.2, cap=10.0, max_retry_after=10.0)
 
 
-DEFAULT_RETRY = RetryPolicy()
+class _Transient(Exception):
+    """One attempt that may succeed if repeated: a retryable status, or no connection at all."""
+
+    retryable = True
+
+    def __init__(self, *, response: httpx.Response | None = None, error: Exception | None = None) -> None:
+        super().__init__()
+        self.response, self.error = response, error
+        self.retry_after = retry_after(response.headers) if response is not None else None
 
 
 def api_url_from(url: str, environ: Mapping[str, str]) -> str:
@@ -129,26 +128,30 @@ class PrefectClient:
         """Send one request; a status >= 400 not in ``allow`` becomes a StateError."""
         allowed = frozenset(allow)
         url = path.lstrip("/")
-        for attempt in range(self._retry.attempts):
+
+        def attempt() -> httpx.Response:
             self.by_method[method] += 1
             try:
                 response = self._http.request(method, url, json=json, params=params)
             except httpx.ConnectError as exc:
-                if attempt + 1 < self._retry.attempts:
-                    time.sleep(self._retry.delay(attempt, None))
-                    continue
-                raise StateError(f"cannot reach the Prefect server at {self.display}: {exc}") from None
+                raise _Transient(error=exc) from None
             except httpx.HTTPError as exc:
                 raise StateError(
                     f"{method} {path} on the Prefect server at {self.display} failed: {type(exc).__name__}"
                 ) from None
-            if response.status_code in _RETRY_STATUS and attempt + 1 < self._retry.attempts:
-                time.sleep(self._retry.delay(attempt, _retry_after(response)))
-                continue
-            if response.status_code >= 400 and response.status_code not in allowed:
-                raise StateError(self._explain(method, path, response, secrets))
+            if response.status_code in _RETRY_STATUS:
+                raise _Transient(response=response)
             return response
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+        try:
+            response = call_with_retries(attempt, policy=self._retry)
+        except _Transient as last:
+            if last.response is None:
+                raise StateError(f"cannot reach the Prefect server at {self.display}: {last.error}") from None
+            response = last.response
+        if response.status_code >= 400 and response.status_code not in allowed:
+            raise StateError(self._explain(method, path, response, secrets))
+        return response
 
     def get(self, path: str, **options: Any) -> httpx.Response:
         return self.request("GET", path, **options)
@@ -194,21 +197,6 @@ def server_time(response: httpx.Response) -> datetime | None:
         return parsedate_to_datetime(value).astimezone(UTC)
     except (TypeError, ValueError):
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _detail(response: httpx.Response) -> str:
