@@ -1,51 +1,20 @@
-"""The one context object every command receives: where the project is, which store, how to print.
-
-Everything is opened lazily and once: a command that never needs the store never opens it, and the
-desired state is loaded with the store's fingerprint key only when the file holds a secret.
-"""
+"""The context object every command receives: the engine's Workspace plus what a terminal needs."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import click
 
-from reconciler import desired as desired_state
-from reconciler import state
-from reconciler.launch import RunContext, make_launcher
-from reconciler.objects import LiveState
-from reconciler.state import Store
+from reconciler.engine import STATE_ENV, Workspace
 
-STATE_ENV = "RECONCILE_STATE"
+__all__ = ["STATE_ENV", "App", "pass_app"]
 
 
 @dataclass
-class App:
-    """Options shared by all commands (``-C``, ``-f``, ``--state``, ``--no-color``) and their resources."""
-
-    project_dir: Path
-    file: str
-    state_url: str | None
-    no_color: bool
-    project_override: str | None = None
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    _store: Store | None = None
-    _project: str | None = None
-    _tree: desired_state.SourceTree | None = None
-    _git_detected: bool = False
-
-    # -- presentation ------------------------------------------------------------------------------
-
-    @property
-    def color(self) -> bool:
-        if self.no_color or "NO_COLOR" in self.environ:
-            return False
-        return sys.stdout.isatty()
+class App(Workspace):
+    """A Workspace printed through click (colour, ``NO_COLOR``, prompts on a terminal only)."""
 
     @property
     def interactive(self) -> bool:
@@ -56,112 +25,6 @@ class App:
 
     def err(self, text: str) -> None:
         click.echo(text, err=True)
-
-    # -- desired -----------------------------------------------------------------------------------
-
-    @property
-    def tree(self) -> desired_state.SourceTree:
-        if self._tree is None:
-            self._tree = desired_state.WorkingTree(self.project_dir)
-        return self._tree
-
-    def _desired_tree(self) -> desired_state.SourceTree:
-        """Inside Git, the working tree learns its commit (so applies record it) when first loaded:
-        GitPython is imported only by commands that read the desired state."""
-        tree = self.tree
-        if isinstance(tree, desired_state.WorkingTree) and tree.git is None and not self._git_detected:
-            self._git_detected = True
-            self._tree = tree = desired_state.WorkingTree(
-                tree.root, git=desired_state.detect(self.project_dir)
-            )
-        return tree
-
-    def use_tree(self, tree: desired_state.SourceTree) -> None:
-        """Read the desired state from another source (a Git commit) instead of the working tree."""
-        self._tree = tree
-
-    def use_ref(self, ref: str) -> desired_state.GitTree:
-        """Read the desired state at a Git ref (no checkout); the tree's repository closes with the app."""
-        tree = desired_state.GitTree.open(self.project_dir, ref)
-        self.close_tree()
-        self._tree = tree
-        return tree
-
-    def close_tree(self) -> None:
-        if isinstance(self._tree, desired_state.GitTree):
-            self._tree.close()
-
-    def desired(self) -> desired_state.Desired:
-        """The file's desired state, with fingerprints under the store's key."""
-        desired = desired_state.load(
-            self._desired_tree(),
-            self.file,
-            environ=self.environ,
-            fingerprint_key=lambda project: self.store(project).fingerprint_key(),
-            project=self.project_override,
-        )
-        self._project = desired.project
-        for warning in desired.warnings:
-            self.err(warning)
-        return desired
-
-    def validate_only(self) -> desired_state.Desired:
-        """The desired state checked without touching any store (fingerprints under a throwaway key)."""
-        return desired_state.load(
-            self.tree,
-            self.file,
-            environ=self.environ,
-            fingerprint_key=secrets.token_bytes(32),
-            project=self.project_override,
-        )
-
-    # -- live --------------------------------------------------------------------------------------
-
-    @property
-    def state_location(self) -> str:
-        if self.state_url:
-            return self.state_url
-        if self.environ.get(STATE_ENV):
-            return self.environ[STATE_ENV]
-        return f"sqlite:///{(self.project_dir / '.reconcile' / 'state.db').resolve()}"
-
-    def project(self) -> str:
-        """The project name without loading the whole desired state (for runs, history, ...)."""
-        if self._project is None:
-            self._project = desired_state.project_of(self.tree, self.file, override=self.project_override)
-        return self._project
-
-    def store(self, project: str | None = None) -> Store:
-        if self._store is None:
-            self._store = state.open_store(self.state_location, project=project or self.project())
-        return self._store
-
-    def live(self) -> LiveState:
-        return self.store().read_all()
-
-    # -- runs --------------------------------------------------------------------------------------
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.project_dir / ".reconcile" / "runs"
-
-    def run_context(self, live: LiveState | None = None) -> RunContext:
-        return RunContext(
-            store=self.store(),
-            live=live if live is not None else self.live(),
-            project_dir=self.project_dir.resolve(),
-            runs_dir=self.runs_dir.resolve(),
-            environ=self.environ,
-            launcher_factory=lambda name: make_launcher(
-                name, runs_dir=self.runs_dir.resolve(), environ=self.environ
-            ),
-        )
-
-    def close(self) -> None:
-        self.close_tree()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
 
 pass_app = click.make_pass_decorator(App)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
-from reconciler import apply as applying
+from reconciler import engine
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_plan import ref_option, render
 from reconciler.errors import PlanFileError, ReconcileError
-from reconciler.launch import runs
-from reconciler.state import RunRecord, Store
-from reconciler.triggers import git as gitrules
 
 
 @click.command("apply")
@@ -44,7 +42,6 @@ def apply_cmd(
     ref: str | None,
 ) -> int:
     """Make the stored state match the file (or exactly apply a saved plan)."""
-    options = applying.ApplyOptions(allow_empty=allow_empty)
     saved = _read_plan_file(planfile) if planfile else None
     if saved is not None and prune:
         raise click.UsageError("--prune is decided when planning: use `reconcile plan --prune --out FILE`")
@@ -52,43 +49,65 @@ def apply_cmd(
         raise click.UsageError("a saved plan already names its commit: drop --ref")
     if ref:
         app.use_ref(ref)
-    desired = None if saved is not None else app.desired()
-    store = app.store(saved.project if saved is not None else None)
-    with store.lock(timeout=lock_timeout, info=applying.lock_info()):
-        live = store.read_all()
-        if saved is not None:
-            applying.verify(saved, live)
-            result = saved
-        else:
-            assert desired is not None
-            result = applying.plan_for(desired, live, prune=prune)
-        applying.check_not_empty(result, options=options)
-        git = result.source.git
-        if git is not None:
-            found = gitrules.relation_at(app.project_dir, git.commit, live.last_commit)
-            gitrules.refuse_rollback(found, git.commit, live.last_commit, allow=allow_rollback)
-        app.out(render(app, result, "text"))
-        if not result.has_changes:
-            if git is not None:  # nothing to write, but the state is now at this commit
-                applying.execute(result, store, options=options)
-            return 0
-        confirm(app, yes)
-        outcome = _execute(result, store, options=options)
-    app.out(f"\nApply complete: {outcome.describe()}.")
-    _launch_after_apply(app, result)
+    options = engine.ReconcileOptions(
+        prune=prune,
+        allow_empty=allow_empty,
+        allow_rollback=allow_rollback,
+        lock_timeout=lock_timeout,
+        saved_plan=saved,
+    )
+    with _Progress() as progress:
+        outcome = engine.reconcile(
+            app,
+            options,
+            review=reviewer(app, yes=yes or saved is not None, progress=progress),
+            on_write=progress.advance,
+        )
+    if outcome.applied is None or not outcome.applied.changed:
+        return 0
+    app.out(f"\nApply complete: {outcome.applied.describe()}.")
+    for launched in outcome.runs:
+        app.out(launched.describe())
     return 0
 
 
-def _execute(result: planning.Plan, store: Store, *, options: applying.ApplyOptions) -> applying.ApplyResult:
-    """Apply, with a progress bar on a terminal when there is enough to wait for (never in CI logs)."""
-    writes = len(result.writes)
-    if writes < _PROGRESS_FROM or not sys.stderr.isatty():
-        return applying.execute(result, store, options=options)
-    with click.progressbar(length=writes, label="Applying", file=sys.stderr) as bar:
-        return applying.execute(result, store, options=options, on_change=lambda _change: bar.update(1))
+def reviewer(app: App, *, yes: bool, progress: _Progress | None = None) -> engine.Review:
+    """Print the plan; on changes, ask for confirmation (a saved plan or ``--yes`` is the approval)."""
+
+    def review(result: planning.Plan) -> bool:
+        app.out(render(app, result, "text"))
+        if result.has_changes:
+            confirm(app, yes)
+            if progress is not None:
+                progress.start(len(result.writes))
+        return True
+
+    return review
 
 
-_PROGRESS_FROM = 20
+class _Progress:
+    """A progress bar on a terminal when there is enough to wait for (never in CI logs)."""
+
+    FROM = 20
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        if total >= self.FROM and sys.stderr.isatty():
+            self._bar = click.progressbar(length=total, label="Applying", file=sys.stderr)
+            self._bar.__enter__()
+
+    def advance(self, _change: planning.Change) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 def _read_plan_file(path: Path) -> planning.Plan:
@@ -96,6 +115,8 @@ def _read_plan_file(path: Path) -> planning.Plan:
         doc = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         raise PlanFileError(f"no such plan file: {path}") from None
+    except IsADirectoryError:
+        raise PlanFileError(f"{path} is a directory, not a plan file") from None
     except orjson.JSONDecodeError as exc:
         raise PlanFileError(f"{path} is not a plan file (invalid JSON: {exc})") from None
     return planning.decode_plan(doc)
@@ -110,22 +131,6 @@ def confirm(app: App, yes: bool) -> None:
         )
     if click.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False) != "yes":
         raise click.Abort()
-
-
-def _launch_after_apply(app: App, result: planning.Plan) -> list[RunRecord]:
-    """Runs whose ``apply: changed`` rule fired; launched, not waited for."""
-    launched: list[RunRecord] = []
-    if not result.runs:
-        return launched
-    ctx = app.run_context()
-    try:
-        for request in result.runs:
-            run = runs.launch(ctx, runs.create(ctx, request.deployment, reason=request.reason))
-            launched.append(run)
-            app.out(f"Launched run {run.id} of {run.deployment} ({request.reason}): {run.state.value}")
-    finally:
-        ctx.close()
-    return launched
 
 
 COMMANDS = [apply_cmd]

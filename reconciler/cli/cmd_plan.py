@@ -7,11 +7,10 @@ from pathlib import Path
 import click
 import orjson
 
-from reconciler import apply as applying
+from reconciler import engine
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
 from reconciler.objects import Kind
-from reconciler.triggers import git as gitrules
 
 ref_option = click.option(
     "--ref", default=None, metavar="REF", help="Read the desired state at a Git commit, branch or tag."
@@ -34,22 +33,6 @@ def validate_cmd(app: App, ref: str | None) -> int:
         f"{counts[Kind.DEPLOYMENT]} deployments (project {desired.project!r})"
     )
     return 0
-
-
-def make_plan(app: App, *, prune: bool) -> planning.Plan:
-    """Desired (file) + live (store) -> Plan, after checking references against both."""
-    desired = app.desired()
-    live = app.live()
-    return applying.plan_for(desired, live, prune=prune)
-
-
-def source_notes(app: App, result: planning.Plan) -> list[str]:
-    """Dirty working tree; behind (or diverged from) the commit last applied."""
-    git = result.source.git
-    if git is None:
-        return []
-    found = gitrules.relation_at(app.project_dir, git.commit, result.state.last_commit)
-    return gitrules.source_notes(git, result.state.last_commit, found)
 
 
 def render(app: App, result: planning.Plan, fmt: str) -> str:
@@ -76,9 +59,8 @@ def write_plan_file(path: Path, result: planning.Plan) -> None:
 
 
 @click.command("plan")
-@click.option("--json", "fmt", flag_value="json", help="Print the plan as JSON (schemas/plan.schema.json).")
-@click.option("--markdown", "fmt", flag_value="markdown", help="Print the plan as Markdown (PR comments).")
-@click.option("--text", "fmt", flag_value="text", default=True, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schemas/plan.schema.json).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the plan as Markdown (PR comments).")
 @click.option(
     "--out",
     "out",
@@ -92,15 +74,24 @@ def write_plan_file(path: Path, result: planning.Plan) -> None:
 @ref_option
 @pass_app
 def plan_cmd(
-    app: App, fmt: str, out: Path | None, prune: bool, detailed_exitcode: bool, ref: str | None
+    app: App,
+    as_json: bool,
+    as_markdown: bool,
+    out: Path | None,
+    prune: bool,
+    detailed_exitcode: bool,
+    ref: str | None,
 ) -> int:
     """Show what apply would change."""
+    if as_json and as_markdown:
+        raise click.UsageError("--json and --markdown are mutually exclusive: choose one output format")
+    fmt = "json" if as_json else "markdown" if as_markdown else "text"
     if ref:
         app.use_ref(ref)
-    result = make_plan(app, prune=prune)
+    result = engine.plan_only(app, prune=prune).plan
     app.out(render(app, result, fmt))
     _report_requests(app)
-    for note in source_notes(app, result):
+    for note in engine.source_notes(app, result):
         (app.out if fmt == "text" else app.err)(note)
     if out is not None:
         write_plan_file(out, result)

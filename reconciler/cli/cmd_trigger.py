@@ -5,10 +5,8 @@ from __future__ import annotations
 import click
 
 from reconciler import desired as desired_state
-from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.cmd_apply import confirm
-from reconciler.cli.cmd_plan import render
+from reconciler.cli.cmd_apply import reviewer
 from reconciler.triggers import push
 
 
@@ -54,14 +52,9 @@ def push_cmd(
         prune=prune, allow_rollback=allow_rollback, allow_empty=allow_empty, lock_timeout=lock_timeout
     )
 
-    def show(result: planning.Plan) -> None:
-        app.out(render(app, result, "text"))
-        if result.has_changes:
-            confirm(app, yes)
-
     with desired_state.GitRepo.open(app.project_dir) as repo:
         result = push.trigger_push(
-            app, repo, push.PushEvent(before, after, branch), options=options, on_plan=show
+            app, repo, push.PushEvent(before, after, branch), options=options, review=reviewer(app, yes=yes)
         )
     if result.applied.changed:
         app.out(f"\nApply complete: {result.applied.describe()}.")

@@ -19,12 +19,11 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
-from reconciler import apply as applying
 from reconciler import desired as desired_state
+from reconciler import engine
 from reconciler import plan as planning
-from reconciler.triggers import git as gitrules
+from reconciler.engine import gitrules
 from reconciler.triggers import push
 from reconciler.triggers.github_api import GitHubClient, GitHubError
 from reconciler.triggers.github_env import (
@@ -42,14 +41,6 @@ SUMMARY_LIMIT = 340_000  # GitHub allows 1 MiB of summary per step; 3 bytes per 
 MARKER = "<!-- prefect-reconciler plan: {} -->"
 
 
-class Console(push.Workspace, Protocol):
-    """A workspace that can also print (the CLI's App)."""
-
-    def out(self, text: str = "") -> None: ...
-
-    def err(self, text: str) -> None: ...
-
-
 @dataclass(frozen=True)
 class Report:
     """What a step hands back: outputs, the job summary, the exit code."""
@@ -61,7 +52,7 @@ class Report:
     exit_code: int = 0
 
 
-def run_action(ws: Console, *, environ: Mapping[str, str]) -> int:
+def run_action(ws: engine.Workspace, *, environ: Mapping[str, str]) -> int:
     inputs, event = Inputs.from_env(environ), Event.from_env(environ)
     mode, why = decide(inputs, event)
     ws.out(f"prefect-reconciler: {mode.value} ({why})")
@@ -86,12 +77,12 @@ def run_action(ws: Console, *, environ: Mapping[str, str]) -> int:
 # -- pull requests -----------------------------------------------------------------------------------
 
 
-def _plan(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
-    desired = ws.desired()
-    live = ws.store(desired.project).read_all()
-    result = applying.plan_for(desired, live, prune=inputs.prune)
+def _plan(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
+    planned = engine.plan_only(ws, prune=inputs.prune)
+    result, desired = planned.plan, planned.desired
+    assert desired is not None
     ws.out(planning.render_text(result))
-    notes = _source_notes(ws.project_dir, result)
+    notes = [f"> {n.removeprefix('note: ')}" for n in engine.source_notes(ws, result)]
     plan_json = write_plan_json(result, environ, ws.project_dir, inputs.working_directory)
     token = environ.get("GITHUB_TOKEN", "")
     client = GitHubClient(token=token, api_url=event.api_url) if token else None
@@ -140,7 +131,7 @@ def _comment_options(
     )
 
 
-def _comment(ws: Console, client: GitHubClient | None, event: Event, mark: str, body: str) -> None:
+def _comment(ws: engine.Workspace, client: GitHubClient | None, event: Event, mark: str, body: str) -> None:
     number = event.pull_number
     if client is None or number is None:
         ws.out("::warning::no github-token (or no pull request number): the plan comment was not posted")
@@ -199,20 +190,10 @@ def _workspace_prefix(project_dir: Path, environ: Mapping[str, str]) -> str:
     return "" if rel == "." else rel
 
 
-def _source_notes(project_dir: Path, result: planning.Plan) -> list[str]:
-    git = result.source.git
-    if git is None:
-        return []
-    found = gitrules.relation_at(project_dir, git.commit, result.state.last_commit)
-    return [
-        f"> {n.removeprefix('note: ')}" for n in gitrules.source_notes(git, result.state.last_commit, found)
-    ]
-
-
 # -- pushes ------------------------------------------------------------------------------------------
 
 
-def _apply(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
+def _apply(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
     after = str(event.payload.get("after") or environ.get("GITHUB_SHA") or "HEAD")
     before = event.payload.get("before") if event.name == "push" else None
     with desired_state.GitRepo.open(ws.project_dir) as repo:
@@ -221,7 +202,7 @@ def _apply(ws: Console, inputs: Inputs, event: Event, environ: Mapping[str, str]
             repo,
             push.PushEvent(before=before, after=after, branch=event.branch),
             options=push.PushOptions(prune=inputs.prune),
-            on_plan=lambda p: ws.out(planning.render_text(p)),
+            review=lambda p: ws.out(planning.render_text(p)) is None,
         )
     for line in push.describe(result):
         ws.out(line)

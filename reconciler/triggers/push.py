@@ -1,45 +1,23 @@
 """``reconcile trigger push``: apply the pushed commit, then launch exactly the runs its push matched.
 
-The sequence, each step one call into the layer that owns it:
-
-1. read the desired state at ``after`` from Git (no checkout; the recorded commit is ``after``);
-2. under the store lock: refuse a rollback, plan (``plan.diff``), apply (``apply.execute``, which
-   records the commit even when nothing changed, so the next push compares from here);
-3. decide the runs: ``run_on: push`` rules matched by the changed paths and the branch, plus
-   ``apply: changed`` rules of what was just applied; one run per deployment;
-4. launch them through the run lifecycle, each with an idempotency key of the commit and the
-   deployment, so a re-run of the same CI job returns the runs it launched the first time.
+The engine does the reconcile (the desired state read at ``after`` from Git, no checkout; the commit
+is recorded even when nothing changed, so the next push compares from here). What a push adds is
+decided here: the ``run_on: push`` rules matched by the paths changed since the last applied commit
+and the branch, and an idempotency key of the commit and the deployment per run, so a re-run of the
+same CI job returns the runs it launched the first time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 from reconciler import apply as applying
 from reconciler import desired as desired_state
+from reconciler import engine
 from reconciler import plan as planning
-from reconciler.errors import ReconcileError
-from reconciler.launch import RunContext, runs
+from reconciler.engine import LaunchedRun, gitrules
 from reconciler.objects import LiveState
-from reconciler.state import RunRecord, RunState, Store
-from reconciler.triggers import git as gitrules
-
-
-class Workspace(Protocol):
-    """What a trigger needs from its caller (the CLI's App satisfies it)."""
-
-    project_dir: Path
-
-    def use_tree(self, tree: desired_state.SourceTree) -> None: ...
-
-    def desired(self) -> desired_state.Desired: ...
-
-    def store(self, project: str | None = None) -> Store: ...
-
-    def run_context(self, live: LiveState | None = None) -> RunContext: ...
 
 
 @dataclass(frozen=True)
@@ -63,21 +41,6 @@ DEFAULT_PUSH = PushOptions()
 
 
 @dataclass(frozen=True)
-class LaunchedRun:
-    """One run a push asked for: launched now, launched by an earlier attempt, or failed to launch."""
-
-    deployment: str
-    reason: str
-    run: RunRecord | None
-    new: bool = True  # False: this commit's run already existed (a re-run of the same job)
-    error: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.run is None or self.run.state is RunState.CRASHED
-
-
-@dataclass(frozen=True)
 class PushResult:
     plan: planning.Plan
     applied: applying.ApplyResult
@@ -91,58 +54,67 @@ class PushResult:
         return any(r.failed for r in self.runs)
 
 
+@dataclass
+class _PushRules:
+    """Decides, under the engine's lock (it needs the last applied commit), which runs the push fires."""
+
+    repo: desired_state.GitRepo
+    event: PushEvent
+    before: str | None
+    after: str
+    prefix: str
+    changed: gitrules.ChangedPaths | None = None
+    relation: gitrules.Relation = gitrules.Relation.FIRST
+    decisions: tuple[gitrules.RuleDecision, ...] = ()
+
+    def __call__(
+        self, _plan: planning.Plan, desired: desired_state.Desired | None, live: LiveState
+    ) -> Mapping[str, str]:
+        self.relation = gitrules.relation(self.repo, self.after, live.last_commit)
+        base, why = gitrules.push_base(
+            self.repo, before=self.before, after=self.after, last_applied=live.last_commit
+        )
+        self.changed = gitrules.changed_paths(
+            self.repo, base=base, head=self.after, prefix=self.prefix, why=why
+        )
+        rules = desired.run_rules if desired is not None else {}
+        self.decisions = tuple(
+            gitrules.push_decisions(rules, branch=self.event.branch, paths=self.changed.paths)
+        )
+        return gitrules.fired(self.decisions)
+
+
 def trigger_push(
-    ws: Workspace,
+    ws: engine.Workspace,
     repo: desired_state.GitRepo,
     event: PushEvent,
     *,
     options: PushOptions = DEFAULT_PUSH,
-    on_plan: Callable[[planning.Plan], None] | None = None,
+    review: engine.Review | None = None,
 ) -> PushResult:
-    """Apply ``event.after`` and launch the runs it triggers. ``on_plan`` may show/confirm (or raise)."""
+    """Apply ``event.after`` through the engine and launch the runs it triggers (``review`` may
+    show/confirm the plan, or raise)."""
     after = repo.resolve(event.after)
     before = repo.resolve(event.before) if repo.has_commit(event.before) else event.before
     ws.use_tree(repo.tree(ws.project_dir, after, label=event.branch))
-    desired = ws.desired()
-    store = ws.store(desired.project)
-    with store.lock(timeout=options.lock_timeout, info=applying.lock_info("trigger push")):
-        live = store.read_all()
-        found = gitrules.relation(repo, after, live.last_commit)
-        gitrules.refuse_rollback(found, after, live.last_commit, allow=options.allow_rollback)
-        base, why = gitrules.push_base(repo, before=before, after=after, last_applied=live.last_commit)
-        result = applying.plan_for(desired, live, prune=options.prune)
-        applying.check_not_empty(result, options=applying.ApplyOptions(allow_empty=options.allow_empty))
-        if on_plan is not None:
-            on_plan(result)
-        outcome = applying.execute(
-            result, store, options=applying.ApplyOptions(allow_empty=options.allow_empty)
-        )
-    changed = gitrules.changed_paths(repo, base=base, head=after, prefix=repo.prefix(ws.project_dir), why=why)
-    decisions = tuple(gitrules.push_decisions(desired.run_rules, branch=event.branch, paths=changed.paths))
-    wanted = {r.deployment: r.reason for r in result.runs} | gitrules.fired(decisions)
-    launched = _launch(ws, wanted, commit=after)
-    return PushResult(result, outcome, changed, found, decisions, launched)
-
-
-def _launch(ws: Workspace, wanted: dict[str, str], *, commit: str) -> tuple[LaunchedRun, ...]:
-    """Create and launch one run per deployment; one failure does not stop the others."""
-    if not wanted:
-        return ()
-    launched: list[LaunchedRun] = []
-    ctx = ws.run_context()
-    try:
-        for deployment, reason in wanted.items():
-            try:
-                run = runs.create(
-                    ctx, deployment, reason=reason, idempotency_key=f"push:{commit}:{deployment}"
-                )
-                new = run.state is RunState.SCHEDULED
-                launched.append(LaunchedRun(deployment, reason, runs.launch(ctx, run), new))
-            except ReconcileError as exc:
-                launched.append(LaunchedRun(deployment, reason, None, error=str(exc)))
-    finally:
-        ctx.close()
-    return tuple(launched)
+    rules = _PushRules(repo, event, before, after, repo.prefix(ws.project_dir))
+    outcome = engine.reconcile(
+        ws,
+        engine.ReconcileOptions(
+            prune=options.prune,
+            allow_rollback=options.allow_rollback,
+            allow_empty=options.allow_empty,
+            lock_timeout=options.lock_timeout,
+            purpose="trigger push",
+        ),
+        review=review,
+        runs_for=rules,
+        run_key=lambda deployment: f"push:{after}:{deployment}",
+    )
+    assert outcome.applied is not None and rules.changed is not None  # push never stops at review
+    return PushResult(
+        outcome.plan, outcome.applied, rules.changed, rules.relation, rules.decisions, outcome.runs
+    )
 
 
 def describe(result: PushResult) -> list[str]:
@@ -156,11 +128,5 @@ def describe(result: PushResult) -> list[str]:
         lines.append(f"Rule {decision.rule.describe()} of {decision.deployment} {verdict}: {decision.why}")
     if not result.runs:
         lines.append("No runs to launch.")
-    for item in result.runs:
-        if item.run is None:
-            lines.append(f"Could not launch {item.deployment} ({item.reason}): {item.error}")
-            continue
-        verb = "Launched" if item.new else "Already launched for this commit:"
-        state = item.run.state.value + (f" ({item.run.message})" if item.failed and item.run.message else "")
-        lines.append(f"{verb} run {item.run.id} of {item.deployment} ({item.reason}): {state}")
+    lines.extend(item.describe() for item in result.runs)
     return lines

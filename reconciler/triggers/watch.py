@@ -1,24 +1,23 @@
 """``reconcile --watch``: a developer's loop over watchfiles. Save -> plan printed -> applied -> runs.
 
-One process, one :class:`Project` (the CLI's App) kept for the whole session: the store is opened once,
+One process, one :class:`~reconciler.engine.Workspace` kept for the whole session: the store is opened once,
 the flow-file AST cache stays warm, so the hot path of a save is load + read + diff + render (a few
 milliseconds for 50 deployments). watchfiles is asked for small batches (``step``) so a save is seen
 within ~15 ms; bursts of saves are coalesced here, per deployment, for launching runs.
 
 What happens on a change:
 
-1. A change to the desired-state file or an entrypoint's source re-plans (``plan.diff`` of the file
-   against the store) and prints the plan. An invalid file prints its ``FILE:LINE:COL`` problems and
-   changes nothing: the last good desired state stays in force (its run rules, its watched files).
-   Unless ``--plan-only``, the plan is applied with ``reconciler.apply`` under the store lock,
-   checked against the state it was planned on (re-planned if someone else applied in between).
+1. A change to the desired-state file or an entrypoint's source reconciles through the engine (plan
+   printed, applied under the store lock unless ``--plan-only``). An invalid file prints its
+   ``FILE:LINE:COL`` problems and changes nothing: the last good desired state stays in force (its
+   run rules, its watched files).
 2. A change under a deployment's ``run_on: watch`` paths queues a run of it; when the burst is over
    the run is created and launched (``reason: "watch: <first path>"``). Runs launch what is applied,
    and a burst that also changed the file was applied when it was seen, before its runs launch.
    A run of that deployment still going defers the next one until it ends (``--allow-overlap`` starts
    it at once), so a burst never stacks runs.
-3. With a sandbox prefix, the desired state is ``desired_state.sandbox(...)``: the loop plans against the
-   sandbox's own objects only and refuses to write anything shared (blocks included).
+3. With a sandbox prefix the engine plans against the sandbox's own objects only and refuses to
+   write anything shared (blocks included).
 4. SIGINT/SIGTERM set the stop event; the current step finishes (never half an apply), runs in flight
    are left running and listed, queued ones are listed as not launched, and the loop returns 0.
 """
@@ -34,18 +33,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import watchfiles
 
-from reconciler import apply as applying
 from reconciler import desired as desired_state
-from reconciler import plan
+from reconciler import engine, plan
 from reconciler.errors import ReconcileError, SpecError
 from reconciler.infra import signals
 from reconciler.launch import RunContext, runs
-from reconciler.objects import Kind, LiveState
-from reconciler.state import RunRecord, Store
+from reconciler.state import RunRecord
 from reconciler.triggers.watch_events import (
     Coalescer,
     PathMatcher,
@@ -57,29 +53,6 @@ from reconciler.triggers.watch_events import (
 )
 
 DEBUG_ENV = "RECONCILE_DEBUG"
-
-
-class Project(Protocol):
-    """What the loop needs from its caller (the CLI's App satisfies it)."""
-
-    project_dir: Path
-    file: str
-
-    @property
-    def color(self) -> bool: ...
-
-    @property
-    def state_location(self) -> str: ...
-
-    def desired(self) -> desired_state.Desired: ...
-
-    def store(self) -> Store: ...
-
-    def run_context(self, live: LiveState | None = None) -> RunContext: ...
-
-    def out(self, text: str = "") -> None: ...
-
-    def err(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +78,11 @@ class WatchLoop:
     """One watch session. ``run()`` blocks until ``stop`` is set (or a signal sets it) and returns 0."""
 
     def __init__(
-        self, project: Project, *, options: WatchOptions = DEFAULT_WATCH, stop: threading.Event | None = None
+        self,
+        project: engine.Workspace,
+        *,
+        options: WatchOptions = DEFAULT_WATCH,
+        stop: threading.Event | None = None,
     ) -> None:
         if options.sandbox is not None:
             desired_state.check_prefix(options.sandbox)
@@ -185,13 +162,20 @@ class WatchLoop:
 
     def _reconcile(self, why: str) -> None:
         self.project.out(f"[{_clock()}] {why}: planning")
+        self._wait_for_file()
+        sandbox = self.options.sandbox
         try:
-            desired = self._load()
-            store = self.project.store()
-            live = store.read_all()
-            problems = desired.unresolved_references(set(live.objects))
-            if problems:
-                raise SpecError(problems)
+            if self.options.apply_changes:
+                outcome = engine.reconcile(
+                    self.project,
+                    engine.ReconcileOptions(
+                        sandbox=sandbox, lock_timeout=self.options.lock_timeout, purpose="watch", launch=False
+                    ),
+                    review=self._review,
+                )
+            else:
+                outcome = engine.plan_only(self.project, sandbox=sandbox)
+                self._review(outcome.plan)
         except SpecError as exc:
             for diagnostic in exc.diagnostics:
                 self.project.err(str(diagnostic))
@@ -199,25 +183,30 @@ class WatchLoop:
             kept = "keeping the last good state" if self._good is not None else "nothing applied"
             self.project.out(f"{self.file} is invalid ({_count(len(exc.diagnostics), 'problem')}); {kept}")
             return
-        self._adopt(desired)
-        result = plan.diff(desired, self._scope(live))
-        self.project.out(plan.render_text(result, color=self.project.color))
-        if not result.has_changes:
+        except engine.SandboxRefused as exc:
+            self.project.out(str(exc))
             return
-        if not self.options.apply_changes:
-            self.project.out("Not applied (--plan-only).")
+        assert outcome.desired is not None
+        self._adopt(outcome.desired)
+        if outcome.applied is None:
+            if outcome.plan.has_changes:
+                self.project.out("Not applied (--plan-only).")
             return
-        self._apply(desired, result, store)
+        self.project.out(f"Apply complete: {outcome.applied.describe()}.")
+        for request in outcome.plan.runs:
+            self._launch(request.deployment, request.reason)
 
-    def _load(self) -> desired_state.Desired:
+    def _review(self, result: plan.Plan) -> bool:
+        """Print the plan; apply only when there is something to write."""
+        self.project.out(plan.render_text(result, color=self.project.color))
+        return result.has_changes
+
+    def _wait_for_file(self) -> None:
+        """Editors that save by rename leave a moment without the file."""
         path = self.root / self.file
         deadline = time.monotonic() + 0.2
-        while not path.exists() and time.monotonic() < deadline:  # editors that save by rename
+        while not path.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        desired = self.project.desired()
-        if self.options.sandbox is not None:
-            desired = desired_state.sandbox(desired, self.options.sandbox)
-        return desired
 
     def _adopt(self, desired: desired_state.Desired) -> None:
         self._good, self._broken = desired, False
@@ -227,49 +216,6 @@ class WatchLoop:
             for address, rules in sorted(desired.run_rules.items())
             if (watch := [r for r in rules if r.kind is desired_state.RuleKind.WATCH])
         ]
-
-    def _scope(self, live: LiveState) -> LiveState:
-        """In a sandbox, the plan sees only the sandbox's objects and the shared blocks it uses."""
-        prefix = self.options.sandbox
-        if prefix is None:
-            return live
-        kept = {
-            a: o
-            for a, o in live.objects.items()
-            if a.kind is Kind.BLOCK or desired_state.in_sandbox(a, prefix)
-        }
-        return LiveState(url=live.url, serial=live.serial, objects=kept, last_commit=live.last_commit)
-
-    def _apply(self, desired: desired_state.Desired, result: plan.Plan, store: Store) -> None:
-        with store.lock(timeout=self.options.lock_timeout, info=applying.lock_info("watch")):
-            live = self._scope(store.read_all())
-            try:
-                applying.verify(result, live)
-            except ReconcileError:
-                result = plan.diff(desired, live)
-                self.project.out("The state moved while planning; planned again:")
-                self.project.out(plan.render_text(result, color=self.project.color))
-                if not result.has_changes:
-                    return
-            if not self._sandbox_safe(result):
-                return
-            outcome = applying.execute(result, store)
-        self.project.out(f"Apply complete: {outcome.describe()}.")
-        for request in result.runs:
-            self._launch(request.deployment, request.reason)
-
-    def _sandbox_safe(self, result: plan.Plan) -> bool:
-        prefix = self.options.sandbox
-        if prefix is None:
-            return True
-        shared = [c for c in result.writes if not desired_state.in_sandbox(c.address, prefix)]
-        if shared:
-            listed = ", ".join(f"{c.action.value} {c.address}" for c in shared)
-            self.project.out(
-                f"Not applied: the sandbox never writes shared objects ({listed}). "
-                "Apply those without --sandbox first."
-            )
-        return not shared
 
     # -- runs --------------------------------------------------------------------------------------
 
@@ -294,11 +240,11 @@ class WatchLoop:
                 )
             self._deferred[deployment] = reason
             return
-        ctx = self._context()
-        run = runs.launch(ctx, runs.create(ctx, deployment, reason=reason))
-        self._runs[run.id] = run
-        self._newest[deployment] = run.id
-        self.project.out(f"Launched run {run.id} of {deployment} ({reason}): {run.state.value}")
+        (launched,) = engine.launch_runs(self.project, {deployment: reason})
+        self.project.out(launched.describe())
+        if launched.run is not None:
+            self._runs[launched.run.id] = launched.run
+            self._newest[deployment] = launched.run.id
 
     def _still_going(self, deployment: str) -> bool:
         previous = self._runs.get(self._newest.get(deployment, ""))

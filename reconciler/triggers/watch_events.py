@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from reconciler.desired import Desired
+from reconciler.engine import gitrules
 from reconciler.objects import Kind
-from reconciler.triggers import git as gitrules
 
 IGNORED_DIRS = frozenset(
     {

@@ -6,8 +6,8 @@ import pytest
 
 from reconciler import desired as desired_state
 from reconciler.desired import RuleKind, RunRule
+from reconciler.engine import gitrules
 from reconciler.objects import Address
-from reconciler.triggers import git as gitrules
 from tests.triggers.conftest import GitRepo
 
 # (pattern, matches, does not match): GitHub's filter pattern cheat sheet, plus our edge cases.

@@ -1,0 +1,34 @@
+"""ENGINE: one reconcile, whatever triggered it (``reconcile`` / ``plan_only``), and the one launch loop.
+
+Below the triggers and the CLI, above launch, apply, plan, state and desired: every entry point hands
+the engine a :class:`Workspace` and receives an :class:`Outcome`.
+"""
+
+from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
+from reconciler.engine.reconcile import (
+    DEFAULT_OPTIONS,
+    Outcome,
+    ReconcileOptions,
+    Review,
+    SandboxRefused,
+    plan_only,
+    reconcile,
+    source_notes,
+)
+from reconciler.engine.workspace import STATE_ENV, Workspace
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "STATE_ENV",
+    "LaunchedRun",
+    "Outcome",
+    "ReconcileOptions",
+    "Review",
+    "RunKey",
+    "SandboxRefused",
+    "Workspace",
+    "launch_runs",
+    "plan_only",
+    "reconcile",
+    "source_notes",
+]

@@ -1,0 +1,161 @@
+"""One reconcile: lock -> load -> read live -> plan with every guard -> review -> apply -> launch -> record.
+
+Every entry point that changes the store (``apply``, ``trigger push``, ``--watch``, the GitHub Action)
+calls :func:`reconcile`; none re-implements a step. What differs between them is passed in, never
+re-coded: where the desired state comes from (the workspace's tree), how the plan is shown and
+confirmed (``review``), which extra runs the event asks for (``runs_for``) and the idempotency key of
+each launched run (``run_key``). Planning alone (``plan``, a pull request) is :func:`plan_only`, which
+goes through the same guards without taking the lock, so reading never writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler import apply as applying
+from reconciler import desired as desired_state
+from reconciler import plan as planning
+from reconciler.engine import gitrules
+from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
+from reconciler.engine.workspace import Workspace
+from reconciler.errors import ReconcileError
+from reconciler.objects import Kind, LiveState
+
+
+class SandboxRefused(ReconcileError):
+    """A sandboxed reconcile (``--watch --sandbox``) would write an object outside its sandbox."""
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    """How a reconcile behaves; the defaults are the CLI's."""
+
+    prune: bool = False
+    allow_empty: bool = False
+    allow_rollback: bool = False
+    lock_timeout: float = 60.0
+    purpose: str = "apply"  # shown to whoever waits for the lock, and in history
+    sandbox: str | None = None  # plan and write only the developer's copies (``--watch --sandbox``)
+    saved_plan: planning.Plan | None = None  # apply exactly this plan (``apply PLANFILE``)
+    launch: bool = True  # launch the runs the plan and the event ask for
+
+
+DEFAULT_OPTIONS = ReconcileOptions()
+
+
+class Review(Protocol):
+    """Shows the plan and decides: return True to apply it, False to stop without writing.
+    Raising (``click.Abort``, a refusal) also stops before anything is written."""
+
+    def __call__(self, plan: planning.Plan) -> bool: ...
+
+
+RunsFor = Callable[[planning.Plan, desired_state.Desired | None, LiveState], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile did: the plan, what it wrote (None when nothing was applied) and the runs."""
+
+    plan: planning.Plan
+    applied: applying.ApplyResult | None
+    runs: tuple[LaunchedRun, ...] = ()
+    desired: desired_state.Desired | None = field(default=None, compare=False)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed for r in self.runs)
+
+
+def plan_only(ws: Workspace, *, prune: bool = False, sandbox: str | None = None) -> Outcome:
+    """Desired + live -> Plan through every planning guard, without the lock (nothing is written)."""
+    desired = _load(ws, sandbox)
+    live = _scope(ws.store(desired.project).read_all(), sandbox)
+    return Outcome(applying.plan_for(desired, live, prune=prune), None, desired=desired)
+
+
+def reconcile(
+    ws: Workspace,
+    options: ReconcileOptions = DEFAULT_OPTIONS,
+    *,
+    review: Review | None = None,
+    runs_for: RunsFor | None = None,
+    run_key: RunKey | None = None,
+    on_write: Callable[[planning.Change], None] | None = None,
+) -> Outcome:
+    """Make the store match the workspace's desired state (or a saved plan), then launch the runs."""
+    saved = options.saved_plan
+    desired = None if saved is not None else _load(ws, options.sandbox)
+    store = ws.store(saved.project if saved is not None else desired.project if desired else None)
+    with store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)):
+        live = _scope(store.read_all(), options.sandbox)
+        result = _guarded_plan(ws, desired, live, options)
+        wanted: dict[str, str] = {}
+        if review is not None and not review(result):
+            return Outcome(result, None, desired=desired)
+        if result.has_changes:
+            _refuse_outside_sandbox(result, options.sandbox)
+        applied = applying.execute(
+            result, store, options=applying.ApplyOptions(options.allow_empty), on_change=on_write
+        )
+        wanted = {r.deployment: r.reason for r in result.runs}
+        if runs_for is not None:
+            wanted |= dict(runs_for(result, desired, live))
+    launched = launch_runs(ws, wanted, run_key=run_key) if options.launch else ()
+    return Outcome(result, applied, launched, desired=desired)
+
+
+def source_notes(ws: Workspace, result: planning.Plan) -> list[str]:
+    """Dirty working tree; behind (or diverged from) the commit last applied."""
+    git = result.source.git
+    if git is None:
+        return []
+    found = gitrules.relation_at(ws.project_dir, git.commit, result.state.last_commit)
+    return gitrules.source_notes(git, result.state.last_commit, found)
+
+
+def _load(ws: Workspace, sandbox: str | None) -> desired_state.Desired:
+    desired = ws.desired()
+    return desired_state.sandbox(desired, sandbox) if sandbox is not None else desired
+
+
+def _guarded_plan(
+    ws: Workspace, desired: desired_state.Desired | None, live: LiveState, options: ReconcileOptions
+) -> planning.Plan:
+    """The plan to apply, after every guard: references, stale saved plan, empty file, rollback."""
+    if options.saved_plan is not None:
+        applying.verify(options.saved_plan, live)
+        result = options.saved_plan
+    else:
+        assert desired is not None
+        result = applying.plan_for(desired, live, prune=options.prune)
+    applying.check_not_empty(result, options=applying.ApplyOptions(options.allow_empty))
+    git = result.source.git
+    if git is not None:
+        found = gitrules.relation_at(ws.project_dir, git.commit, live.last_commit)
+        gitrules.refuse_rollback(found, git.commit, live.last_commit, allow=options.allow_rollback)
+    return result
+
+
+def _scope(live: LiveState, sandbox: str | None) -> LiveState:
+    """In a sandbox, the plan sees only the sandbox's objects and the shared blocks it uses."""
+    if sandbox is None:
+        return live
+    kept = {
+        a: o for a, o in live.objects.items() if a.kind is Kind.BLOCK or desired_state.in_sandbox(a, sandbox)
+    }
+    return LiveState(url=live.url, serial=live.serial, objects=kept, last_commit=live.last_commit)
+
+
+def _refuse_outside_sandbox(result: planning.Plan, sandbox: str | None) -> None:
+    if sandbox is None:
+        return
+    shared = [c for c in result.writes if not desired_state.in_sandbox(c.address, sandbox)]
+    if shared:
+        listed = ", ".join(f"{c.action.value} {c.address}" for c in shared)
+        raise SandboxRefused(
+            f"Not applied: the sandbox never writes shared objects ({listed}). "
+            "Apply those without --sandbox first."
+        )
