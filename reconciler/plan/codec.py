@@ -21,6 +21,7 @@ from reconciler.plan.model import (
     GitSource,
     Plan,
     PlanSource,
+    PreflightResult,
     RunRequest,
     StateRef,
 )
@@ -30,7 +31,7 @@ FORMAT_VERSION = "1"
 
 def encode_plan(plan: Plan) -> dict[str, Any]:
     git = plan.source.git
-    return {
+    doc = {
         "format_version": FORMAT_VERSION,
         "tool": {"name": "prefect-reconciler", "version": __version__},
         "project": plan.project,
@@ -46,6 +47,33 @@ def encode_plan(plan: Plan) -> dict[str, Any]:
         "runs": [{"deployment": r.deployment, "reason": r.reason} for r in plan.runs],
         "warnings": list(plan.warnings),
     }
+    if plan.preflight is not None:  # only with --preflight: plans without it stay as they were
+        doc["preflight"] = [_encode_preflight(r) for r in plan.preflight]
+    return doc
+
+
+def _encode_preflight(result: PreflightResult) -> dict[str, Any]:
+    return {
+        "pool": result.pool,
+        "deployment": result.deployment,
+        "field": result.field,
+        "check": result.check,
+        "ok": result.ok,
+        "skipped": result.skipped,
+        "message": result.message,
+    }
+
+
+def _decode_preflight(doc: Mapping[str, Any]) -> PreflightResult:
+    return PreflightResult(
+        pool=doc["pool"],
+        field=doc["field"],
+        check=doc["check"],
+        ok=bool(doc["ok"]),
+        message=doc.get("message", ""),
+        deployment=doc.get("deployment"),
+        skipped=bool(doc.get("skipped", False)),
+    )
 
 
 def _encode_change(change: Change) -> dict[str, Any]:
@@ -97,6 +125,11 @@ def decode_plan(doc: Mapping[str, Any]) -> Plan:
             prune=bool(doc.get("prune", False)),
             runs=tuple(RunRequest(r["deployment"], r["reason"]) for r in doc.get("runs", [])),
             warnings=tuple(doc.get("warnings", [])),
+            preflight=(
+                tuple(_decode_preflight(r) for r in doc["preflight"])
+                if doc.get("preflight") is not None
+                else None
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFileError(f"corrupt plan file: {type(exc).__name__}: {exc}") from None

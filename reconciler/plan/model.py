@@ -96,6 +96,24 @@ class RunRequest:
 
 
 @dataclass(frozen=True)
+class PreflightResult:
+    """One read-only cloud check of a push pool (``plan --preflight``): what would fail its first run.
+
+    ``field`` names the pool's job variable the check is about (``image``, ``cluster``...);
+    ``deployment`` is set when only that deployment's variables fail; ``skipped`` when the cloud
+    offers no way to ask (the message says why).
+    """
+
+    pool: str
+    field: str
+    check: str
+    ok: bool
+    message: str = ""
+    deployment: str | None = None
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
 class StateRef:
     url: str
     serial: int
@@ -114,6 +132,7 @@ class Plan:
     prune: bool = False
     runs: tuple[RunRequest, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    preflight: tuple[PreflightResult, ...] | None = None  # None: not asked for (plan --preflight)
 
     @property
     def summary(self) -> dict[str, int]:

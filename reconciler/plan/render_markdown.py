@@ -23,6 +23,7 @@ from typing import Any
 from reconciler.desired import step_output_source
 from reconciler.objects import Address, Kind
 from reconciler.plan.model import Action, Change, FieldChange, Plan, RunRequest
+from reconciler.plan.render_preflight import preflight_markdown
 from reconciler.plan.render_text import summary_line
 
 COMMENT_LIMIT = 65_536  # GitHub's maximum issue comment body
@@ -154,6 +155,7 @@ def _tail(plan: Plan, options: MarkdownOptions) -> list[str]:
         lines.extend(
             ["", "<details open><summary>Blast radius</summary>", "", *mermaid(plan), "", "</details>"]
         )
+    lines.extend(preflight_markdown(plan))
     if options.footer:
         lines.extend(["", options.footer])
     return lines

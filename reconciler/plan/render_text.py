@@ -12,6 +12,7 @@ import click
 
 from reconciler.desired import step_output_source
 from reconciler.plan.model import Action, Change, FieldChange, Plan
+from reconciler.plan.render_preflight import preflight_text
 
 _COLORS = {
     Action.CREATE: "green",
@@ -44,6 +45,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if plan.runs:
         lines.append("Runs launched after apply:")
         lines.extend(f"  > {r.deployment} ({r.reason})" for r in plan.runs)
+    lines.extend(preflight_text(plan, color=color))
     return "\n".join(lines)
 
 
