@@ -1,0 +1,209 @@
+"""ECS preflight against moto (STS, ECS, ECR, IAM, EC2 in server mode), through the real boto3 clients.
+
+The example project (examples/ecs) is loaded as ``reconcile plan`` loads it, with the environment
+pointing its aws-credentials block at moto (``AWS_ENDPOINT_URL``, AWS's documented setting): every
+check passes. Each crafted break (an image missing from ECR, a subnet of another VPC, refused
+credentials, a missing role or cluster, a size Fargate does not offer) fails with the field named.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import desired as desired_state
+from reconciler.launch.preflight import PreflightResult, Target, preflight_for, run_preflight
+from tests.fakes.moto_server import ACCOUNT, REGION, Fault, MotoStandIn
+from tests.helpers import REPO
+from tests.launch.jobs_support import rendered_job
+
+pytestmark = pytest.mark.cloud
+
+MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7023,
+            "digest": "sha256:" + "b" * 64,
+        },
+        "layers": [],
+    }
+)
+
+
+@pytest.fixture
+def world(moto: MotoStandIn) -> dict[str, str]:
+    """A cluster, an ECR image and an execution role in moto, with unique names; the env that names them."""
+    suffix = uuid.uuid4().hex[:8]
+    cluster = f"flows-{suffix}"
+    moto.create_cluster(cluster)
+    repository = f"flows-{suffix}"
+    ecr = moto.client("ecr")
+    ecr.create_repository(repositoryName=repository)
+    ecr.put_image(repositoryName=repository, imageManifest=MANIFEST, imageTag="1.4")
+    role = moto.client("iam").create_role(
+        RoleName=f"exec-{suffix}", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )
+    return {
+        "AWS_ACCESS_KEY_ID": "AKIAPREFLIGHT0000001",
+        "AWS_SECRET_ACCESS_KEY": "preflight-secret",
+        "AWS_ENDPOINT_URL": moto.url,
+        "ECS_CLUSTER": cluster,
+        "FLOWS_IMAGE": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}:1.4",
+        "ECS_EXECUTION_ROLE_ARN": role["Role"]["Arn"],
+    }
+
+
+def load_example(tmp_path: Path, environ: Mapping[str, str], *, edit: tuple[str, str] | None = None) -> Any:
+    project = tmp_path / "ecs"
+    shutil.copytree(REPO / "examples" / "ecs", project)
+    if edit is not None:
+        text = (project / "prefect.yaml").read_text()
+        assert edit[0] in text
+        (project / "prefect.yaml").write_text(text.replace(edit[0], edit[1]))
+    return desired_state.load(desired_state.WorkingTree(project), environ=environ, fingerprint_key=b"k" * 32)
+
+
+def failures(results: tuple[PreflightResult, ...]) -> dict[str, PreflightResult]:
+    return {r.field: r for r in results if not r.ok}
+
+
+def test_the_example_pool_passes_every_check(moto, world, tmp_path) -> None:
+    results = preflight_for(load_example(tmp_path, world), world)
+
+    assert results and all(r.ok for r in results), [r for r in results if not r.ok]
+    checks = {(r.field, r.check) for r in results}
+    assert checks >= {
+        ("aws_credentials", "credentials"),
+        ("cluster", "cluster-exists"),
+        ("image", "image-exists"),
+        ("execution_role_arn", "role-exists"),
+        ("vpc_id", "network"),
+        ("cpu", "fargate-size"),
+    }
+    assert not any(r.skipped for r in results)
+    assert {r.pool for r in results} == {"ecs-push"}
+    # both deployments share the pool's findings except their own cpu/memory pair
+    sizes = [r for r in results if r.check == "fargate-size"]
+    assert {r.deployment for r in sizes} == {"etl/etl-on-change", "nightly-report/nightly"}
+    # one DescribeClusters for two deployments: answers are shared
+    assert moto.calls["DescribeClusters"] == 1
+
+
+def test_an_image_missing_from_ecr_fails_on_the_image_field(moto, world, tmp_path) -> None:
+    environ = {**world, "FLOWS_IMAGE": world["FLOWS_IMAGE"].replace(":1.4", ":9.9")}
+    failed = failures(preflight_for(load_example(tmp_path, environ), environ))
+
+    assert set(failed) == {"image"}
+    assert "ImageNotFoundException" in failed["image"].message and ":9.9" in failed["image"].message
+    assert failed["image"].deployment is None  # every deployment of the pool uses it
+
+
+def test_a_missing_cluster_and_role_fail_on_their_fields(moto, world, tmp_path) -> None:
+    environ = {
+        **world,
+        "ECS_CLUSTER": "no-such-cluster",
+        "ECS_EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/no-such-role",
+    }
+    failed = failures(preflight_for(load_example(tmp_path, environ), environ))
+
+    assert set(failed) == {"cluster", "execution_role_arn"}
+    assert "MISSING" in failed["cluster"].message and "no-such-cluster" in failed["cluster"].message
+    assert "no-such-role does not exist" in failed["execution_role_arn"].message
+
+
+def test_a_subnet_of_another_vpc_fails_on_the_subnets_field(moto, world, tmp_path) -> None:
+    ec2 = moto.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    other = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    stray = ec2.create_subnet(VpcId=other, CidrBlock="10.43.1.0/24")["Subnet"]["SubnetId"]
+    network = f"vpc_id: {vpc}\n      network_configuration: {{subnets: [{stray}], assignPublicIp: ENABLED}}"
+    edit = ("# vpc_id: vpc-0abc1234", network)
+    failed = failures(preflight_for(load_example(tmp_path, world, edit=edit), world))
+
+    assert set(failed) == {"network_configuration.subnets"}
+    assert f"{stray} (in {other})" in failed["network_configuration.subnets"].message
+
+
+def test_an_unknown_subnet_fails_on_the_subnets_field(moto, world, tmp_path) -> None:
+    edit = ("# vpc_id: vpc-0abc1234", "network_configuration: {subnets: [subnet-0123456789abcdef0]}")
+    failed = failures(preflight_for(load_example(tmp_path, world, edit=edit), world))
+
+    assert set(failed) == {"network_configuration.subnets"}
+    assert "subnet-0123456789abcdef0" in failed["network_configuration.subnets"].message
+
+
+def test_refused_credentials_fail_once_on_the_credentials_field(moto, world, tmp_path) -> None:
+    # moto accepts any signature; the stand-in answers as STS does for a key it does not know
+    moto.inject(
+        Fault(
+            "GetCallerIdentity",
+            times=1,
+            code="InvalidClientTokenId",
+            message="The security token included in the request is invalid.",
+            status=403,
+        )
+    )
+    results = preflight_for(load_example(tmp_path, world), world)
+
+    assert [(r.field, r.ok) for r in results] == [("aws_credentials", False)]
+    assert "InvalidClientTokenId" in results[0].message
+    assert "block aws-credentials/prod" in results[0].message  # names where the credentials come from
+    assert world["AWS_SECRET_ACCESS_KEY"] not in results[0].message
+    assert moto.calls["GetCallerIdentity"] == 1  # the second deployment reused the answer
+    assert moto.calls["DescribeClusters"] == 0
+
+
+def test_a_missing_secret_fails_on_the_job_variables(moto, world, tmp_path) -> None:
+    desired = load_example(tmp_path, world)
+    environ = {k: v for k, v in world.items() if k != "AWS_SECRET_ACCESS_KEY"}
+    results = preflight_for(desired, environ)
+
+    assert [(r.field, r.check, r.ok) for r in results] == [("job_variables", "render", False)]
+    assert "AWS_SECRET_ACCESS_KEY" in results[0].message
+
+
+def test_logs_without_an_execution_role_fail(moto, world, tmp_path) -> None:
+    edit = ('execution_role_arn: "{{ $ECS_EXECUTION_ROLE_ARN }}"', "family: preflight-no-role")
+    failed = failures(preflight_for(load_example(tmp_path, world, edit=edit), world))
+
+    assert set(failed) == {"execution_role_arn"}
+    assert failed["execution_role_arn"].check in {"logs-need-execution-role", "image-pull-role"}
+
+
+@pytest.mark.parametrize(("cpu", "memory", "field"), [(512, 8192, "memory"), (300, 1024, "cpu")])
+def test_a_size_fargate_does_not_offer_fails_on_cpu_or_memory(moto, world, cpu, memory, field) -> None:
+    # the loader already refuses such variables; a pasted template can still render them
+    job = rendered_job(
+        "ecs:push",
+        pool="ecs-sized",
+        pool_variables={
+            "cluster": world["ECS_CLUSTER"],
+            "image": "docker.io/library/python:3.12-slim",
+            "aws_credentials": {
+                "aws_access_key_id": "AKIAPREFLIGHT0000001",
+                "aws_secret_access_key": "preflight-secret",
+                "region_name": REGION,
+                "aws_client_parameters": {"endpoint_url": moto.url},
+            },
+        },
+        deployment_variables={"cpu": cpu, "memory": memory},
+        parameters={},
+        project_dir="/tmp",
+    )
+    target = Target("ecs-sized", "ecs:push", "ecs", "hello/greet", job=job)
+    results = run_preflight([target], environ={})
+
+    failed = failures(tuple(results))
+    assert set(failed) == {field}
+    assert failed[field].check == "fargate-size"
+    image = next(r for r in results if r.field == "image")
+    assert image.ok and image.skipped and "not in Amazon ECR" in image.message
