@@ -27,10 +27,9 @@ from reconciler.launch.base import (
     Job,
 )
 from reconciler.objects import Address, LiveState, Resource, iter_secrets, resolve_secrets
-from reconciler.state import RunRecord
+from reconciler.state import JobRuntime, RunRecord
 
 RUNTIME_MODULE = "reconciler.runtime"
-PREFECT_FLOW_RUN_ID = "PREFECT__FLOW_RUN_ID"
 
 
 def deployment_of(live: LiveState, deployment: str) -> Resource:
@@ -92,11 +91,13 @@ def build_job(
     environ: Mapping[str, str],
     log_path: str | None,
     store_env: Mapping[str, str] | None = None,
+    runtime: JobRuntime = JobRuntime.RECONCILER,
 ) -> Job:
     """Everything the launcher needs, with blocks inlined and secrets resolved (in memory only).
 
     ``store_env`` is what the store wants the job to know (a Prefect server's API URL and flow-run
-    id): then the job runs Prefect's own contract, ``prefect flow-run execute``, instead of our runtime.
+    id); ``runtime`` is what the job runs: our runtime, or (``JobRuntime.PREFECT``, a store on a
+    Prefect server) Prefect's own contract, ``prefect flow-run execute``.
     """
     deployment = deployment_of(live, run.deployment)
     pool = pool_of(live, deployment)
@@ -119,7 +120,7 @@ def build_job(
     python = sys.executable if launcher == "process" else "python"
     env = {**contract, **(store_env or {}), **job_env}
     command: tuple[str, ...] = (python, "-m", RUNTIME_MODULE)
-    if env.get(PREFECT_FLOW_RUN_ID) and env.get("PREFECT_API_URL"):
+    if runtime is JobRuntime.PREFECT:
         command = (python, "-m", "prefect", "flow-run", "execute")
     return Job(
         run_id=run.id,

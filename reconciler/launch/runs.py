@@ -1,5 +1,8 @@
 """The run lifecycle: record -> claim -> submit -> follow, safe against crashes and retries.
 
+Every write of a run is here, and every change of state goes through ``lifecycle.move`` (the table of
+allowed moves).
+
 1. ``create`` writes the run as SCHEDULED *before* anything is launched (an idempotency key makes a
    retried create return the same run), so a crash right after is visible in ``reconcile runs``.
 2. ``launch`` claims the run by moving it to PENDING with an optimistic version check: of two
@@ -14,13 +17,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LaunchError, StaleVersion
+from reconciler.launch import lifecycle
 from reconciler.launch.base import Job, Launcher, LogChunk
 from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
 from reconciler.objects import LiveState
@@ -32,8 +36,15 @@ LauncherFactory = Callable[[str], Launcher]
 ABANDONED_AFTER = timedelta(minutes=5)
 # A PENDING run whose claim is this old and that never got an infrastructure id was interrupted.
 CLAIM_GRACE = timedelta(minutes=2)
-# `reconcile serve` holds runs back under a concurrency limit with this message prefix (not abandoned).
-WAITING = "waiting: "
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What :func:`submit` did: the run as it stands, and whether this call won its claim (and so
+    handed it to a launcher: of several processes racing for one run, only one sees ``claimed``)."""
+
+    run: RunRecord
+    claimed: bool
 
 
 @dataclass
@@ -68,6 +79,7 @@ class RunContext:
             environ=self.environ,
             log_path=run.log_path,
             store_env=self.store.job_environment(run),
+            runtime=self.store.job_runtime,
         )
 
     def close(self) -> None:
@@ -109,24 +121,53 @@ def create(
 
 def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
     """Claim and submit a SCHEDULED run; any other state is returned untouched."""
+    return submit(ctx, run).run
+
+
+def submit(ctx: RunContext, run: RunRecord) -> Launch:
+    """:func:`launch`, saying whether this call won the claim (only the winner submits)."""
     if run.state is not RunState.SCHEDULED:
-        return run
+        return Launch(run, claimed=False)
     try:  # the claim; its time is the run's start (and tells recover() a launch is under way)
-        run = ctx.store.update_run(run.evolve(state=RunState.PENDING, started_at=datetime.now(UTC)))
+        run = lifecycle.move(ctx.store, run, state=RunState.PENDING, started_at=datetime.now(UTC))
     except StaleVersion:
-        return ctx.store.get_run(run.id) or run  # someone else claimed it
+        return Launch(ctx.store.get_run(run.id) or run, claimed=False)  # someone else claimed it
     try:
         infrastructure_id = ctx.launcher_for(run).submit(ctx.job_for(run))
     except LaunchError as exc:
-        return _save(
-            ctx,
-            run.evolve(
-                state=RunState.CRASHED,
-                message=f"failed to submit the run to its infrastructure: {exc}",
-                ended_at=datetime.now(UTC),
-            ),
+        crashed = lifecycle.move(
+            ctx.store,
+            run,
+            state=RunState.CRASHED,
+            message=f"failed to submit the run to its infrastructure: {exc}",
+            ended_at=datetime.now(UTC),
         )
-    return _save(ctx, run.evolve(infrastructure_id=infrastructure_id))
+        return Launch(crashed, claimed=True)
+    return Launch(lifecycle.move(ctx.store, run, infrastructure_id=infrastructure_id), claimed=True)
+
+
+def hold(ctx: RunContext, run: RunRecord, why: str) -> RunRecord:
+    """Keep a due SCHEDULED run queued, saying why (a restart keeps its place; recovery leaves it).
+
+    A run claimed or changed meanwhile is returned as given: whoever moved it decided.
+    """
+    if run.state is not RunState.SCHEDULED or run.waiting == why:
+        return run
+    try:
+        return lifecycle.move(ctx.store, run, waiting=why)
+    except StaleVersion:
+        return run
+
+
+def cancel_queued(ctx: RunContext, run: RunRecord, why: str, *, now: datetime) -> RunRecord | None:
+    """Cancel a run that was never launched (a CANCEL_NEW concurrency limit); None if it was
+    claimed meanwhile (by another launcher: that one decided)."""
+    try:
+        return lifecycle.move(
+            ctx.store, run, state=RunState.CANCELLED, message=f"cancelled: {why}", ended_at=now
+        )
+    except StaleVersion:
+        return None
 
 
 def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
@@ -145,7 +186,7 @@ def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
             return latest
         run = latest
     changes: dict[str, Any] = {}
-    if status.state is not run.state and not (run.state is RunState.CANCELLING and not status.state.terminal):
+    if status.state is not run.state and lifecycle.allowed(run.state, status.state):
         changes["state"] = status.state
     if status.exit_code is not None and status.exit_code != run.exit_code:
         changes["exit_code"] = status.exit_code
@@ -155,7 +196,7 @@ def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
         changes["started_at"] = status.started_at
     if status.state.terminal and run.ended_at is None:
         changes["ended_at"] = status.ended_at or datetime.now(UTC)
-    return _save(ctx, run.evolve(**changes)) if changes else run
+    return lifecycle.move(ctx.store, run, **changes) if changes else run
 
 
 def wait(
@@ -188,40 +229,44 @@ def cancel(ctx: RunContext, run: RunRecord) -> RunRecord:
     if run.state.terminal:
         return run
     if not run.infrastructure_id:
-        return _save(
-            ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled")
+        return lifecycle.move(
+            ctx.store, run, state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled"
         )
     ctx.launcher_for(run).cancel(ctx.job_for(run), run.infrastructure_id)
-    return _save(
-        ctx, run.evolve(state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled by request")
+    return lifecycle.move(
+        ctx.store, run, state=RunState.CANCELLED, ended_at=datetime.now(UTC), message="cancelled by request"
     )
 
 
 def recover(
-    ctx: RunContext, *, now: datetime | None = None, grace: timedelta = CLAIM_GRACE
+    ctx: RunContext,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = CLAIM_GRACE,
+    candidates: Iterable[RunRecord] | None = None,
 ) -> list[RunRecord]:
     """Adopt or close runs whose launch was interrupted; returns the runs it changed.
 
     A PENDING run without infrastructure is only touched once its claim is older than ``grace``: a
     younger one may belong to a launcher (``run``, ``serve``) that is submitting it right now.
+    ``candidates`` limits it to those runs (serve's choice); by default every stored run is looked at.
     """
     now = now or datetime.now(UTC)
     changed: list[RunRecord] = []
-    for run in ctx.store.list_runs(limit=10_000):
+    for run in ctx.store.list_runs(limit=10_000) if candidates is None else candidates:
         if run.state is RunState.PENDING and not run.infrastructure_id and _claim_expired(run, now, grace):
             found = ctx.launcher_for(run).find(ctx.job_for(run))
             if found:
                 changed.append(
-                    _save(
-                        ctx,
-                        run.evolve(infrastructure_id=found, message="adopted after an interrupted launch"),
+                    lifecycle.move(
+                        ctx.store, run, infrastructure_id=found, message="adopted after an interrupted launch"
                     )
                 )
             else:
                 changed.append(
                     _crash(ctx, run, "the launcher stopped before the run reached its infrastructure")
                 )
-        elif run.state is RunState.SCHEDULED and _abandoned(run, now) and not run.message.startswith(WAITING):
+        elif run.state is RunState.SCHEDULED and _abandoned(run, now) and run.waiting is None:
             changed.append(_crash(ctx, run, "recorded but never launched (the launcher stopped)"))
     return changed
 
@@ -237,8 +282,4 @@ def _abandoned(run: RunRecord, now: datetime) -> bool:
 
 
 def _crash(ctx: RunContext, run: RunRecord, message: str) -> RunRecord:
-    return _save(ctx, run.evolve(state=RunState.CRASHED, message=message, ended_at=datetime.now(UTC)))
-
-
-def _save(ctx: RunContext, run: RunRecord) -> RunRecord:
-    return ctx.store.update_run(run)
+    return lifecycle.move(ctx.store, run, state=RunState.CRASHED, message=message, ended_at=datetime.now(UTC))

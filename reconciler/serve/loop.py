@@ -34,19 +34,18 @@ of a secret.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from reconciler.errors import ReconcileError, StaleVersion
+from reconciler.errors import ReconcileError
 from reconciler.infra import signals
 from reconciler.launch import RunContext, runs
 from reconciler.objects import LiveState
-from reconciler.serve import rules, schedule, seams
+from reconciler.serve import rules, schedule
 from reconciler.serve.rules import PassReport
 from reconciler.state import RunRecord, RunState, Store
 
@@ -102,7 +101,7 @@ class ServeLoop:
 
     def __init__(
         self,
-        ctx: RunContext,  # a fresh one: its launchers are wrapped to see which runs this loop submits
+        ctx: RunContext,
         *,
         log: Callable[[str], None],
         options: ServeOptions = DEFAULT_SERVE,
@@ -114,8 +113,6 @@ class ServeLoop:
         self.stop = stop or threading.Event()
         self._sleep = sleep or (lambda seconds: self.stop.wait(seconds))
         self._log = log
-        self._submitted: set[str] = set()  # runs this process handed to a launcher (claims it won)
-        ctx.launcher_factory = seams.Recording.factory(ctx.launcher_factory, self._submitted)
         self.store: Store = ctx.store
         self.source = self.store if isinstance(self.store, ScheduledRunsSource | PoolDueRuns) else None
         self.cloud = rules.on_cloud(self.store.url, getattr(self.store, "api_url", None))
@@ -307,12 +304,13 @@ class ServeLoop:
 
     def _submit(self, run: RunRecord) -> RunRecord | None:
         try:
-            launched = runs.launch(self.ctx, run)
+            launch = runs.submit(self.ctx, run)
         except ReconcileError as exc:
             self.say(f"error: cannot launch run {run.id} of {run.deployment}: {_one_line(exc)}")
             return None
-        if launched.id not in self._submitted:
+        if not launch.claimed:
             return None  # another serve process won the claim: it launched the run and says so
+        launched = launch.run
         what = f"run {launched.id} of {launched.deployment} ({launched.reason or 'manual'})"
         if launched.state is RunState.CRASHED:
             self.say(f"crashed {what}: {launched.message}")
@@ -324,24 +322,21 @@ class ServeLoop:
     def _wait(self, run: RunRecord, why: str) -> RunRecord:
         """Leave the run queued; mark it (where serve schedules) so a restart keeps its place."""
         self.say_once(f"waiting run {run.id} of {run.deployment}: {why}", key=("wait", run.id, why))
-        message = rules.WAITING + why
-        if self.source is not None or run.message == message:
-            return run
+        if self.source is not None:
+            return run  # the store's own queue keeps the run's place
         try:
-            return self.store.update_run(run.evolve(message=message))
+            return runs.hold(self.ctx, run, why)
         except ReconcileError:
-            return run  # claimed or changed meanwhile: the next pass sees it as it is
+            return run  # the store failed: the next pass sees the run as it is
 
     def _cancel(self, run: RunRecord, why: str, tally: rules.Tally) -> None:
         try:
-            cancelled = self.store.update_run(
-                run.evolve(state=RunState.CANCELLED, message=f"cancelled: {why}", ended_at=self.now())
-            )
-        except StaleVersion:
-            return  # claimed meanwhile by another serve process: it decided
+            cancelled = runs.cancel_queued(self.ctx, run, why, now=self.now())
         except ReconcileError as exc:
             self.say(f"error: cannot cancel run {run.id} of {run.deployment}: {_one_line(exc)}")
             return
+        if cancelled is None:
+            return  # claimed meanwhile by another serve process: it decided
         tally.cancelled.append(cancelled)
         self.say(f"cancelled run {run.id} of {run.deployment}: {why}")
 
@@ -360,9 +355,8 @@ class ServeLoop:
         )
         if not chosen:
             return []
-        view = cast(Store, seams.RecoveryView(self.store, chosen))
         try:
-            changed = runs.recover(dataclasses.replace(self.ctx, store=view), now=now)
+            changed = runs.recover(self.ctx, now=now, candidates=chosen)
         except ReconcileError as exc:
             self.say_once(f"error: cannot recover interrupted launches: {_one_line(exc)}")
             return []

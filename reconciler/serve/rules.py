@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler import pooltypes
-from reconciler.launch import runs
 from reconciler.objects import Address, Kind, LiveState, Resource
 from reconciler.serve import schedule
 from reconciler.state import RunRecord, RunState
 
 ACTIVE = frozenset({RunState.PENDING, RunState.RUNNING, RunState.CANCELLING})
-WAITING = runs.WAITING  # message prefix of a run serve queued (it keeps its place across restarts)
 CLOUD_HOST = "api.prefect.cloud"
 # A launch takes seconds (a cloud call with retries, at most a minute or so): a run PENDING without
 # infrastructure for longer than this was left by a launcher that stopped.
@@ -187,8 +185,8 @@ def recoverable(
     closes those left for more than its own five minutes. A PENDING run without infrastructure only
     once it is surely not a launch in progress in another serve process: one this process has been
     watching (``watched_since``: unchanged since then) after ``RECOVER_AFTER`` of no change; one it
-    sees for the first time (at start, or every pass of ``--once``) if it was recorded that long ago
-    and not claimed after waiting in the queue.
+    sees for the first time (at start, or every pass of ``--once``) if it was claimed that long ago
+    (a run that waited in the queue is claimed long after it was recorded).
     """
     if not launches(placement(run, live)[1], cloud=cloud):
         return False
@@ -196,13 +194,13 @@ def recoverable(
     if live.get(Address.deployment(flow, name)) is None:
         return False  # nothing to rebuild its job from: `reconcile runs --reconcile` reports it
     if run.state is RunState.SCHEDULED:
-        return not store_schedules and not run.message.startswith(WAITING)
+        return not store_schedules and run.waiting is None
     if run.state is not RunState.PENDING or run.infrastructure_id:
         return False
     if watched_since is not None:
         return now - watched_since >= RECOVER_AFTER
-    recorded = run.created_at
-    return recorded is not None and now - recorded >= RECOVER_AFTER and not run.message.startswith(WAITING)
+    claimed = run.started_at or run.created_at
+    return claimed is not None and now - claimed >= RECOVER_AFTER
 
 
 Watched = Mapping[

@@ -1,7 +1,29 @@
 """LIVE: where the reconciler keeps what it manages. Facade over the Store backends."""
 
-from reconciler.state.base import HistoryEntry, LockInfo, RunRecord, RunState, Store
+from reconciler.state.base import (
+    CountsRequests,
+    HistoryEntry,
+    JobRuntime,
+    LockInfo,
+    ObjectStore,
+    RunRecord,
+    RunState,
+    RunStore,
+    Store,
+)
 from reconciler.state.memory import MemoryStore
 from reconciler.state.open import open_store
 
-__all__ = ["HistoryEntry", "LockInfo", "MemoryStore", "RunRecord", "RunState", "Store", "open_store"]
+__all__ = [
+    "CountsRequests",
+    "HistoryEntry",
+    "JobRuntime",
+    "LockInfo",
+    "MemoryStore",
+    "ObjectStore",
+    "RunRecord",
+    "RunState",
+    "RunStore",
+    "Store",
+    "open_store",
+]

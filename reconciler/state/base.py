@@ -1,8 +1,10 @@
-"""The Store seam: one small protocol that every backend (SQL, Prefect server, in-memory) implements.
+"""The Store seams every backend (SQL, Prefect server, in-memory) implements.
 
-A store holds the objects one project manages (its inventory), a serial that grows with every
-write, the history of applies, and the runs it launched. Writes are per object and optimistic: the
-caller says which version it expects and a moved version raises :class:`~reconciler.errors.StaleVersion`.
+Two narrow protocols: :class:`ObjectStore` (the objects one project manages, the serial every write
+bumps, the history of applies, the apply lock) and :class:`RunStore` (the runs it launched).
+:class:`Store` is both. Object writes are optimistic: the caller says which version it expects and a
+moved version raises :class:`~reconciler.errors.StaleVersion`. What only some backends can do is a
+small protocol of its own (:class:`CountsRequests`), never found by probing attributes.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class RunRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     version: int = 0
+    # Why a due run is held back in the queue (a concurrency limit, a paused pool): it keeps its place,
+    # and recovery never takes it for a run a crashed launcher left behind. None: not held.
+    waiting: str | None = None
 
     def evolve(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -88,12 +93,27 @@ class LockInfo:
     purpose: str = "apply"
 
 
+class JobRuntime(StrEnum):
+    """What a launched job runs, which follows from where its run is recorded."""
+
+    RECONCILER = "reconciler"  # ``python -m reconciler.runtime``; the reconciler records the outcome
+    PREFECT = "prefect"  # ``prefect flow-run execute``: Prefect's engine reports to the store's server
+
+
 @runtime_checkable
-class Store(Protocol):
-    """What apply, plan and launch need from a backend. Every implementation passes tests/contract."""
+class ObjectStore(Protocol):
+    """What plan and apply need: the managed objects, their history, the apply lock."""
 
     url: str
     project: str
+
+    def lineage(self) -> str:
+        """A random id made once, when this store (this project in it) was created; never changes.
+
+        Two stores with the same URL and project but different lineages are different states (a
+        database re-created, a server reset): a saved plan names the lineage it was made against.
+        """
+        ...
 
     def read_all(self) -> LiveState:
         """Every object this project manages, with versions, in one call."""
@@ -121,12 +141,26 @@ class Store(Protocol):
 
     def set_last_commit(self, commit: str | None) -> None: ...
 
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """What the run lifecycle needs: the runs, and what a launched job must know to report."""
+
+    url: str
+    project: str
+    job_runtime: JobRuntime  # what launched jobs run (see job_environment)
+
     def create_run(self, run: RunRecord) -> RunRecord:
         """Insert a new run; with an ``idempotency_key`` already present, return the existing run."""
         ...
 
     def update_run(self, run: RunRecord) -> RunRecord:
-        """Save a run if it is still at ``run.version``; returns it with the next version."""
+        """Save a run if it is still at ``run.version``; returns it with the next version.
+
+        Only the run lifecycle (``reconciler.launch.lifecycle``) calls this: it checks every move.
+        """
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
@@ -134,8 +168,21 @@ class Store(Protocol):
     def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]: ...
 
     def job_environment(self, run: RunRecord) -> Mapping[str, str]:
-        """Extra environment a launched job needs to report to this store (e.g. a Prefect server's
-        PREFECT_API_URL and PREFECT__FLOW_RUN_ID); empty for stores the job never talks to."""
+        """Extra environment a launched job needs to report to this store (with ``JobRuntime.PREFECT``:
+        the server's PREFECT_API_URL and PREFECT__FLOW_RUN_ID); empty for stores the job never talks to."""
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Store(ObjectStore, RunStore, Protocol):
+    """Both halves: what every backend implements (each passes tests/contract)."""
+
+
+@runtime_checkable
+class CountsRequests(Protocol):
+    """A store that talks HTTP and counts what it sent (``plan`` reports the cost)."""
+
+    requests_made: int  # HTTP requests sent, retries included
+    requests_by_method: Mapping[str, int]

@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from reconciler.errors import LockTimeout, StaleVersion, StateError
+from reconciler.infra.redact import redact_url
 from reconciler.objects import Address, LiveState, Resource, StoredObject
-from reconciler.state.base import HistoryEntry, LockInfo, RunRecord
+from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord
 
 
 class MemoryStore:
     """Holds one project's state in dictionaries; thread-safe, not process-safe."""
 
+    job_runtime = JobRuntime.RECONCILER
+
     def __init__(self, project: str = "default", url: str = "memory://") -> None:
-        self.url = url
+        self.url = redact_url(url)
         self.project = project
         self._objects: dict[Address, StoredObject] = {}
         self._serial = 0
         self._key = secrets.token_bytes(32)
+        self._lineage = str(uuid.uuid4())
         self._history: list[HistoryEntry] = []
         self._runs: dict[str, RunRecord] = {}
         self._last_commit: str | None = None
@@ -42,6 +47,9 @@ class MemoryStore:
 
     def fingerprint_key(self) -> bytes:
         return self._key
+
+    def lineage(self) -> str:
+        return self._lineage
 
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
         with self._mutex:

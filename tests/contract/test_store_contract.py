@@ -271,6 +271,26 @@ def test_fingerprint_key_is_32_bytes(store_factory: StoreFactory) -> None:
     assert store_factory().fingerprint_key() == key
 
 
+def test_lineage_is_made_once_and_names_this_store(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    lineage = store.lineage()
+    assert str(uuid.UUID(lineage)) == lineage  # a random id, not derived from the URL or the name
+    store.write(Resource(POOL, {}), expected_version=None)
+    assert store.lineage() == lineage and store_factory().lineage() == lineage  # stable, reopened too
+    assert store_factory(project="another").lineage() != lineage
+
+
+def test_a_recreated_database_has_another_lineage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    first = SqlStore(url, project="p")
+    lineage = first.lineage()
+    first.close()
+    (tmp_path / "state.db").unlink()
+    second = SqlStore(url, project="p")
+    assert second.lineage() != lineage
+    second.close()
+
+
 def test_fingerprint_key_survives_reopen(sql_store_factory: StoreFactory) -> None:
     key = sql_store_factory().fingerprint_key()
     reopened = sql_store_factory()
@@ -334,6 +354,18 @@ def test_run_round_trip(store_factory: StoreFactory) -> None:
 
     fresh = store.create_run(_run("r-2"))
     assert fresh.version == 1 and fresh.created_at is not None  # the store stamps creation
+
+
+def test_a_runs_waiting_reason_is_stored_and_cleared(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    created = store.create_run(_run("r-1"))
+    assert created.waiting is None
+    held = store.update_run(created.evolve(waiting="pool local concurrency limit 2 reached"))
+    assert store_factory().get_run("r-1") == held
+    assert held.waiting == "pool local concurrency limit 2 reached" and held.message == ""
+    claimed = store.update_run(held.evolve(state=RunState.PENDING, waiting=None))
+    assert store_factory().get_run("r-1").waiting is None  # type: ignore[union-attr]
+    assert claimed.waiting is None
 
 
 def test_run_idempotency_key_returns_existing(store_factory: StoreFactory) -> None:
@@ -420,20 +452,27 @@ def test_lock_timeout_names_the_holder(store_factory: StoreFactory) -> None:
 
 
 def test_lock_waits_for_release(store_factory: StoreFactory) -> None:
+    """The waiter gets the lock only after the holder let it go (a lock that does nothing fails here)."""
     holder, waiter = store_factory(), store_factory()
     acquired = threading.Event()
+    events: list[str] = []
 
     def hold() -> None:
         with holder.lock(timeout=1, info=_info("alice@host")):
             acquired.set()
             time.sleep(0.3)
+            events.append("holder releases")
 
     thread = threading.Thread(target=hold)
     thread.start()
-    acquired.wait(5)
+    assert acquired.wait(5)
+    asked = time.monotonic()
     with waiter.lock(timeout=10, info=_info("bob@host")):
-        pass
+        events.append("waiter acquires")
+        waited = time.monotonic() - asked
     thread.join()
+    assert events == ["holder releases", "waiter acquires"]
+    assert waited >= 0.1  # it was held back for most of the holder's 0.3 s
 
 
 def test_lock_released_on_exception(store_factory: StoreFactory) -> None:
@@ -634,6 +673,51 @@ def test_sqlite_creates_parent_directories(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite:///{tmp_path}/a/b/c/state.db", project="p")
     store.close()
     assert (tmp_path / "a/b/c/state.db").exists()
+
+
+def test_schema_1_stores_are_migrated_with_their_waiting_runs(tmp_path: Path) -> None:
+    """A store written before schema 2: its projects get a lineage, a held run's reason (a message
+    prefix then) moves to ``waiting``, other messages stay."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    engine = sql_engine.create(sql_engine.normalize_url(url))
+    with engine.begin() as conn:
+        sql_schema.schema_version.create(conn)
+        sql_schema.MIGRATIONS[0].apply(conn)
+        conn.execute(
+            sql_schema.schema_version.insert().values(version=1, description="initial schema", applied_at=T0)
+        )
+        conn.exec_driver_sql("INSERT INTO projects (project, serial) VALUES ('p', 3)")
+        for run_id, message in (
+            ("held", "waiting: pool local concurrency limit 2 reached"),
+            ("other", "boom"),
+        ):
+            row = {
+                "project": "p",
+                "id": run_id,
+                "deployment": "etl/daily",
+                "state": "SCHEDULED",
+                "parameters": "{}",
+                "job_variables": "{}",
+                "reason": "manual",
+                "message": message,
+                "created_at": T0.isoformat(timespec="microseconds"),
+                "version": 1,
+            }
+            columns = ", ".join(row)
+            conn.exec_driver_sql(
+                f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
+            )
+    engine.dispose()
+
+    store = SqlStore(url, project="p")
+    held, other = store.get_run("held"), store.get_run("other")
+    assert (
+        held is not None and held.waiting == "pool local concurrency limit 2 reached" and held.message == ""
+    )
+    assert other is not None and other.waiting is None and other.message == "boom"
+    assert str(uuid.UUID(store.lineage())) == store.lineage()
+    assert store.read_all().serial == 3
+    store.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

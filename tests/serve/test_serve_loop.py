@@ -139,7 +139,7 @@ def test_paused_pools_and_deployments_get_no_runs_and_their_queue_waits(
     assert len(report.skipped_slots) == 5
     assert h.lines("skipped")[0].endswith(f"(schedule: minutely): {why}")
     assert [r.id for r in report.waiting] == [queued.id]
-    assert h.store.get_run(queued.id).message == f"waiting: {why}"  # type: ignore[union-attr]
+    assert h.store.get_run(queued.id).waiting == why  # type: ignore[union-attr]
     assert [r.id for r in h.store.list_runs()] == [queued.id]
 
 
@@ -151,7 +151,7 @@ def test_the_pool_concurrency_limit_holds_runs_back_until_a_slot_frees(tmp_path:
     first = h.loop.run_pass()
     assert [r.scheduled_for for r in first.launched] == [T0 - timedelta(minutes=4), T0 - timedelta(minutes=3)]
     assert len(first.waiting) == 3
-    assert all(r.message == "waiting: pool local concurrency limit 2 reached" for r in first.waiting)
+    assert all(r.waiting == "pool local concurrency limit 2 reached" for r in first.waiting)
     assert len(h.lines("waiting")) == 3
     assert h.loop.run_pass().launched == ()  # still full: nothing new, and no new log lines
     assert len(h.lines("waiting")) == 3
@@ -199,7 +199,7 @@ def test_max_concurrent_caps_runs_in_flight(tmp_path: Path) -> None:
     h = harness(tmp_path, max_concurrent=3)
     report = h.loop.run_pass()
     assert len(report.launched) == 3 and len(report.waiting) == 2
-    assert report.waiting[0].message == "waiting: serve --max-concurrent 3 reached"
+    assert report.waiting[0].waiting == "serve --max-concurrent 3 reached"
 
 
 def test_runs_are_followed_to_their_end(tmp_path: Path) -> None:

@@ -175,9 +175,10 @@ class Shard:
 
 @dataclass(frozen=True)
 class Head:
-    """The head Variable: fingerprint key, last commit, and which generation of shards is in force."""
+    """The head Variable: fingerprint key, lineage, last commit, and which generation of shards is in force."""
 
     key: str  # the fingerprint key, hex
+    lineage: str | None = None  # made with the head; a head from before the field: its Variable's id
     generation: int = 1
     shards: int = INITIAL_SHARDS
     base: int = 0  # writes counted by earlier generations
@@ -188,6 +189,7 @@ class Head:
         return {
             "format": FORMAT,
             "key": self.key,
+            "lineage": self.lineage,
             "generation": self.generation,
             "shards": self.shards,
             "base": self.base,
@@ -199,6 +201,7 @@ class Head:
         value = variable.get("value") or {}
         return cls(
             key=str(value["key"]),
+            lineage=value.get("lineage") or variable.get("id"),
             generation=int(value.get("generation", 1)),
             shards=int(value.get("shards", INITIAL_SHARDS)),
             base=int(value.get("base", 0)),

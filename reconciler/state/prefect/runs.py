@@ -7,8 +7,9 @@ uses); RUNNING and COMPLETED come from Prefect's engine inside the job and are o
 CRASHED (submission failed, the infrastructure ended before the engine reported) and CANCELLED are
 proposed with a message, and lose to a final state the engine already reported.
 
-Our own fields (why the run was launched, the exit code, the log path, the launch times, and the
-optimistic version) live in the flow run's *labels* under ``prefect-reconciler.*``: they travel with
+Our own fields (why the run was launched, the exit code, the log path, the launch times, why a
+queued run waits, and the optimistic version) live in the flow run's *labels* under
+``prefect-reconciler.*``: they travel with
 the run, show in the UI next to Prefect's own labels, and need no second store. The labels also name
 the parameters that hold secrets, so a record read back shows them as Secrets, never as values.
 """
@@ -32,6 +33,7 @@ from reconciler.state.prefect.objects import ServerObjects
 LABEL = "prefect-reconciler."
 SYNTHETIC_KEY = "prefect-reconciler-run:"  # the idempotency key of a run created without one
 _STATES = {state.value: state for state in RunState}
+_OLD_WAITING_PREFIX = "waiting: "  # how a held run was marked before RunRecord.waiting
 _PROPOSED = frozenset(
     {RunState.PENDING, RunState.CRASHED, RunState.FAILED, RunState.CANCELLING, RunState.CANCELLED}
 )
@@ -104,6 +106,10 @@ def record(
             text = value if isinstance(value, str) else orjson.dumps(value).decode()
             parameters[name] = Secret(template, fingerprint(key, text))
     exit_code = labels.get(LABEL + "exit-code")
+    message = str(labels.get(LABEL + "message") or state.get("message") or "")
+    waiting = labels.get(LABEL + "waiting") or None
+    if waiting is None and message.startswith(_OLD_WAITING_PREFIX):  # written before the field existed
+        waiting, message = message.removeprefix(_OLD_WAITING_PREFIX), ""
     return RunRecord(
         id=str(flow_run["id"]),
         deployment=deployment,
@@ -116,7 +122,7 @@ def record(
         idempotency_key=idempotency,
         infrastructure_id=flow_run.get("infrastructure_pid"),
         exit_code=int(exit_code) if exit_code is not None else None,
-        message=str(labels.get(LABEL + "message") or state.get("message") or ""),
+        message=message,
         log_path=labels.get(LABEL + "log-path"),
         created_at=parse_iso(flow_run.get("created")),
         scheduled_for=parse_iso(labels.get(LABEL + "scheduled-for"))
@@ -124,6 +130,7 @@ def record(
         started_at=parse_iso(labels.get(LABEL + "started-at")) or parse_iso(flow_run.get("start_time")),
         ended_at=parse_iso(labels.get(LABEL + "ended-at")) or parse_iso(flow_run.get("end_time")),
         version=int(labels.get(LABEL + "version", 1)),
+        waiting=waiting,
     )
 
 
@@ -137,6 +144,7 @@ def label_changes(run: RunRecord, current: RunRecord) -> dict[str, Any]:
         "started-at": (_iso(run.started_at), _iso(current.started_at)),
         "ended-at": (_iso(run.ended_at), _iso(current.ended_at)),
         "pool-type": (run.pool_type, current.pool_type),
+        "waiting": (run.waiting or "", current.waiting or ""),  # "" clears it
     }
     return {LABEL + k: new for k, (new, old) in pairs.items() if new != old and new is not None}
 

@@ -30,7 +30,7 @@ import httpx
 
 from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import Address, Kind, LiveState, Resource, StoredObject
-from reconciler.state.base import HistoryEntry, LockInfo, RunRecord
+from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord
 from reconciler.state.prefect import history as prefect_history
 from reconciler.state.prefect import lock as prefect_lock
 from reconciler.state.prefect import runs as prefect_runs
@@ -47,6 +47,8 @@ _KINDS = {kind.value: kind for kind in Kind}
 
 class PrefectStore:
     """The state of one ``project`` on the Prefect server at ``url`` (``prefect+http(s)://HOST/api``)."""
+
+    job_runtime = JobRuntime.PREFECT  # jobs run Prefect's engine, which reports to this server
 
     def __init__(
         self,
@@ -115,6 +117,9 @@ class PrefectStore:
 
     def fingerprint_key(self) -> bytes:
         return bytes.fromhex(self._inventory.head(create=True).key)  # type: ignore[union-attr]
+
+    def lineage(self) -> str:
+        return str(self._inventory.head(create=True).lineage)  # type: ignore[union-attr]
 
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
         address = resource.address

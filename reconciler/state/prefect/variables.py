@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 
 from reconciler.errors import StateError
 from reconciler.objects import Address
@@ -53,7 +54,7 @@ class InventoryVariables:
             if response.status_code == 200:
                 self._head = Head.from_variable(response.json())
             elif create:
-                head = Head(key=secrets.token_bytes(32).hex())
+                head = Head(key=secrets.token_bytes(32).hex(), lineage=str(uuid.uuid4()))
                 body = {"name": self._names.head, "value": head.value(), "tags": [self._names.marker]}
                 created = self._client.post("/variables/", body, allow=(409,))
                 if created.status_code == 409:  # another process made it first: use theirs

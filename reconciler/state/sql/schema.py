@@ -7,14 +7,16 @@ what we need is an ordered list of functions applied in the same transaction tha
 serialized against concurrent openers, which is twenty lines here. Migrations only go forward: a
 store written by a newer reconciler is refused instead of being misread.
 
-Rule for migrations: never edit a released one. Migration 1 creates the tables as declared below;
-a later change to a declaration must come with a migration that alters existing stores the same way
-(and migration 1 must then keep creating the old shape, by inlining it).
+Rule for migrations: never edit a released one. The declarations below are the latest shape; a
+migration that adds a column names it in ``_ADDED_COLUMNS``, so migration 1 keeps creating the shape
+it released (the declarations without those columns) and the later migration adds them. Any other
+change to a declaration needs migration 1 to inline the old shape.
 """
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -34,9 +36,10 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
 
@@ -94,13 +97,15 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
-#: One row per project: the serial every write bumps, and the commit of the last apply.
+#: One row per project: the serial every write bumps, the commit of the last apply, and the lineage
+#: (a random id made with the row: a re-created database is another state even at the same URL).
 projects = Table(
     "projects",
     metadata,
     Column("project", String(200), primary_key=True),
     Column("serial", BigInteger, nullable=False, default=0),
     Column("last_commit", String(200)),
+    Column("lineage", String(36)),  # set for every row since schema 2
 )
 
 #: The inventory. ``address`` is ``str(Address)``; ``body`` is ``encode_body`` as JSON text, so it
@@ -155,6 +160,7 @@ runs = Table(
     Column("started_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("version", Integer, nullable=False),
+    Column("waiting", Text),  # why a queued run is held back (RunRecord.waiting); schema 2
     # Both dialects treat NULLs as distinct here, so the key is unique only where it is set.
     UniqueConstraint("project", "idempotency_key", name="uq_runs_idempotency_key"),
     Index("ix_runs_project_created", "project", "created_at"),
@@ -181,12 +187,51 @@ class Migration(NamedTuple):
     apply: Callable[[Connection], None]
 
 
+#: Columns added by later migrations, by table: migration 1 creates its tables without them.
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"projects": ("lineage",), "runs": ("waiting",)}
+_WAITING_PREFIX = "waiting: "  # how schema 1 marked a held run: a prefix of its message
+
+
+def _released_shape(table: Table, into: MetaData) -> Table:
+    """``table`` as migration 1 released it: the declaration without the columns added since."""
+    added = _ADDED_COLUMNS.get(table.name, ())
+    columns = [column._copy() for column in table.columns if column.name not in added]
+    extras: list[Any] = [
+        UniqueConstraint(*(c.name for c in constraint.columns), name=constraint.name)
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    ]
+    extras += [Index(index.name, *(c.name for c in index.columns)) for index in table.indexes]
+    return Table(table.name, into, *columns, *extras)
+
+
 def _v1_initial(conn: Connection) -> None:
+    released = MetaData()
     for table in (meta, projects, objects, history, runs, locks):
-        table.create(conn)
+        _released_shape(table, released).create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+def _v2_lineage_and_waiting(conn: Connection) -> None:
+    """Projects get a lineage; a held run's reason moves from its message prefix to ``waiting``."""
+    for table_name, names in _ADDED_COLUMNS.items():
+        table = metadata.tables[table_name]
+        for name in names:
+            column = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column}")
+    for (project,) in conn.execute(select(projects.c.project)).all():
+        conn.execute(update(projects).where(projects.c.project == project).values(lineage=_new_lineage()))
+    held = runs.c.message.startswith(_WAITING_PREFIX, autoescape=True)
+    conn.execute(
+        update(runs)
+        .where(held)
+        .values(waiting=func.substr(runs.c.message, len(_WAITING_PREFIX) + 1), message="")
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1_initial),
+    Migration(2, "project lineage; waiting runs", _v2_lineage_and_waiting),
+)
 LATEST = MIGRATIONS[-1].version
 
 #: pg_advisory_xact_lock key serializing concurrent migrations ("reconcil" as 8 bytes).
@@ -222,21 +267,35 @@ def migrate(conn: Connection) -> int:
     return LATEST
 
 
-def ensure_project(conn: Connection, project: str) -> bytes:
-    """Create the project's row and the store's fingerprint key if missing; returns the key.
+def ensure_project(conn: Connection, project: str) -> tuple[bytes, str]:
+    """Create the project's row and the store's fingerprint key if missing; returns (key, lineage).
 
     Both use INSERT ... ON CONFLICT DO NOTHING and then read back, so two first openers agree on
-    one key whoever wins.
+    one key and one lineage whoever wins.
     """
-    conn.execute(insert_ignoring_conflicts(conn, projects).values(project=project, serial=0))
+    conn.execute(
+        insert_ignoring_conflicts(conn, projects).values(project=project, serial=0, lineage=_new_lineage())
+    )
     conn.execute(
         insert_ignoring_conflicts(conn, meta).values(name=_FINGERPRINT_KEY, value=secrets.token_hex(32))
     )
     key = conn.execute(select(meta.c.value).where(meta.c.name == _FINGERPRINT_KEY)).scalar_one()
-    return bytes.fromhex(key)
+    lineage = conn.execute(select(projects.c.lineage).where(projects.c.project == project)).scalar_one()
+    return bytes.fromhex(key), str(lineage)
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect.
+
+    The dialect's module is imported here, not at the top: PostgreSQL's is a large import that a
+    command on a SQLite state should not pay for at start-up.
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def _new_lineage() -> str:
+    return str(uuid.uuid4())

@@ -4,8 +4,8 @@ Every mutation is one short transaction that checks the object's version (``UPDA
 version = expected``, or an INSERT that a unique violation refuses) and bumps the project's serial,
 so a crash leaves each object either fully written or untouched, and the serial counts the writes
 that happened. Bodies are stored as :func:`~reconciler.objects.encode_body` JSON: templates and
-fingerprints, never secret values. Tables and migrations live in ``sql_schema``, the lock in
-``sql_lock``, URL rules and error translation in ``sql_engine``.
+fingerprints, never secret values. Tables and migrations live in ``schema``, the lock in ``lock``,
+URL rules and error translation in ``engine``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from reconciler.objects import (
     decode_body,
     encode_body,
 )
-from reconciler.state.base import HistoryEntry, LockInfo, RunRecord, RunState
+from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord, RunState
 from reconciler.state.sql import engine as sql_engine
 from reconciler.state.sql import lock as sql_lock
 from reconciler.state.sql import schema as sql_schema
@@ -63,6 +63,8 @@ class SqlStore:
     schema and creates the project's row and the store's fingerprint key, all in one transaction.
     """
 
+    job_runtime = JobRuntime.RECONCILER  # a launched job never talks to the database
+
     def __init__(
         self, url: str, *, project: str, lock_policy: sql_lock.LockPolicy = sql_lock.DEFAULT_POLICY
     ) -> None:
@@ -83,7 +85,7 @@ class SqlStore:
         try:
             with self._errors("open the state"), self._writer.begin() as conn:
                 sql_schema.migrate(conn)
-                self._key = sql_schema.ensure_project(conn, project)
+                self._key, self._lineage = sql_schema.ensure_project(conn, project)
         except BaseException:
             self._engine.dispose()
             raise
@@ -113,6 +115,9 @@ class SqlStore:
 
     def fingerprint_key(self) -> bytes:
         return self._key
+
+    def lineage(self) -> str:
+        return self._lineage
 
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
         address = str(resource.address)
@@ -369,6 +374,7 @@ _RUN_FIELDS = (
     "started_at",
     "ended_at",
     "version",
+    "waiting",
 )
 
 
