@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -55,7 +56,12 @@ def _report_requests(app: App) -> None:
 
 
 def write_plan_file(path: Path, result: planning.Plan) -> None:
-    path.write_bytes(orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n")
+    """The plan, readable by its owner only (0600, like Terraform's): it names the store and the objects."""
+    data = orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: tighten it
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 @click.command("plan")

@@ -7,6 +7,7 @@ the engine a :class:`Workspace` and receives an :class:`Outcome`.
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.reconcile import (
     DEFAULT_OPTIONS,
+    ForeignPlan,
     Outcome,
     ReconcileOptions,
     Review,
@@ -20,6 +21,7 @@ from reconciler.engine.workspace import STATE_ENV, Workspace
 __all__ = [
     "DEFAULT_OPTIONS",
     "STATE_ENV",
+    "ForeignPlan",
     "LaunchedRun",
     "Outcome",
     "ReconcileOptions",

@@ -10,6 +10,7 @@ goes through the same guards without taking the lock, so reading never writes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,8 +21,13 @@ from reconciler import plan as planning
 from reconciler.engine import gitrules
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.workspace import Workspace
-from reconciler.errors import ReconcileError
+from reconciler.errors import PlanFileError, ReconcileError
 from reconciler.objects import Kind, LiveState
+from reconciler.state import ObjectStore
+
+
+class ForeignPlan(PlanFileError):
+    """A saved plan applied to a store (or project) other than the one it was made against."""
 
 
 class SandboxRefused(ReconcileError):
@@ -72,8 +78,9 @@ class Outcome:
 def plan_only(ws: Workspace, *, prune: bool = False, sandbox: str | None = None) -> Outcome:
     """Desired + live -> Plan through every planning guard, without the lock (nothing is written)."""
     desired = _load(ws, sandbox)
-    live = _scope(ws.store(desired.project).read_all(), sandbox)
-    return Outcome(applying.plan_for(desired, live, prune=prune), None, desired=desired)
+    store = ws.store(desired.project)
+    live = _scope(store.read_all(), sandbox)
+    return Outcome(_stamped(applying.plan_for(desired, live, prune=prune), store), None, desired=desired)
 
 
 def reconcile(
@@ -88,10 +95,10 @@ def reconcile(
     """Make the store match the workspace's desired state (or a saved plan), then launch the runs."""
     saved = options.saved_plan
     desired = None if saved is not None else _load(ws, options.sandbox)
-    store = ws.store(saved.project if saved is not None else desired.project if desired else None)
+    store = ws.store(desired.project if desired is not None else None)  # a saved plan: this project's
     with store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)):
         live = _scope(store.read_all(), options.sandbox)
-        result = _guarded_plan(ws, desired, live, options)
+        result = _stamped(_guarded_plan(ws, store, desired, live, options), store)
         wanted: dict[str, str] = {}
         if review is not None and not review(result):
             return Outcome(result, None, desired=desired)
@@ -122,10 +129,16 @@ def _load(ws: Workspace, sandbox: str | None) -> desired_state.Desired:
 
 
 def _guarded_plan(
-    ws: Workspace, desired: desired_state.Desired | None, live: LiveState, options: ReconcileOptions
+    ws: Workspace,
+    store: ObjectStore,
+    desired: desired_state.Desired | None,
+    live: LiveState,
+    options: ReconcileOptions,
 ) -> planning.Plan:
-    """The plan to apply, after every guard: references, stale saved plan, empty file, rollback."""
+    """The plan to apply, after every guard: references, saved plan bound to this store and still
+    current, empty file, rollback."""
     if options.saved_plan is not None:
+        _refuse_foreign_plan(options.saved_plan, store)
         applying.verify(options.saved_plan, live)
         result = options.saved_plan
     else:
@@ -137,6 +150,32 @@ def _guarded_plan(
         found = gitrules.relation_at(ws.project_dir, git.commit, live.last_commit)
         gitrules.refuse_rollback(found, git.commit, live.last_commit, allow=options.allow_rollback)
     return result
+
+
+def _stamped(result: planning.Plan, store: ObjectStore) -> planning.Plan:
+    """The plan names the store it was made against (its lineage), so it applies nowhere else."""
+    if result.state.lineage is not None:
+        return result
+    return dataclasses.replace(result, state=dataclasses.replace(result.state, lineage=store.lineage()))
+
+
+def _refuse_foreign_plan(saved: planning.Plan, store: ObjectStore) -> None:
+    """A saved plan made for another project or another store is refused before anything is written
+    (as Terraform refuses a plan of another state lineage)."""
+    if saved.project != store.project:
+        raise ForeignPlan(
+            f"the saved plan is for project {saved.project!r}, not {store.project!r}: nothing was applied"
+        )
+    if saved.state.lineage is None:
+        raise ForeignPlan(
+            "the saved plan does not name the store it was made against (an older plan file): "
+            "run `reconcile plan --out FILE` again"
+        )
+    if saved.state.lineage != store.lineage():
+        raise ForeignPlan(
+            f"the saved plan was made against another store (lineage {saved.state.lineage}), not this one "
+            f"({store.lineage()} at {store.url}): nothing was applied"
+        )
 
 
 def _scope(live: LiveState, sandbox: str | None) -> LiveState:

@@ -40,7 +40,12 @@ def encode_plan(plan: Plan) -> dict[str, Any]:
             "file": plan.source.file,
             "git": {"commit": git.commit, "ref": git.ref, "dirty": git.dirty} if git else None,
         },
-        "state": {"url": plan.state.url, "serial": plan.state.serial, "last_commit": plan.state.last_commit},
+        "state": {
+            "url": plan.state.url,
+            "serial": plan.state.serial,
+            "last_commit": plan.state.last_commit,
+            "lineage": plan.state.lineage,
+        },
         "prune": plan.prune,
         "changes": [_encode_change(c) for c in plan.changes],
         "summary": plan.summary,
@@ -118,7 +123,10 @@ def decode_plan(doc: Mapping[str, Any]) -> Plan:
                 git=GitSource(git["commit"], git.get("ref"), bool(git.get("dirty"))) if git else None,
             ),
             state=StateRef(
-                url=state["url"], serial=int(state["serial"]), last_commit=state.get("last_commit")
+                url=state["url"],
+                serial=int(state["serial"]),
+                last_commit=state.get("last_commit"),
+                lineage=state.get("lineage"),
             ),
             changes=tuple(_decode_change(c) for c in doc["changes"]),
             unchanged=unchanged,

@@ -118,6 +118,7 @@ class StateRef:
     url: str
     serial: int
     last_commit: str | None = None
+    lineage: str | None = None  # the store's identity: a saved plan applies only to the store it was made on
 
 
 @dataclass(frozen=True)
