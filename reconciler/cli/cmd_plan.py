@@ -12,6 +12,7 @@ from reconciler import engine
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
 from reconciler.objects import Kind
+from reconciler.state import CountsRequests
 
 ref_option = click.option(
     "--ref", default=None, metavar="REF", help="Read the desired state at a Git commit, branch or tag."
@@ -48,11 +49,9 @@ def _report_requests(app: App) -> None:
     """Stores that talk HTTP (a Prefect server) count their requests: say how many a plan cost, on
     stderr so JSON and Markdown output stay clean."""
     store = app.store()
-    count = getattr(store, "requests_made", None)
-    if count is not None:
-        by_method = getattr(store, "requests_by_method", {}) or {}
-        detail = ", ".join(f"{method} {n}" for method, n in sorted(by_method.items()))
-        app.err(f"{store.url}: {count} HTTP requests" + (f" ({detail})" if detail else ""))
+    if isinstance(store, CountsRequests):
+        detail = ", ".join(f"{method} {n}" for method, n in sorted(store.requests_by_method.items()))
+        app.err(f"{store.url}: {store.requests_made} HTTP requests" + (f" ({detail})" if detail else ""))
 
 
 def write_plan_file(path: Path, result: planning.Plan) -> None:
