@@ -4,7 +4,9 @@ The same tiny program runs in a local subprocess (``process`` pools) and in a st
 this package installed (ECS, Cloud Run, ACI). It reads the run from environment variables, runs the
 deployment's pull steps, imports the entrypoint by file path and calls it with the parameters. A
 Prefect ``@flow`` runs through Prefect's engine when Prefect is installed; a plain function just runs.
-It imports nothing else from this package, so it starts fast and works anywhere.
+It imports nothing else from this package, so it starts fast and works anywhere; it needs Python 3.8+
+and the standard library only, because push pools ship it *inside the job*
+(``reconciler.launch.bootstrap``) to images that have nothing of ours installed.
 
 Environment: RECONCILE_RUN_ID, RECONCILE_DEPLOYMENT, RECONCILE_ENTRYPOINT (``path/file.py:func`` or
 ``pkg.module.func``), RECONCILE_PARAMETERS (a JSON object), RECONCILE_PULL_STEPS (JSON list, optional),
@@ -29,9 +31,11 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+_UTC = timezone.utc  # noqa: UP017 - datetime.UTC is Python 3.11+; images may have an older Python
 
 
 def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
@@ -79,7 +83,7 @@ async def _await(awaitable: Any) -> Any:
 
 
 def main() -> int:
-    started = datetime.now(UTC)
+    started = datetime.now(_UTC)
     result_file = os.environ.get("RECONCILE_RESULT_FILE")
     run_id = os.environ.get("RECONCILE_RUN_ID", "?")
     code, message = 0, ""
@@ -112,7 +116,7 @@ def _write_result(path: Path, code: int, message: str, started: datetime) -> Non
         "exit_code": code,
         "message": message,
         "started_at": started.isoformat(),
-        "ended_at": datetime.now(UTC).isoformat(),
+        "ended_at": datetime.now(_UTC).isoformat(),
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
@@ -121,7 +125,7 @@ def _write_result(path: Path, code: int, message: str, started: datetime) -> Non
 
 def supervise(command: list[str]) -> int:
     """Run ``command``, pass SIGTERM/SIGINT on to it, and record its exit code."""
-    started = datetime.now(UTC)
+    started = datetime.now(_UTC)
     result_file = os.environ.get("RECONCILE_RESULT_FILE")
     try:
         child = subprocess.Popen(command)

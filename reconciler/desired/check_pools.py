@@ -84,6 +84,10 @@ class PoolAndBlockChecks:
         jv_path = (*base, "job_variables")
         as_typed = canonical.coerce(canonical.plain(pool.job_variables), pool_type.variables)  # "512" is 512
         for problem in pool_type.validate_job_variables(as_typed):
+            if problem.warning:
+                message = f"warning: work pool {pool.name!r}: {problem.message}"
+                self.warnings.append(((*jv_path, *problem.path), message))
+                continue
             self.error(
                 (*jv_path, *problem.path),
                 f"work pool {pool.name!r}: {problem.message}",

@@ -17,6 +17,7 @@ from typing import Any
 from reconciler import pooltypes
 from reconciler.desired.templating import BLOCK_REFERENCE
 from reconciler.errors import LaunchError
+from reconciler.launch import blockrefs, bootstrap
 from reconciler.launch.base import (
     ENV_DEPLOYMENT,
     ENV_ENTRYPOINT,
@@ -65,12 +66,7 @@ def render_configuration(
     deployment_variables = (deployment.body.get("work_pool") or {}).get("job_variables") or {}
     template = pool.body.get("base_job_template")
     if template:
-        custom = pooltypes.PoolType(
-            slug=pool_type.slug,
-            launcher=pool_type.launcher,
-            variables=template["variables"],
-            job_configuration=template["job_configuration"],
-        )
+        custom = pool_type.with_template(template)  # keeps the type's own rules (deprecated names...)
         return custom.render(
             pool_variables=pool.body.get("job_variables") or {},
             deployment_variables=deployment_variables,
@@ -102,6 +98,18 @@ def build_job(
     deployment = deployment_of(live, run.deployment)
     pool = pool_of(live, deployment)
     configuration = render_configuration(pool, deployment, run.job_variables)
+    blockrefs.refuse_unresolved(
+        configuration,
+        pool=pool.address.name,
+        deployment=run.deployment,
+        layers={
+            f"run {run.id} job_variables": run.job_variables,
+            f"deployment {run.deployment} work_pool.job_variables": (
+                (deployment.body.get("work_pool") or {}).get("job_variables") or {}
+            ),
+            f"work pool {pool.address.name!r} job_variables": pool.body.get("job_variables") or {},
+        },
+    )
     blocks = _block_names(configuration)
     configuration = _inline_blocks(configuration, live)
     configuration = _resolve(configuration, environ, what=f"work pool {pool.address.name}")
@@ -119,7 +127,8 @@ def build_job(
     launcher = _pool_type(pool).launcher
     python = sys.executable if launcher == "process" else "python"
     env = {**contract, **(store_env or {}), **job_env}
-    command: tuple[str, ...] = (python, "-m", RUNTIME_MODULE)
+    # A local process has this package; a container image need not: the runtime travels with the job.
+    command = (python, "-m", RUNTIME_MODULE) if launcher == "process" else bootstrap.inline_command(python)
     if runtime is JobRuntime.PREFECT:
         command = (python, "-m", "prefect", "flow-run", "execute")
     return Job(

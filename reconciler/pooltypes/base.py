@@ -29,9 +29,21 @@ class VariableProblem:
     path: tuple[str | int, ...]
     message: str
     at_key: bool = False  # the name itself is wrong (unknown variable), not its value
+    warning: bool = False  # accepted, but worth telling (a deprecated variable)
 
 
 Check = Callable[[Mapping[str, Any]], list[VariableProblem]]
+
+
+class _Deferred:
+    """The value a platform check sees for a variable resolved later (an env or block placeholder):
+    present, but of no type a limit applies to."""
+
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED: Any = _Deferred()
 
 
 def no_platform_checks(_: Mapping[str, Any]) -> list[VariableProblem]:
@@ -57,6 +69,13 @@ class PoolType:
     secret_variables: frozenset[str] = frozenset()
     platform_check: Check = no_platform_checks
     description: str = ""
+    # Rules over a deployment's merged variables (pool's beneath the deployment's): what one layer
+    # alone may leave to another, e.g. a role that a log setting needs.
+    merged_check: Check = no_platform_checks
+    # Variables of older Prefect templates this type no longer declares: name -> what to do instead.
+    # Accepted with a warning (``VariableProblem.warning``); their value still reaches the job
+    # configuration at top level, where older templates put it.
+    deprecated_variables: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def properties(self) -> Mapping[str, Any]:
@@ -110,7 +129,10 @@ class PoolType:
         known = self.properties
         concrete: dict[str, Any] = {}
         for name, value in values.items():
-            if name not in known:
+            if name not in known and name in self.deprecated_variables:
+                message = f"variable {name!r} of older Prefect templates is deprecated for pool type {self.slug}: {self.deprecated_variables[name]}"
+                problems.append(VariableProblem((name,), message, at_key=True, warning=True))
+            elif name not in known:
                 hint = difflib.get_close_matches(name, list(known), n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(sorted(known))}"
                 message = f"unknown variable {name!r} for pool type {self.slug}{tip}"
@@ -126,10 +148,14 @@ class PoolType:
         for error in () if validator.is_valid(concrete) else validator.iter_errors(concrete):
             message = schema_message(error, self.variables)
             problems.append(VariableProblem(tuple(error.instance_path), message))
-        if not problems:
+        if not [p for p in problems if not p.warning]:
             merged = {**(beneath or {}), **values}
-            concrete_merged = {k: strip_placeholders(v) for k, v in merged.items() if not is_placeholder(v)}
+            concrete_merged = {
+                k: DEFERRED if is_placeholder(v) else strip_placeholders(v) for k, v in merged.items()
+            }
             problems.extend(self.platform_check(concrete_merged))
+            if beneath is not None:
+                problems.extend(self.merged_check(concrete_merged))
         return problems
 
     def render(
@@ -146,7 +172,11 @@ class PoolType:
         disappear. Block references and secrets stay as they are: the launcher resolves them.
         """
         values = merge_variables(self.defaults(), pool_variables, deployment_variables, run_variables)
-        return substitute(self.job_configuration, values)
+        rendered = substitute(self.job_configuration, values)
+        for name in self.deprecated_variables:
+            if name not in self.properties and values.get(name) is not None:
+                rendered[name] = copy.deepcopy(values[name])  # where older templates put it
+        return rendered
 
 
 def merge_variables(*layers: Mapping[str, Any]) -> dict[str, Any]:

@@ -114,6 +114,8 @@ class _Middleware:
         with self.state.lock:
             self.state.calls[operation] += 1
             fault = next((f for f in self.state.faults if f.fires(operation)), None)
+        if fault is None and operation == "ListTasks":
+            fault = _list_tasks_rule(environ)  # a rule AWS documents and moto does not enforce
         if fault is not None and not fault.forward:
             return _error(start_response, fault, json_protocol)
         if operation != "RunTask" and fault is None:
@@ -159,6 +161,21 @@ def _operation(environ: Environ) -> tuple[str, bool]:
     environ["wsgi.input"] = io.BytesIO(body)
     action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
     return action, False
+
+
+def _list_tasks_rule(environ: Environ) -> Fault | None:
+    """ECS ListTasks: "When you specify startedBy as the filter, it must be the only filter that you
+    use" (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html). moto ignores
+    the rule; real ECS may refuse the request, so the stand-in refuses it as AWS's error would."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    request = json.loads(body or b"{}")
+    others = {"containerInstance", "family", "serviceName", "desiredStatus", "launchType"} & set(request)
+    if request.get("startedBy") and others:
+        message = f"startedBy must be the only filter (also given: {', '.join(sorted(others))})"
+        return Fault("ListTasks", 1, code="InvalidParameterException", message=message)
+    return None
 
 
 def _error(start_response: StartResponse, fault: Fault, json_protocol: bool) -> list[bytes]:

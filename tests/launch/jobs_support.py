@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler import pooltypes
+from reconciler.launch import bootstrap
 from reconciler.launch.base import Job
 
 
@@ -41,7 +42,7 @@ def rendered_job(
         pool_type=pool_type,
         project_dir=project_dir,
         env={**contract, **job_env, **(env or {})},
-        command=("python", "-m", "reconciler.runtime"),
+        command=bootstrap.inline_command(),
         log_path=log_path,
         labels={"reconcile.run-id": run_id, "reconcile.deployment": "hello/greet"},
     )

@@ -26,6 +26,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import ContainerGroup
 
 from reconciler.errors import LaunchAuthError, LaunchError
+from reconciler.launch import bootstrap
 from reconciler.launch.aci import body as spec
 from reconciler.launch.aci import launcher as aci_module
 from reconciler.launch.aci.client import describe
@@ -140,7 +141,7 @@ def test_submit_creates_one_container_group_carrying_the_run_contract(
     container = props["containers"][0]
     assert container["name"] == "flow"
     assert container["properties"]["image"] == "ghcr.io/acme/flows:1"
-    assert container["properties"]["command"] == ["python", "-m", "reconciler.runtime"]  # any Python image
+    assert container["properties"]["command"] == list(RUNTIME)  # any Python image: the runtime travels
     assert container["properties"]["resources"]["requests"] == {"cpu": 0.5, "memoryInGB": 1.5}
     assert group.environment()["RECONCILE_RUN_ID"] == job.run_id
     assert group.environment()["DB_PASSWORD"] == DB_PASSWORD
@@ -230,11 +231,14 @@ def test_a_job_without_image_is_refused_before_any_create(
     assert fake.count("PUT", "put_group") == 0
 
 
+RUNTIME = bootstrap.inline_command()
+
+
 @pytest.mark.parametrize(
     "variables, command",
     [
-        ({}, ["python", "-m", "reconciler.runtime"]),
-        ({"entrypoint": "/usr/bin/tini"}, ["/usr/bin/tini", "python", "-m", "reconciler.runtime"]),
+        ({}, list(RUNTIME)),
+        ({"entrypoint": "/usr/bin/tini"}, ["/usr/bin/tini", *RUNTIME]),
         (
             {"command": "python -m reconciler.runtime --verbose"},
             [spec.PREFECT_ENTRYPOINT, "python", "-m", "reconciler.runtime", "--verbose"],

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from reconciler import pooltypes
 from reconciler.errors import LaunchAuthError, LaunchError
+from reconciler.launch import bootstrap
 from reconciler.launch.base import Job
 from reconciler.launch.cloud_run import body as cloud_run_body
 from reconciler.launch.cloud_run.gcp import ENDPOINT_ENV
@@ -81,7 +82,7 @@ def make_job(
         pool_type="cloud-run-v2:push",
         project_dir="/nonexistent",
         env={**contract, **(env or {})},
-        command=("python", "-m", "reconciler.runtime"),
+        command=bootstrap.inline_command(),
     )
 
 
@@ -432,7 +433,7 @@ def test_job_variables_reach_the_job_body(fake: CloudRunFake, info: dict, launch
         "connector": "projects/demo-project/locations/europe-west1/connectors/egress"
     }
     assert container["args"] == ["--verbose"]
-    assert container["command"] == ["python", "-m", "reconciler.runtime"]
+    assert container["command"] == list(bootstrap.inline_command())
     assert {v["name"]: v["valueSource"]["secretKeyRef"] for v in container["env"]} == {
         "DB_PASSWORD": {"secret": "db-password", "version": "3"},
         "PREFECT_API_KEY": {"secret": "prefect-key", "version": "latest"},

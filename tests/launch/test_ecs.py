@@ -21,7 +21,7 @@ import pytest
 from reconciler import state
 from reconciler.errors import LaunchAuthError, LaunchError
 from reconciler.infra.retry import RetryPolicy
-from reconciler.launch import RunContext, make_launcher, runs
+from reconciler.launch import RunContext, bootstrap, make_launcher, runs
 from reconciler.launch.base import Job
 from reconciler.launch.ecs import taskdef
 from reconciler.launch.ecs.launcher import EcsLauncher
@@ -118,7 +118,7 @@ def test_submit_starts_one_fargate_task_carrying_the_run_contract(moto, cluster,
     assert task["startedBy"] == f"reconcile-{job.run_id}"
     override = task["overrides"]["containerOverrides"][0]
     assert override["name"] == "prefect"
-    assert override["command"] == ["python", "-m", "reconciler.runtime"]
+    assert override["command"] == list(bootstrap.inline_command())  # the runtime travels with the task
     env = {e["name"]: e["value"] for e in override["environment"]}
     assert env["RECONCILE_RUN_ID"] == job.run_id and env["STAGE"] == "test"
     tags = moto.client("ecs").list_tags_for_resource(resourceArn=ref.task_arn)["tags"]

@@ -43,6 +43,7 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from reconciler.errors import LaunchAuthError, LaunchError
 from reconciler.infra.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from reconciler.launch import blockrefs
 from reconciler.launch.aci import body as aci_spec
 from reconciler.launch.aci import status as aci_status
 from reconciler.launch.aci.body import CONTAINER_NAME, TAG_RUN_ID, GroupRef, Settings
@@ -191,6 +192,12 @@ class AciLauncher:
                 self._session = AzureSession(Endpoints.from_environ(self._environ))
             session = self._session
         credentials = job.configuration.get("aci_credentials") or None
+        block_id = blockrefs.reference_id(credentials)
+        if block_id is not None:
+            raise LaunchAuthError(
+                f"aci_credentials of work pool {job.pool!r} is block document {block_id}, unresolved: refusing "
+                "to fall back to DefaultAzureCredential of this machine"
+            )
         if credentials is not None and not isinstance(credentials, Mapping):
             raise LaunchAuthError(
                 f"aci_credentials of work pool {job.pool!r} is not an {BLOCK_TYPE} block's data"

@@ -49,6 +49,7 @@ from google.protobuf import json_format
 from reconciler.errors import LaunchAuthError, LaunchError
 from reconciler.infra.retry import call_with_retries
 from reconciler.infra.retry import retry_after as parse_retry_after
+from reconciler.launch import blockrefs
 
 ENDPOINT_ENV = "RECONCILE_CLOUD_RUN_ENDPOINT"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -222,6 +223,12 @@ def _oauth_transport(cls: Callable[..., T]) -> Callable[..., T]:
 
 def _credentials(block: Any, *, who: str) -> tuple[Any, str | None]:
     """``(credentials, project)`` from the block's data: key info, key file, or application defaults."""
+    block_id = blockrefs.reference_id(block)
+    if block_id is not None:
+        raise LaunchAuthError(
+            f"{who}: credentials is block document {block_id}, unresolved: refusing to fall back to this "
+            "machine's application default credentials"
+        )
     if block is not None and not isinstance(block, Mapping):
         raise LaunchAuthError(f"{who}: the credentials variable must be a gcp-credentials block reference")
     block = block or {}

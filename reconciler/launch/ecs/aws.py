@@ -30,6 +30,7 @@ import orjson
 
 from reconciler.errors import LaunchAuthError, LaunchError
 from reconciler.infra.retry import retry_after as parse_retry_after
+from reconciler.launch import blockrefs
 
 # Service name -> the suffix of its AWS_ENDPOINT_URL_<SERVICE> variable (the service id, upper snake).
 _ENDPOINT_ENV = {"ecs": "ECS", "ec2": "EC2", "logs": "CLOUDWATCH_LOGS", "sts": "STS"}
@@ -51,9 +52,22 @@ class Credentials:
     data: Mapping[str, Any]
 
     @classmethod
-    def of(cls, configuration: Mapping[str, Any]) -> Credentials:
+    def of(cls, configuration: Mapping[str, Any], *, pool: str = "?") -> Credentials:
+        """The block's data; a value that is set but not block data is refused, never ignored.
+
+        Ignoring it would let boto3 fall back to this machine's default chain: another account.
+        """
         data = configuration.get("aws_credentials")
-        return cls(dict(data) if isinstance(data, Mapping) else {})
+        if data in (None, {}):
+            return cls({})
+        block_id = blockrefs.reference_id(data)
+        if block_id is not None or not isinstance(data, Mapping):
+            what = f"block document {block_id} (unresolved)" if block_id else "not aws-credentials block data"
+            raise LaunchAuthError(
+                f"aws_credentials of work pool {pool!r} is {what}: refusing to fall back to this machine's "
+                "AWS credentials"
+            )
+        return cls(dict(data))
 
     @property
     def key(self) -> str:

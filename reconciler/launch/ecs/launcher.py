@@ -2,9 +2,9 @@
 
 Submitting a run:
 
-1. look the run up first (``list_tasks(startedBy=reconcile-<run id>, desiredStatus=RUNNING)``): a
-   repeated submit adopts the task it already started while that task lives; after it stopped, the
-   RunTask ``clientToken`` (the run id) makes AWS answer with the same task;
+1. look the run up first (``list_tasks(startedBy=reconcile-<run id>)``, the only filter, as AWS
+   requires): a repeated submit adopts the task it already started while that task lives; after it
+   stopped, the RunTask ``clientToken`` (the run id) makes AWS answer with the same task;
 2. ensure the task definition: the ``task_definition_arn`` variable is used as is; otherwise the
    wanted definition is compared with the newest ACTIVE revision of its family (in normal form, see
    ``ecs_taskdef.comparable``) and registered only when it differs; the answer is cached per family;
@@ -33,6 +33,7 @@ from reconciler.launch.ecs.aws import AwsCallError, AwsClients, Credentials, Job
 from reconciler.state import RunState
 
 _MAX_LOG_PAGES = 50
+_MAX_STOPPED_PAGES = 10  # 1000 stopped tasks: ECS keeps them about an hour
 
 
 class EcsLauncher:
@@ -50,6 +51,7 @@ class EcsLauncher:
         self._log_targets: dict[str, tuple[str, str, str | None] | None] = {}
         self._log_tokens: dict[tuple[str, str, int], str] = {}
         self._deregistered: set[str] = set()
+        self._users: dict[str, set[str]] = {}  # task definition ARN -> runs of this launcher using it
 
     # -- the Launcher protocol ----------------------------------------------------------------------
 
@@ -142,7 +144,7 @@ class EcsLauncher:
     # -- submit helpers -------------------------------------------------------------------------------
 
     def _aws(self, job: Job, *, region: str | None = None) -> JobAws:
-        credentials = Credentials.of(job.configuration)
+        credentials = Credentials.of(job.configuration, pool=job.pool)
         block = job.blocks.get("aws_credentials")
         probe = JobAws(self._clients, credentials, region, job.pool, block)
         if region is None:
@@ -161,23 +163,43 @@ class EcsLauncher:
         return call_with_retries(once, policy=self._policy)
 
     def _lookup(self, aws: JobAws, job: Job, *, stopped: bool = True) -> str | None:
-        """The task already started for this run: live ones first, then (``stopped``) stopped ones.
+        """The task already started for this run: a live one first, then (``stopped``) a stopped one.
 
-        ECS lists only tasks whose desired status is RUNNING unless told otherwise, hence two asks.
+        ListTasks documents that ``startedBy`` "must be the only filter", so it is asked alone (ECS
+        then lists tasks whose desired status is RUNNING). Stopped tasks are listed by desired
+        status alone and matched on their ``startedBy`` client-side; ECS keeps them for about an hour,
+        so the pages stay few (and are capped).
         """
         cluster = taskdef.cluster_of(job.configuration)
-        for desired in ("RUNNING", "STOPPED") if stopped else ("RUNNING",):
-            response = self._call(
+        marker = taskdef.started_by(job.run_id)
+        response = self._call(aws, "ecs", "list_tasks", cluster=cluster, startedBy=marker)
+        arns = sorted(response.get("taskArns") or [])
+        if arns:
+            return str(taskdef.TaskRef(cluster, arns[0]))
+        if not stopped:
+            return None
+        token: str | None = None
+        for _ in range(_MAX_STOPPED_PAGES):
+            page = self._call(
                 aws,
                 "ecs",
                 "list_tasks",
                 cluster=cluster,
-                startedBy=taskdef.started_by(job.run_id),
-                desiredStatus=desired,
+                desiredStatus="STOPPED",
+                maxResults=100,
+                **({"nextToken": token} if token else {}),
             )
-            arns = sorted(response.get("taskArns") or [])
-            if arns:
-                return str(taskdef.TaskRef(cluster, arns[0]))
+            candidates = list(page.get("taskArns") or [])
+            if candidates:
+                described = self._call(aws, "ecs", "describe_tasks", cluster=cluster, tasks=candidates)
+                mine = sorted(
+                    str(t["taskArn"]) for t in described.get("tasks") or [] if t.get("startedBy") == marker
+                )
+                if mine:
+                    return str(taskdef.TaskRef(cluster, mine[0]))
+            token = page.get("nextToken")
+            if not token:
+                break
         return None
 
     def _task_definition(self, aws: JobAws, job: Job) -> tuple[str, dict[str, Any]]:
@@ -193,15 +215,24 @@ class EcsLauncher:
             family_lock = self._family_locks.setdefault(key, threading.Lock())
         with family_lock:  # one registration per changed definition, however many runs race
             cached = self._registered.get(key)
-            if cached is not None and cached[0] == normal:
+            if cached is not None and cached[0] == normal and self._use(cached[1], job):
                 return cached[1], wanted
             latest = self._latest(aws, family)
             if latest is not None and taskdef.comparable(latest) == normal:
                 arn = str(latest["taskDefinitionArn"])
             else:
-                arn = self._register(aws, wanted, normal)
+                arn = self._register(aws, taskdef.registered_for(wanted, job.run_id), normal)
             self._registered[key] = (normal, arn)
+            self._use(arn, job)
             return arn, wanted
+
+    def _use(self, arn: str, job: Job) -> bool:
+        """Count ``job`` as a user of ``arn`` (so it is not deregistered under it); False if it was."""
+        with self._lock:
+            if arn in self._deregistered:
+                return False
+            self._users.setdefault(arn, set()).add(job.run_id)
+            return True
 
     def _latest(self, aws: JobAws, family: str) -> dict[str, Any] | None:
         try:
@@ -301,9 +332,21 @@ class EcsLauncher:
                 raise
 
     def _maybe_deregister(self, aws: JobAws, job: Job, task: Mapping[str, Any]) -> None:
-        """``auto_deregister_task_definition``: retire the revision this launcher registered."""
+        """``auto_deregister_task_definition``, as Prefect does it: only the revision registered *for
+        this run*, and only while no other run uses it.
+
+        "For this run" is the revision's ``reconcile.registered-for-run`` tag (set at registration,
+        readable by any process); "no other run" is this launcher's own runs of that revision plus
+        every task ECS lists for the family (desired RUNNING, i.e. pending or running) on the cluster.
+        A revision found in use stays ACTIVE: runs reusing it never meet "TaskDefinition is inactive".
+        """
         arn = str(task.get("taskDefinitionArn") or "")
         config = job.configuration
+        with self._lock:
+            users = self._users.get(arn, set())
+            users.discard(job.run_id)
+            if not users:
+                self._users.pop(arn, None)
         if (
             not arn
             or not config.get("auto_deregister_task_definition")
@@ -311,15 +354,36 @@ class EcsLauncher:
         ):
             return
         with self._lock:
-            if arn in self._deregistered:
+            if arn in self._deregistered or users:
                 return
-            self._deregistered.add(arn)
         try:
+            if not self._registered_for(aws, arn, job.run_id) or self._used_by_others(aws, job, task, arn):
+                return
+            with self._lock:
+                if self._users.get(arn) or arn in self._deregistered:
+                    return
+                self._deregistered.add(arn)
+                self._registered = {k: v for k, v in self._registered.items() if v[1] != arn}
             self._call(aws, "ecs", "deregister_task_definition", taskDefinition=arn)
         except LaunchError:
             return  # best effort: the run's outcome matters more than the tidy-up
-        with self._lock:
-            self._registered = {k: v for k, v in self._registered.items() if v[1] != arn}
+
+    def _registered_for(self, aws: JobAws, arn: str, run_id: str) -> bool:
+        response = self._call(aws, "ecs", "describe_task_definition", taskDefinition=arn, include=["TAGS"])
+        tags = {str(t.get("key")): str(t.get("value")) for t in response.get("tags") or []}
+        return tags.get(taskdef.REGISTERED_FOR_TAG) == taskdef.tag_value(run_id)
+
+    def _used_by_others(self, aws: JobAws, job: Job, task: Mapping[str, Any], arn: str) -> bool:
+        cluster = taskdef.cluster_of(job.configuration)
+        family = arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+        listed = self._call(aws, "ecs", "list_tasks", cluster=cluster, family=family)
+        others = [a for a in listed.get("taskArns") or [] if a != task.get("taskArn")]
+        if not others:
+            return False
+        described = self._call(aws, "ecs", "describe_tasks", cluster=cluster, tasks=others[:100])
+        return len(others) > 100 or any(
+            t.get("taskDefinitionArn") == arn for t in described.get("tasks") or []
+        )
 
     def _log_target(self, aws: JobAws, job: Job, ref: taskdef.TaskRef) -> tuple[str, str, str | None] | None:
         if ref.task_arn not in self._log_targets:

@@ -32,9 +32,12 @@ DEFAULT_CPU = "1024"
 DEFAULT_MEMORY = "2048"
 DEFAULT_LOG_GROUP = "prefect"
 STARTED_BY_PREFIX = "reconcile-"
+REGISTERED_FOR_TAG = "reconcile.registered-for-run"  # the run a revision was registered for
 CANCEL_REASON = "cancelled by reconcile"
 PREFECT_COMMAND = ("prefect", "flow-run", "execute")
 FARGATE = frozenset({"FARGATE", "FARGATE_SPOT"})
+MAX_FAMILY = 255
+FAMILY_RULE = "family must be 1 to 255 letters, numbers, underscores and hyphens"
 
 # What ECS adds to a registered definition (DescribeTaskDefinition) that a RegisterTaskDefinition
 # body never carries; dropped before comparing.
@@ -112,6 +115,15 @@ def family_of(job: Job) -> str:
     return _NAME_UNSAFE.sub("-", f"prefect_{job.pool}_{flow}_{name}")[:255]
 
 
+def check_family(family: str, *, pool: str) -> str:
+    """ECS's rule for a family: "Up to 255 letters (uppercase and lowercase), numbers, underscores,
+    and hyphens are allowed" (RegisterTaskDefinition, ``family``). A user-set family that breaks it is
+    refused here with its name, not by ECS at the first run."""
+    if not family or len(family) > MAX_FAMILY or _NAME_UNSAFE.search(family):
+        raise LaunchError(f"work pool {pool}: {FAMILY_RULE}, not {family!r}")
+    return family
+
+
 def log_stream_prefix(job: Job) -> str:
     configured = job.configuration.get("cloudwatch_logs_prefix")
     if configured:
@@ -152,13 +164,18 @@ def wanted_task_definition(job: Job, *, region: str | None) -> dict[str, Any]:
     """The RegisterTaskDefinition body this run needs (tags carry the pool and deployment)."""
     config = job.configuration
     body = copy.deepcopy(dict(config.get("task_definition") or {}))
-    body["family"] = family_of(job)
+    body["family"] = check_family(family_of(job), pool=job.pool)
     fargate = on_fargate(config)
-    body["cpu"] = str(body.get("cpu") or DEFAULT_CPU)
-    body["memory"] = str(body.get("memory") or DEFAULT_MEMORY)
-    if fargate:
-        body["networkMode"] = "awsvpc"
-        body["requiresCompatibilities"] = ["FARGATE"]
+    cpu, memory = body.get("cpu") or DEFAULT_CPU, body.get("memory") or DEFAULT_MEMORY
+    if fargate:  # Fargate needs task-level cpu/memory, the FARGATE compatibility and awsvpc
+        body["cpu"], body["memory"] = str(cpu), str(memory)
+        compatibilities = [str(c) for c in body.get("requiresCompatibilities") or []]  # a user's are kept
+        body["requiresCompatibilities"] = [*compatibilities, *([] if "FARGATE" in compatibilities else ["FARGATE"])]
+        body.setdefault("networkMode", "awsvpc")
+    else:  # EC2/EXTERNAL: cpu/memory at task level only where the user put them (as Prefect does)
+        for key in ("cpu", "memory"):
+            if body.get(key):
+                body[key] = str(body[key])
     containers = [dict(c) for c in body.get("containerDefinitions") or [] if isinstance(c, Mapping)]
     name = flow_container(config, [str(c.get("name") or "") for c in containers])
     container = next((c for c in containers if c.get("name") == name), None)
@@ -174,8 +191,10 @@ def wanted_task_definition(job: Job, *, region: str | None) -> dict[str, Any]:
             "installed, or Prefect's image when runs report to a Prefect API)"
         )
     container.setdefault("essential", True)
+    if not fargate:
+        container.setdefault("cpu", int(cpu))
     if not container.get("memory") and not container.get("memoryReservation"):
-        container["memory"] = int(body["memory"])  # moto needs it; ECS then gives the task's memory
+        container["memory"] = int(memory)  # required without task-level memory (EC2); moto wants it always
     _add_secret_arns(container, config)
     if config.get("configure_cloudwatch_logs"):
         options = {
@@ -189,6 +208,17 @@ def wanted_task_definition(job: Job, *, region: str | None) -> dict[str, Any]:
     body["containerDefinitions"] = containers
     body["tags"] = _tags({"reconcile.pool": job.pool, "reconcile.deployment": job.deployment})
     return {k: v for k, v in body.items() if v not in (None, "", [], {})}
+
+
+def registered_for(body: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """``body`` tagged with the run it is registered for: ``auto_deregister_task_definition`` retires
+    only that run's revision (tags are not part of the normal form, so reuse is unaffected)."""
+    tags = [t for t in body.get("tags") or [] if t.get("key") != REGISTERED_FOR_TAG]
+    return {**body, "tags": [*tags, {"key": REGISTERED_FOR_TAG, "value": tag_value(run_id)}]}
+
+
+def tag_value(text: str) -> str:
+    return _TAG_UNSAFE.sub("_", text)[:256]
 
 
 def _add_secret_arns(container: dict[str, Any], config: Mapping[str, Any]) -> None:

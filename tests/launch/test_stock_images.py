@@ -1,0 +1,223 @@
+"""Push pools run in stock images: the exact container command each launcher sends, run in a fresh venv.
+
+For each push launcher (ecs, cloud-run, cloud-run-v2, aci) the Job is built by the real lifecycle
+code and turned into the request body the launcher sends (RunTask overrides, the Cloud Run Job plus
+its run overrides, the ACI container group). Its command and environment are then run, as the
+container would run them, by the Python of a venv that does not have this package:
+
+* ``plain``: ``python -m venv`` and nothing else (a ``python:3.12-slim`` image): a plain function;
+* ``prefect``: a venv that sees Prefect 3.9.1 (Prefect's image) but not ``reconciler``: a ``@flow``,
+  run through Prefect's engine.
+
+Both venvs are checked to fail ``import reconciler``; every command runs with ``-I`` semantics
+(isolated: no user site, no PYTHONPATH) from a directory that is not this repository.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import site
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.launch import bootstrap
+from reconciler.launch.aci import body as aci_body
+from reconciler.launch.base import Job
+from reconciler.launch.cloud_run import body as cloud_run_body
+from reconciler.launch.ecs import taskdef
+from tests.launch.live_support import job_of, live_state
+
+PLAIN_FLOW = '''
+import os
+
+
+def hello(name: str = "world") -> str:
+    """A plain function: no Prefect."""
+    print(f"hello {name} from {os.environ['RECONCILE_DEPLOYMENT']}")
+    return name
+'''
+
+PREFECT_FLOW = """
+from prefect import flow
+
+
+@flow(name="hello")
+def hello(name: str = "world") -> str:
+    print(f"hello {name} through Prefect")
+    return name
+"""
+
+POOLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ecs": ("ecs:push", {"image": "python:3.12-slim", "cluster": "flows"}),
+    "cloud-run": ("cloud-run:push", {"image": "python:3.12-slim", "region": "europe-west1"}),
+    "cloud-run-v2": ("cloud-run-v2:push", {"image": "python:3.12-slim", "region": "europe-west1"}),
+    "aci": (
+        "azure-container-instance:push",
+        {"image": "python:3.12-slim", "resource_group_name": "rg", "subscription_id": "sub"},
+    ),
+}
+
+
+def ecs_container(job: Job) -> tuple[list[str], dict[str, str]]:
+    arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/flows:1"
+    request = taskdef.run_task_request(
+        job, task_definition=arn, container="prefect", network_configuration=None
+    )
+    override = request["overrides"]["containerOverrides"][0]
+    return override["command"], {e["name"]: e["value"] for e in override["environment"]}
+
+
+def cloud_run_container(job: Job) -> tuple[list[str], dict[str, str]]:
+    plan = cloud_run_body.plan(job, project="demo-project")
+    container = plan.body["template"]["template"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+    env.update({e["name"]: e["value"] for e in plan.overrides["containerOverrides"][0]["env"]})
+    return container["command"] + list(container.get("args") or []), env
+
+
+def aci_container(job: Job) -> tuple[list[str], dict[str, str]]:
+    settings = aci_body.Settings.of(job)
+    spec = aci_body.build(
+        job, settings=settings, location="westeurope", submitted_at=datetime.now(UTC), environ={}
+    )
+    props = spec.body["properties"]["containers"][0]["properties"]
+    env = {e["name"]: e.get("value", e.get("secureValue")) for e in props["environmentVariables"]}
+    return props["command"], env
+
+
+RENDER: dict[str, Callable[[Job], tuple[list[str], dict[str, str]]]] = {
+    "ecs": ecs_container,
+    "cloud-run": cloud_run_container,
+    "cloud-run-v2": cloud_run_container,
+    "aci": aci_container,
+}
+
+
+def make_venv(root: Path, *, with_prefect: bool) -> Path:
+    """A venv without this package; ``with_prefect`` lets it import this Python's Prefect.
+
+    The installed packages' directory is added by a ``.pth`` *path* line, which puts it on
+    ``sys.path`` without processing the ``.pth`` files inside it: this repository's editable-install
+    hook lives there and is therefore never run.
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    if with_prefect:
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        (Path(purelib) / "host-packages.pth").write_text(site.getsitepackages()[0] + "\n", encoding="utf-8")
+    return python
+
+
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    root = tmp_path_factory.mktemp("venvs")
+    pythons = {"plain": make_venv(root / "plain", with_prefect=False)}
+    pythons["prefect"] = make_venv(root / "prefect", with_prefect=True)
+    for kind, python in pythons.items():
+        probe = subprocess.run([str(python), "-I", "-c", "import reconciler"], cwd=root, capture_output=True)
+        assert probe.returncode != 0, f"the {kind} venv must not see this package"
+    probe = subprocess.run(
+        [str(pythons["prefect"]), "-I", "-c", "import prefect"], cwd=root, capture_output=True
+    )
+    assert probe.returncode == 0, probe.stderr
+    yield pythons
+
+
+def run_in_container(
+    python: Path, command: list[str], env: dict[str, str], workdir: Path, home: Path
+) -> subprocess.CompletedProcess[str]:
+    """``command`` as the container runs it: its ``python`` is the venv's, its env only the job's."""
+    assert command[0] == "python", command
+    assert all("reconciler.runtime" not in part for part in command), "the job must not need our package"
+    container_env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(home), **env}
+    container_env.setdefault("PREFECT_HOME", str(home / ".prefect"))
+    container_env["PYTHONNOUSERSITE"] = "1"
+    return subprocess.run(
+        [str(python), "-I", *command[1:]],
+        cwd=workdir,
+        env=container_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def project(tmp_path: Path, flow_source: str) -> Path:
+    flows = tmp_path / "image" / "flows"
+    flows.mkdir(parents=True)
+    (flows / "hello.py").write_text(textwrap.dedent(flow_source), encoding="utf-8")
+    return tmp_path / "image"
+
+
+@pytest.mark.parametrize("launcher", sorted(POOLS))
+def test_a_plain_function_runs_in_a_python_image_without_this_package(
+    launcher: str, venvs: dict[str, Path], tmp_path: Path
+) -> None:
+    pool_type, variables = POOLS[launcher]
+    workdir = project(tmp_path, PLAIN_FLOW)
+    job = job_of(live_state(pool_type, pool_variables=variables), workdir, parameters={"name": launcher})
+    command, env = RENDER[launcher](job)
+    assert command == list(bootstrap.inline_command())
+
+    result = run_in_container(venvs["plain"], command, env, workdir, tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"hello {launcher} from hello/greet" in result.stdout
+    assert f"run {job.run_id} completed" in result.stdout
+
+
+def test_a_prefect_flow_runs_through_prefects_engine_in_prefects_image(
+    venvs: dict[str, Path], tmp_path: Path
+) -> None:
+    """All four launchers' commands, one after the other with one Prefect home (its database is
+    made once: the ephemeral API Prefect starts for a flow called without a server is slow)."""
+    workdir = project(tmp_path, PREFECT_FLOW)
+    home = tmp_path / "home"
+    home.mkdir()
+    for launcher in sorted(POOLS):
+        pool_type, variables = POOLS[launcher]
+        job = job_of(live_state(pool_type, pool_variables=variables), workdir, parameters={"name": launcher})
+        command, env = RENDER[launcher](job)
+
+        result = run_in_container(venvs["prefect"], command, env, workdir, home)
+
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert f"hello {launcher} through Prefect" in output
+        assert "Finished in state Completed()" in output  # Prefect's engine ran the flow
+
+
+def test_the_travelling_runtime_fits_every_platform_limit() -> None:
+    """About 2 KB: a quarter of ECS's 8192-character override budget (the tightest documented)."""
+    command = bootstrap.inline_command()
+    assert len(json.dumps(list(command))) < 2500
+    ast.parse(bootstrap.runtime_program(), feature_version=(3, 8))  # images with an older Python
+    compiled = compile(bootstrap.runtime_program(), "<runtime>", "exec")
+    assert "supervise" not in compiled.co_names  # the local --exec supervisor does not travel
+
+
+def test_a_pull_step_only_prefect_knows_needs_prefect_and_says_so(
+    venvs: dict[str, Path], tmp_path: Path
+) -> None:
+    workdir = project(tmp_path, PLAIN_FLOW)
+    env = {
+        "RECONCILE_RUN_ID": "r-1",
+        "RECONCILE_ENTRYPOINT": "flows/hello.py:hello",
+        "RECONCILE_PULL_STEPS": json.dumps([{"prefect.deployments.steps.git_clone": {"repository": "x"}}]),
+    }
+    result = run_in_container(venvs["plain"], list(bootstrap.inline_command()), env, workdir, tmp_path)
+    assert result.returncode == 2
+    assert "needs Prefect installed in the job image" in result.stderr
