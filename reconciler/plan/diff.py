@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from reconciler.desired import Desired, RuleKind
+from reconciler.infra.redact import redact_url
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret, StoredObject
 from reconciler.plan.model import (
     Action,
@@ -50,7 +51,7 @@ def diff(desired: Desired, live: LiveState, *, prune: bool = False) -> Plan:
     return Plan(
         project=desired.project,
         source=desired.source,
-        state=StateRef(url=live.url, serial=live.serial, last_commit=live.last_commit),
+        state=StateRef(url=redact_url(live.url), serial=live.serial, last_commit=live.last_commit),
         changes=tuple(changes),
         unchanged=unchanged,
         prune=prune,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reconciler.errors import UsageError
+from reconciler.infra.redact import redact_url
 from reconciler.state.base import Store
 
 
@@ -22,5 +23,5 @@ def open_store(url: str, *, project: str) -> Store:
 
         return PrefectStore(url, project=project)
     raise UsageError(
-        f"unsupported state URL {url!r}: use sqlite:///PATH, postgresql+psycopg://..., or prefect+http(s)://HOST/api"
+        f"unsupported state URL {redact_url(url)!r}: use sqlite:///PATH, postgresql+psycopg://..., or prefect+http(s)://HOST/api"
     )

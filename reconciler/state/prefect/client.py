@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from reconciler.errors import StateError
+from reconciler.infra.redact import redact_url, redact_urls
 from reconciler.infra.retry import RetryPolicy, call_with_retries, retry_after
 
 API_VERSION = "0.8.4"  # what Prefect's own client sends in X-PREFECT-API-VERSION
@@ -49,7 +50,9 @@ def api_url_from(url: str, environ: Mapping[str, str]) -> str:
     """``prefect+http(s)://HOST/api`` -> ``http(s)://HOST/api``; ``prefect://`` -> ``$PREFECT_API_URL``."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise StateError(f"not a Prefect state URL: {url!r} (use prefect+http(s)://HOST/api or prefect://)")
+        raise StateError(
+            f"not a Prefect state URL: {redact_url(url)!r} (use prefect+http(s)://HOST/api or prefect://)"
+        )
     scheme = scheme.lower()
     if scheme == "prefect":
         api = environ.get("PREFECT_API_URL", "").strip()
@@ -58,9 +61,11 @@ def api_url_from(url: str, environ: Mapping[str, str]) -> str:
         return api.rstrip("/")
     if scheme in ("prefect+http", "prefect+https"):
         if not rest.strip("/"):
-            raise StateError(f"no host in the state URL {url!r}")
+            raise StateError(f"no host in the state URL {redact_url(url)!r}")
         return f"{scheme.removeprefix('prefect+')}://{rest}".rstrip("/")
-    raise StateError(f"not a Prefect state URL: {url!r} (use prefect+http(s)://HOST/api or prefect://)")
+    raise StateError(
+        f"not a Prefect state URL: {redact_url(url)!r} (use prefect+http(s)://HOST/api or prefect://)"
+    )
 
 
 def auth_headers(environ: Mapping[str, str]) -> dict[str, str]:
@@ -75,10 +80,10 @@ def auth_headers(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def display_url(api_url: str) -> str:
-    """The URL as plans and errors show it: no user info, ever."""
+    """The URL as plans and errors show it: no user info, ever, and no credential in the query."""
     parsed = httpx.URL(api_url)
     host = parsed.host + (f":{parsed.port}" if parsed.port else "")
-    return f"prefect+{parsed.scheme}://{host}{parsed.raw_path.decode()}".rstrip("/")
+    return redact_url(f"prefect+{parsed.scheme}://{host}{parsed.raw_path.decode()}".rstrip("/"))
 
 
 class PrefectClient:
@@ -147,7 +152,9 @@ class PrefectClient:
             response = call_with_retries(attempt, policy=self._retry)
         except _Transient as last:
             if last.response is None:
-                raise StateError(f"cannot reach the Prefect server at {self.display}: {last.error}") from None
+                raise StateError(
+                    f"cannot reach the Prefect server at {self.display}: {redact_urls(str(last.error))}"
+                ) from None
             response = last.response
         if response.status_code >= 400 and response.status_code not in allowed:
             raise StateError(self._explain(method, path, response, secrets))
@@ -184,6 +191,7 @@ class PrefectClient:
         detail = _detail(response)
         for value in sorted({s for s in secrets if s}, key=len, reverse=True):
             detail = detail.replace(value, "<redacted>")
+        detail = redact_urls(detail)
         text = f"the Prefect server refused {method} {path}: {response.status_code}"
         return f"{text} {detail}" if detail else text
 

@@ -1,8 +1,8 @@
 """Connecting to the SQL state: URL rules, engine settings per dialect, and the error seam.
 
-This is the only place (with the other ``sql_*`` modules) that sees SQLAlchemy or psycopg
+This is the only place (with the other modules of ``state.sql``) that sees SQLAlchemy or psycopg
 exceptions; :func:`db_errors` turns them into :class:`~reconciler.errors.StateError` so that the
-CLI prints one line and never a driver traceback (rule 11).
+CLI prints one line and never a driver traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
 from reconciler.errors import ReconcileError, StateError, UsageError
+from reconciler.infra.redact import redact_url, redact_urls
 
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN (``BEGIN IMMEDIATE``).
 #: Without it a read-then-write transaction can fail with SQLITE_BUSY instead of waiting its turn.
@@ -30,7 +31,7 @@ def normalize_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
-        raise UsageError(f"not a database URL: {_masked(url)!r}") from None
+        raise UsageError(f"not a database URL: {redact_url(url)!r}") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgres", "postgresql"):
         if driver not in ("", "psycopg"):
@@ -43,13 +44,13 @@ def normalize_url(url: str) -> URL:
             raise UsageError("SQLite state needs a file path: sqlite:///PATH (relative) or sqlite:////PATH")
         return parsed.set(drivername="sqlite")
     raise UsageError(
-        f"unsupported state URL {_masked(url)!r}: use sqlite:///PATH or postgresql+psycopg://..."
+        f"unsupported state URL {redact_url(url)!r}: use sqlite:///PATH or postgresql+psycopg://..."
     )
 
 
 def display_url(url: str) -> str:
-    """The URL as plans and messages show it: as the user wrote it, with any password masked."""
-    return _masked(url)
+    """The URL as plans and messages show it: as the user wrote it, credentials masked (infra.redact)."""
+    return redact_url(url)
 
 
 def create(url: URL) -> Engine:
@@ -79,11 +80,13 @@ def db_errors(action: str, *, url: str) -> Iterator[None]:
     except ReconcileError:
         raise
     except exc.DBAPIError as err:
-        raise StateError(f"cannot {action} in {url}: {_driver_message(err)}") from err
+        raise StateError(f"cannot {action} in {redact_url(url)}: {_driver_message(err)}") from err
     except exc.SQLAlchemyError as err:
-        raise StateError(f"cannot {action} in {url}: {type(err).__name__}") from err
+        raise StateError(f"cannot {action} in {redact_url(url)}: {type(err).__name__}") from err
     except OSError as err:
-        raise StateError(f"cannot {action} in {url}: {err.strerror or err}") from err
+        raise StateError(
+            f"cannot {action} in {redact_url(url)}: {redact_urls(str(err.strerror or err))}"
+        ) from err
     except ImportError:  # the dialect loads its driver lazily on first connect
         raise StateError(f"PostgreSQL state needs the psycopg driver: {POSTGRES_HINT}") from None
 
@@ -123,12 +126,5 @@ def _driver_message(err: exc.DBAPIError) -> str:
     lines = str(original).strip().splitlines()
     first = lines[0].strip() if lines else ""
     first = first[:200]
+    first = redact_urls(first)  # a driver may echo the connection string
     return f"{type(original).__name__}: {first}" if first else type(original).__name__
-
-
-def _masked(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (exc.ArgumentError, ValueError):
-        scheme, sep, rest = url.partition("://")
-        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
