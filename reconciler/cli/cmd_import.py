@@ -90,7 +90,14 @@ def _declared(app: App, text: str | None) -> tuple[set[Address], Any]:
     """The addresses the file declares, and its top-level ``pull`` (what deployments inherit)."""
     if text is None:
         return set(), None
-    desired = app.desired()
+    desired = desired_state.load(  # a file that declares nothing yet is where import starts
+        app.tree,
+        app.file,
+        environ=app.environ,
+        fingerprint_key=secrets.token_bytes(32),
+        project=app.project_override,
+        allow_empty=True,
+    )
     data = yamlfile.parse(text, file=app.file) or {}
     return set(desired.resources), data.get("pull") if isinstance(data, dict) else None
 
@@ -193,6 +200,7 @@ def _load_problems(app: App, text: str) -> list[str]:
             environ=environ,
             fingerprint_key=secrets.token_bytes(32),
             project=app.project_override,
+            allow_empty=True,
         )
     except SpecError as exc:
         return [f"the file does not load yet: {d}" for d in exc.diagnostics]

@@ -1,23 +1,29 @@
 """Checks and canonical bodies for the ``deployments:`` section (part of the loader).
 
 A mixin of the loader's ``_Loader``: entrypoints are read from their syntax tree (never imported),
-pools and their job variables are checked, ``run_on`` rules are collected.
+pools and their job variables are checked, ``run_on`` rules are collected. Every check of an entry
+runs even when another one failed (a missing flow file hides nothing), and entries that ``prefect
+deploy --all`` would skip (no name, or no entrypoint, as ``prefect init`` leaves them) are skipped
+with a warning rather than refused.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler import pooltypes
 from reconciler.desired import canonical, flows, templating
 from reconciler.desired.desired import Reference, RuleKind, RunRule
 from reconciler.desired.models import Deployment
+from reconciler.desired.names import NameKind, problem, show
 from reconciler.desired.source import SourceTree
 from reconciler.desired.yamlfile import Path
 from reconciler.objects import Address, Resource
 
 _DEPLOYMENT_KEYS = frozenset(Deployment.model_fields) | {"sla", "flow_name"}
+_SECTIONS = ("deployments", "work_pools", "blocks")
 
 
 class DeploymentChecks:
@@ -39,6 +45,66 @@ class DeploymentChecks:
         def _text(self, value: Any, path: Path) -> str | None: ...
         def _references(self, value: Any, path: Path, *, has_blocks: bool) -> list[Address]: ...
 
+    # -- the section -------------------------------------------------------------------------------
+
+    def _deployments(
+        self,
+        parsed: list[tuple[int, Deployment]],
+        raw_items: list[Any],
+        *,
+        top_pull: Any,
+        has_pools: bool,
+    ) -> int:
+        """Check every entry; returns how many are deployable (not skipped placeholders).
+
+        An entry the schema or the model refused is still checked for what can be checked on its own
+        (its entrypoint), so one run reports every problem of the file.
+        """
+        models = dict(parsed)
+        deployable = 0
+        for i, raw in enumerate(raw_items):
+            base: Path = ("deployments", i)
+            if _is_placeholder(raw):
+                self._skip(base, raw)
+                continue
+            deployable += 1
+            dep = models.get(i)
+            if dep is not None:
+                self._deployment(i, dep, raw, top_pull=top_pull, has_pools=has_pools)
+            elif isinstance(raw, dict) and isinstance(raw.get("entrypoint"), str):
+                self._flow_of(raw["entrypoint"], base)
+        return deployable
+
+    def _require_declarations(self, data: Mapping[str, Any], *, deployable: int) -> None:
+        """A file must declare something: an empty file is more likely a broken checkout than a wish
+        to delete everything (write ``deployments: []`` to manage an empty project on purpose)."""
+        sections = {key: data.get(key) for key in _SECTIONS if isinstance(data.get(key), list)}
+        if deployable or sections.get("work_pools") or sections.get("blocks"):
+            return
+        if sections.get("deployments"):
+            self.error(
+                ("deployments",),
+                "nothing to deploy: every deployment entry lacks a name or an entrypoint",
+                at_key=True,
+            )
+        elif not sections:
+            self.error(
+                (),
+                "the file declares nothing: add deployments (or work_pools, blocks); "
+                "write `deployments: []` to manage an empty project on purpose",
+            )
+
+    def _skip(self, base: Path, raw: Any) -> None:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name.strip():
+            reason = f"deployment {name!r} has no entrypoint"
+            shown = problem(name, NameKind.DEPLOYMENT)
+            if shown is not None:  # never echo an unsafe name, even in a warning
+                reason = "a deployment entry has no entrypoint"
+        else:
+            reason = "a deployment entry has no name"
+        self.warnings.append((base, f"warning: {reason}: skipped (as `prefect deploy --all` does)"))
+
     # -- deployments -------------------------------------------------------------------------------
 
     def _deployment(
@@ -46,16 +112,8 @@ class DeploymentChecks:
     ) -> None:
         base: Path = ("deployments", i)
         self._warn_unknown_keys(raw, base)
-        if not dep.entrypoint:
-            self.error(base, f"deployment {dep.name!r} has no entrypoint (path/to/file.py:function)")
-            return
-        info = self._inspect(dep.entrypoint)
-        if isinstance(info, flows.EntrypointError):
-            self.error((*base, "entrypoint"), str(info))
-            return
-        address = Address.deployment(info.name, dep.name)
-        if not self._claim(address, base):
-            return
+        assert dep.entrypoint and dep.name
+        info = self._flow_of(dep.entrypoint, base)
         depends: list[Address] = []
         pool_body = None
         if dep.work_pool is not None and dep.work_pool.name:
@@ -63,6 +121,11 @@ class DeploymentChecks:
         schedules, duplicates = canonical.schedules_body(dep.all_schedules())
         for slug in duplicates:
             self.error((*base, "schedules"), f"two schedules have the slug {slug!r}")
+        if info is None:
+            return  # reported; the checks above still ran
+        address = Address.deployment(info.name, dep.name)
+        if not self._claim(address, base):
+            return
         pull = dep.pull if "pull" in raw else top_pull
         body = {
             "flow_name": info.name,
@@ -82,6 +145,18 @@ class DeploymentChecks:
         }
         self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
         self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
+
+    def _flow_of(self, entrypoint: str, base: Path) -> flows.FlowInfo | None:
+        """The flow an entrypoint names, its name checked like any name; None (reported) otherwise."""
+        info = self._inspect(entrypoint)
+        if isinstance(info, flows.EntrypointError):
+            self.error((*base, "entrypoint"), str(info))
+            return None
+        reason = problem(info.name, NameKind.FLOW) if info.name else "flow name may not be empty"
+        if reason is not None:
+            self.error((*base, "entrypoint"), f"{reason} (set in {info.file}:{info.line})")
+            return None
+        return info
 
     def _inspect(self, entrypoint: str) -> flows.FlowInfo | flows.EntrypointError:
         """Each entrypoint is read once per load (thousands of deployments share a few flow files)."""
@@ -117,6 +192,9 @@ class DeploymentChecks:
             as_typed = canonical.coerce(canonical.plain(variables), pool_type.variables)
             for problem in pool_type.validate_job_variables(as_typed, beneath=pool_variables):
                 message = f"deployment {dep.name!r}: {problem.message}"
+                if problem.warning:
+                    self.warnings.append(((*jv_path, *problem.path), f"warning: {message}"))
+                    continue
                 self.error((*jv_path, *problem.path), message, at_key=problem.at_key)
             for name in pool_type.secret_variables & set(variables):
                 variables[name] = self.resolver.resolve_secret_field(
@@ -147,5 +225,16 @@ class DeploymentChecks:
                 hint = difflib.get_close_matches(key, sorted(_DEPLOYMENT_KEYS), n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else ""
                 self.warnings.append(
-                    ((*base, key), f"warning: unknown deployment key {key!r} is ignored{tip}")
+                    ((*base, key), f"warning: unknown deployment key {show(str(key))} is ignored{tip}")
                 )
+
+
+def _is_placeholder(raw: Any) -> bool:
+    """An entry ``prefect deploy --all`` skips or cannot deploy: no name, or no entrypoint."""
+    if not isinstance(raw, dict):
+        return False
+    return not _filled(raw.get("name")) or not _filled(raw.get("entrypoint"))
+
+
+def _filled(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())

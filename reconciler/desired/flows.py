@@ -1,17 +1,30 @@
 """Flow names from entrypoints, read from the source's AST: user code is never imported to plan.
 
 Prefect names a deployment ``FLOW/NAME`` where FLOW is ``@flow(name=...)`` or the function name with
-``_`` turned into ``-``. We find the function in the file's syntax tree, so planning has no side
-effects and works without Prefect or the flow's dependencies installed. Results are cached per file
-(by size and mtime) because thousands of deployments often share a handful of flow files.
+``_`` turned into ``-``. We find the function the way Prefect's ``import_object`` would
+(``prefect/utilities/importtools.py``), but in the file's syntax tree, so planning has no side
+effects and works without Prefect or the flow's dependencies installed:
+
+* ``path/to/file.py:func`` (or ``:Class.method``): a script, by path;
+* ``package.module:func`` and ``package.module.func``: a module, found like Python's import system
+  finds it with the project directory first on ``sys.path`` (a package's ``__init__.py`` before a
+  module file, a directory without ``__init__.py`` as a namespace package), following
+  ``from X import func`` re-exports to the file that defines the function.
+
+Every file is read through the source tree, which refuses paths outside the project. Results are
+cached per file (by content identity) because thousands of deployments share a handful of flow files.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
 
-from reconciler.desired.source import SourceTree
+from reconciler.desired.source import OutsideProject, SourceTree
+
+_MAX_HOPS = 8  # re-exports followed before giving up (and the guard against import cycles)
 
 
 @dataclass(frozen=True)
@@ -23,53 +36,126 @@ class FlowInfo:
     file: str  # relative to the project directory
     docstring: str | None
     is_flow: bool  # decorated with Prefect's @flow
+    line: int = 1  # where the function (or its @flow(name=...)) is written in ``file``
 
 
 class EntrypointError(ValueError):
     """The entrypoint cannot be resolved to a function in a file of the project."""
 
 
-_CACHE: dict[tuple[object, ...] | str, dict[str, FlowInfo] | SyntaxError] = {}
+@dataclass(frozen=True)
+class _Module:
+    """One parsed file: its definitions and its ``from X import name`` re-exports."""
+
+    file: str
+    package: str | None  # the dotted package relative imports start from (None for a script)
+    functions: dict[str, FlowInfo]
+    classes: dict[str, dict[str, FlowInfo]]
+    imports: dict[str, tuple[str, int, str]]  # local name -> (module, level, imported name)
+
+
+_CACHE: dict[tuple[object, ...] | str, _Module | SyntaxError] = {}
+
+_FORMS = "path/to/file.py:function or package.module:function"
 
 
 def inspect_entrypoint(tree: SourceTree, entrypoint: str) -> FlowInfo:
-    """Resolve ``path/file.py:func`` or ``package.module.func`` in the project's source tree."""
-    file, function = _split(tree, entrypoint)
-    functions = _functions_in(tree, file)
-    info = functions.get(function)
-    if info is None:
-        known = ", ".join(sorted(functions)) or "none"
-        raise EntrypointError(f"function {function!r} not found in {file} (top-level functions: {known})")
-    return info
+    """Resolve an entrypoint in the project's source tree, as ``prefect deploy`` would."""
+    try:
+        module, object_path = _locate(tree, entrypoint)
+        return _find(tree, module, object_path, hops=0)
+    except OutsideProject as exc:
+        raise EntrypointError(f"entrypoint {_short(entrypoint)}: {exc}") from None
 
 
-def _split(tree: SourceTree, entrypoint: str) -> tuple[str, str]:
+def entrypoint_file(tree: SourceTree, entrypoint: str) -> str:
+    """The project file an entrypoint runs (checked inside the project): for launchers."""
+    try:
+        module, _ = _locate(tree, entrypoint)
+    except OutsideProject as exc:
+        raise EntrypointError(f"entrypoint {_short(entrypoint)}: {exc}") from None
+    return module.file
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 120 else text[:117] + "...")
+
+
+# -- where the code is -------------------------------------------------------------------------------
+
+
+def _locate(tree: SourceTree, entrypoint: str) -> tuple[_Module, list[str]]:
+    """The module an entrypoint names and the attribute path inside it (``["Class", "method"]``)."""
+    if ".py:" in entrypoint:
+        file, _, object_path = entrypoint.rpartition(":")
+        return _script(tree, file), _object_path(entrypoint, object_path)
     if ":" in entrypoint:
-        file, _, function = entrypoint.rpartition(":")
-        if not file or not function:
-            raise EntrypointError(f"entrypoint {entrypoint!r} must look like path/to/file.py:function")
-        if not tree.is_file(file):
-            raise EntrypointError(f"entrypoint file {file} does not exist in {tree.root}")
-        return file, function
-    module, _, function = entrypoint.rpartition(".")
-    if not module:
+        module_name, _, object_path = entrypoint.rpartition(":")
+    else:
+        module_name, _, object_path = entrypoint.rpartition(".")
+    if not module_name:
+        raise EntrypointError(f"entrypoint {_short(entrypoint)} must look like {_FORMS}")
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise EntrypointError(f"entrypoint {_short(entrypoint)} must look like {_FORMS}")
+    return _module(tree, module_name, entrypoint), _object_path(entrypoint, object_path)
+
+
+def _object_path(entrypoint: str, object_path: str) -> list[str]:
+    parts = object_path.split(".")
+    if not all(part.isidentifier() for part in parts) or len(parts) > 2:
         raise EntrypointError(
-            f"entrypoint {entrypoint!r} must be path/file.py:function or package.module.function"
+            f"entrypoint {_short(entrypoint)} must end with :function or :Class.method after the file or module"
         )
-    base = module.replace(".", "/")
-    for candidate in (f"{base}.py", f"{base}/__init__.py"):
-        if tree.is_file(candidate):
-            return candidate, function
-    raise EntrypointError(f"entrypoint module {module} not found under {tree.root}")
+    return parts
 
 
-def _functions_in(tree: SourceTree, file: str) -> dict[str, FlowInfo]:
+def _script(tree: SourceTree, file: str) -> _Module:
+    if PurePosixPath(file).is_absolute() or PureWindowsPath(file).is_absolute():
+        raise EntrypointError(f"entrypoint file {file} must be a path relative to the project directory")
+    if not tree.is_file(file):
+        raise EntrypointError(f"entrypoint file {file} does not exist in the project")
+    return _parse(tree, file, package=None)
+
+
+def _module(tree: SourceTree, module_name: str, entrypoint: str) -> _Module:
+    """Python's path-based finder, one package level at a time, from the project directory."""
+    found = _module_source(tree, module_name)
+    if found is None:
+        looked = module_name.replace(".", "/")
+        raise EntrypointError(
+            f"entrypoint {_short(entrypoint)}: module {module_name} is not in the project "
+            f"(looked for {looked}.py and {looked}/__init__.py); flows are read from the project's files only"
+        )
+    file, package = found
+    return _parse(tree, file, package=package)
+
+
+def _module_source(tree: SourceTree, module_name: str) -> tuple[str, str] | None:
+    """``(file, package)`` of a dotted module, or None when the import system would not find it here."""
+    parts = module_name.split(".")
+    base = ""
+    for i, part in enumerate(parts):
+        here = f"{base}{part}"
+        last = i == len(parts) - 1
+        if tree.is_file(f"{here}/__init__.py"):  # a regular package wins over a module file
+            if last:
+                return f"{here}/__init__.py", module_name
+        elif tree.is_file(f"{here}.py"):
+            if last:
+                return f"{here}.py", module_name.rpartition(".")[0]
+            return None  # a plain module is not a package: ``here.x`` cannot be imported
+        elif last:
+            return None  # nothing, or a namespace package (no source, no functions)
+        base = f"{here}/"
+    return None
+
+
+def _parse(tree: SourceTree, file: str, *, package: str | None) -> _Module:
     key = tree.cache_key(file)
     cached = _CACHE.get(key)
     if cached is None:
         try:
-            module = ast.parse(tree.read_text(file), filename=file)
-            cached = _index_functions(module, file)
+            cached = _index(ast.parse(tree.read_text(file), filename=file), file, package)
         except SyntaxError as exc:
             cached = exc
         _CACHE[key] = cached
@@ -78,23 +164,101 @@ def _functions_in(tree: SourceTree, file: str) -> dict[str, FlowInfo]:
     return cached
 
 
-def _index_functions(tree: ast.Module, file: str) -> dict[str, FlowInfo]:
-    found: dict[str, FlowInfo] = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            flow_name, is_flow = _flow_decoration(node)
-            found[node.name] = FlowInfo(
-                name=flow_name or node.name.replace("_", "-"),
-                function=node.name,
-                file=file,
-                docstring=ast.get_docstring(node),
-                is_flow=is_flow,
-            )
-    return found
+# -- what the code defines ---------------------------------------------------------------------------
 
 
-def _flow_decoration(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str | None, bool]:
-    """``(name given to @flow, whether it is a flow)`` for ``@flow``, ``@flow(...)``, ``@prefect.flow``."""
+def _find(tree: SourceTree, module: _Module, object_path: list[str], *, hops: int) -> FlowInfo:
+    head = object_path[0]
+    if len(object_path) == 1 and head in module.functions:
+        return module.functions[head]
+    if len(object_path) == 2 and head in module.classes:
+        method = module.classes[head].get(object_path[1])
+        if method is not None:
+            return method
+        raise EntrypointError(f"method {object_path[1]!r} not found in class {head} of {module.file}")
+    if head in module.imports and hops < _MAX_HOPS:
+        imported_from, level, imported = module.imports[head]
+        source = _imported_module(tree, module, imported_from, level)
+        if source is not None:
+            return _find(tree, source, [imported, *object_path[1:]], hops=hops + 1)
+    known = ", ".join(sorted(module.functions)) or "none"
+    what = "function" if len(object_path) == 1 else "class"
+    raise EntrypointError(f"{what} {head!r} not found in {module.file} (top-level functions: {known})")
+
+
+def _imported_module(tree: SourceTree, module: _Module, name: str, level: int) -> _Module | None:
+    """The project module a ``from NAME import ...`` refers to, or None (outside the project)."""
+    if level:
+        if module.package is None:
+            return None  # a script has no package: Prefect's import fails there too
+        anchor = module.package.split(".") if module.package else []
+        if level - 1 > len(anchor):
+            return None
+        anchor = anchor[: len(anchor) - (level - 1)]
+        name = ".".join([*anchor, *([name] if name else [])])
+    candidates = [name] if name else []
+    if module.package is None and name:
+        # a script runs with its own directory first on sys.path (prefect's load_script_as_module)
+        parent = str(PurePosixPath(module.file).parent)
+        if parent not in ("", "."):
+            candidates.insert(0, f"{parent.replace('/', '.')}.{name}")
+    for candidate in candidates:
+        if not all(part.isidentifier() for part in candidate.split(".")):
+            continue
+        found = _module_source(tree, candidate)
+        if found is not None:
+            return _parse(tree, found[0], package=found[1])
+    return None
+
+
+def _index(node: ast.Module, file: str, package: str | None) -> _Module:
+    functions: dict[str, FlowInfo] = {}
+    classes: dict[str, dict[str, FlowInfo]] = {}
+    imports: dict[str, tuple[str, int, str]] = {}
+    for stmt in _module_level(node.body):
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            functions[stmt.name] = _info(stmt, file)
+        elif isinstance(stmt, ast.ClassDef):
+            classes[stmt.name] = {
+                item.name: _info(item, file)
+                for item in stmt.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+        elif isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:
+                if alias.name != "*":
+                    imports[alias.asname or alias.name] = (stmt.module or "", stmt.level, alias.name)
+    return _Module(file, package, functions, classes, imports)
+
+
+def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements that run at import time: the body, and the branches of top-level if/try/with."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, ast.If):
+            yield from _module_level(stmt.body)
+            yield from _module_level(stmt.orelse)
+        elif isinstance(stmt, ast.Try | ast.TryStar):
+            for block in (stmt.body, stmt.orelse, stmt.finalbody, *(h.body for h in stmt.handlers)):
+                yield from _module_level(block)
+        elif isinstance(stmt, ast.With | ast.AsyncWith):
+            yield from _module_level(stmt.body)
+
+
+def _info(node: ast.FunctionDef | ast.AsyncFunctionDef, file: str) -> FlowInfo:
+    flow_name, is_flow, line = _flow_decoration(node)
+    return FlowInfo(
+        name=flow_name if flow_name is not None else node.name.replace("_", "-"),
+        function=node.name,
+        file=file,
+        docstring=ast.get_docstring(node),
+        is_flow=is_flow,
+        line=line,
+    )
+
+
+def _flow_decoration(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str | None, bool, int]:
+    """``(name given to @flow, whether it is a flow, line)`` for ``@flow``, ``@flow(...)``, ``@prefect.flow``."""
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
         if _dotted_name(target) in {"flow", "prefect.flow"}:
@@ -102,9 +266,9 @@ def _flow_decoration(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str 
             for keyword in keywords:
                 value = keyword.value
                 if keyword.arg == "name" and isinstance(value, ast.Constant) and isinstance(value.value, str):
-                    return value.value, True
-            return None, True
-    return None, False
+                    return value.value, True, value.lineno
+            return None, True, node.lineno
+    return None, False, node.lineno
 
 
 def _dotted_name(node: ast.expr) -> str:

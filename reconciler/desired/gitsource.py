@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.desired.source import GitInfo
+from reconciler.desired.source import GitInfo, OutsideProject, confine_posix
 from reconciler.errors import ReconcileError
 
 if TYPE_CHECKING:
@@ -271,15 +271,13 @@ class GitTree:
             raise FileNotFoundError(relpath)
         return f"git:{blob.hexsha}:{self._path(relpath)}"
 
-    def _path(self, relpath: str) -> str | None:
-        if posixpath.isabs(relpath):
-            return None
-        path = posixpath.normpath(posixpath.join(self.prefix, relpath.replace(os.sep, "/")))
-        return None if path == ".." or path.startswith("../") else path
+    def _path(self, relpath: str) -> str:
+        """The repository path of ``relpath``; OutsideProject when it leaves the repository."""
+        return confine_posix(self.prefix, relpath)
 
     def _blob(self, relpath: str) -> Any:
         """The blob at ``relpath`` (following in-repository symlinks), or None."""
-        path = self._path(relpath)
+        path: str | None = self._path(relpath)
         with _git_errors(f"cannot read {relpath} at {self.git.commit[:12]}"):
             for _ in range(_MAX_LINKS):
                 if path is None or path == ".":
@@ -293,8 +291,12 @@ class GitTree:
                 if obj.mode != _SYMLINK_MODE:
                     return obj
                 target = bytes(obj.data_stream.read()).decode("utf-8", "replace")
-                path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-                path = None if path.startswith("../") or posixpath.isabs(path) else path
+                try:
+                    path = confine_posix(posixpath.dirname(path), target)
+                except OutsideProject:
+                    raise OutsideProject(
+                        f"{relpath} is a symbolic link that leads outside the project's Git work tree"
+                    ) from None
         return None
 
 

@@ -38,16 +38,20 @@ def load(
     environ: Mapping[str, str],
     fingerprint_key: bytes | Callable[[str], bytes],
     project: str | None = None,
+    allow_empty: bool = False,
 ) -> Desired:
     """The desired state of the project in ``tree``; raises SpecError listing every problem.
 
     ``fingerprint_key`` is the store's HMAC key, or a function of the project name that gives it
     (called only if the file has a secret, so validating a file never needs the store).
+    ``allow_empty`` accepts a file that declares nothing (``import`` starts from one).
     """
     text = _read(tree, file)
     with _gc_paused():
         data = parse(text, file=file)
-        return _Loader(tree, file, text, environ, fingerprint_key).run(data, project)
+        loader = _Loader(tree, file, text, environ, fingerprint_key)
+        loader.allow_empty = allow_empty
+        return loader.run(data, project)
 
 
 @contextlib.contextmanager
@@ -119,6 +123,7 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         self.rules: dict[Address, tuple[RunRule, ...]] = {}
         self.references: list[Reference] = []
         self.pool_types: dict[str, pooltypes.PoolType] = {}
+        self.allow_empty = False
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
         self.problems.append((path, message, at_key))
@@ -141,9 +146,10 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         for i, pool in pools:
             self._pool(i, pool, has_blocks=has_blocks)
         top_pull = data.get("pull") if "pull" in data else None
-        raw_deployments = data.get("deployments") or []
-        for i, deployment in deployments:
-            self._deployment(i, deployment, raw_deployments[i], top_pull=top_pull, has_pools=has_pools)
+        raw_deployments = data.get("deployments") if isinstance(data.get("deployments"), list) else []
+        deployable = self._deployments(deployments, raw_deployments, top_pull=top_pull, has_pools=has_pools)
+        if not self.allow_empty:
+            self._require_declarations(data, deployable=deployable)
         for problem in self.resolver.problems:
             self.error(problem.path, problem.message)
         if self.problems:

@@ -17,7 +17,23 @@ from croniter import croniter
 from dateutil.rrule import rrulestr
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from reconciler.desired.names import NameKind, problem
+
 _DURATION = TypeAdapter(timedelta)
+
+
+def _checked_name(value: str | None, kind: NameKind, *, declared: bool = True) -> str | None:
+    """Prefect's rules for names plus ours (see ``names``); None passes (optional names)."""
+    if value is not None:
+        reason = problem(value, kind, declared=declared)
+        if reason is not None:
+            raise ValueError(reason)
+    return value
+
+
+def _is_empty_stanza(value: Any) -> bool:
+    """``{}``: what ``prefect init`` writes for "no schedule" (Prefect's ``Dict[None, None]`` form)."""
+    return isinstance(value, dict) and not value
 
 
 @functools.lru_cache(maxsize=4096)
@@ -56,6 +72,11 @@ class Schedule(_Ours):
     replaces: str | None = None
     max_active_runs: int | None = None
     catchup: bool | None = None
+
+    @field_validator("slug", "replaces")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        return _checked_name(value, NameKind.SLUG)
 
     @field_validator("cron")
     @classmethod
@@ -118,6 +139,16 @@ class WorkPoolRef(_Prefects):
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _pool_name(cls, value: str | None) -> str | None:
+        return _checked_name(value, NameKind.WORK_POOL, declared=False)
+
+    @field_validator("work_queue_name")
+    @classmethod
+    def _queue_name(cls, value: str | None) -> str | None:
+        return _checked_name(value, NameKind.WORK_QUEUE)
+
 
 class ConcurrencyOptions(_Prefects):
     limit: int = Field(ge=0)
@@ -150,9 +181,13 @@ class RunOn(_Ours):
 
 
 class Deployment(_Prefects):
-    """One item of ``deployments`` (Prefect's DeploymentConfig, plus our ``run_on``)."""
+    """One item of ``deployments`` (Prefect's DeploymentConfig, plus our ``run_on``).
 
-    name: str
+    ``name`` and ``entrypoint`` may be empty, as in the entry ``prefect init`` writes: the loader
+    skips such a placeholder with a warning, as ``prefect deploy --all`` skips unnamed entries.
+    """
+
+    name: str | None = None
     entrypoint: str | None = None
     flow_name: str | None = None
     version: str | int | float | None = None
@@ -174,10 +209,21 @@ class Deployment(_Prefects):
 
     @field_validator("name")
     @classmethod
-    def _name_chars(cls, value: str) -> str:
-        bad = sorted(set(value) & set("/%&><"))
-        if bad:
-            raise ValueError(f"deployment name {value!r} may not contain {' '.join(bad)}")
+    def _name_chars(cls, value: str | None) -> str | None:
+        return _checked_name(value, NameKind.DEPLOYMENT)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _empty_schedule(cls, value: Any) -> Any:
+        """``schedule: {}`` (what ``prefect init`` writes) means no schedule, as in Prefect."""
+        return None if _is_empty_stanza(value) else value
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _empty_schedule_items(cls, value: Any) -> Any:
+        """An empty item of ``schedules`` schedules nothing; it is dropped rather than refused."""
+        if isinstance(value, list):
+            return [item for item in value if not _is_empty_stanza(item)]
         return value
 
     @model_validator(mode="after")
@@ -208,12 +254,9 @@ class WorkPool(_Ours):
     @field_validator("name")
     @classmethod
     def _pool_name(cls, value: str) -> str:
-        if value.lower().startswith("prefect"):
-            raise ValueError("work pool names may not start with 'prefect' (Prefect reserves them)")
-        bad = sorted(set(value) & set("/%&><"))
-        if bad:
-            raise ValueError(f"work pool name {value!r} may not contain {' '.join(bad)}")
-        return value
+        checked = _checked_name(value, NameKind.WORK_POOL)
+        assert checked is not None
+        return checked
 
     @field_validator("base_job_template")
     @classmethod
@@ -230,6 +273,13 @@ class Block(_Ours):
     name: str
     data: dict[str, Any]
 
+    @field_validator("name")
+    @classmethod
+    def _block_name(cls, value: str) -> str:
+        checked = _checked_name(value, NameKind.BLOCK)
+        assert checked is not None
+        return checked
+
 
 class ProjectFile(_Prefects):
     """The top level of the file. Sections are validated item by item by the loader."""
@@ -240,3 +290,8 @@ class ProjectFile(_Prefects):
     push: Any = None
     pull: Any = None
     definitions: Any = None
+
+    @field_validator("name")
+    @classmethod
+    def _project_name(cls, value: str | None) -> str | None:
+        return _checked_name(value, NameKind.PROJECT)

@@ -89,8 +89,15 @@ def _problems(error: Any) -> Iterator[SchemaProblem]:
         options = ", ".join(json.dumps(o) for o in kind.options)
         yield SchemaProblem(path, f"{where}: must be one of {options}")
         return
-    if name == "Pattern":
-        yield SchemaProblem(path, f"{where}: does not match the pattern {kind.pattern}")
+    if name == "Pattern":  # never the raw regex: the schema's own words for the rule
+        node = _schema_at(list(error.schema_path)[:-1])
+        rule = node.get("patternErrorMessage") if isinstance(node, dict) else None
+        yield SchemaProblem(path, f"{where}: {rule or 'is not in the expected form'}")
+        return
+    if name == "Not":
+        node = _schema_at(list(error.schema_path))
+        rule = node.get("description") if isinstance(node, dict) else None
+        yield SchemaProblem(path, f"{where}: not allowed" + (f" ({str(rule).rstrip('.')})" if rule else ""))
         return
     if name in ("Minimum", "Maximum", "ExclusiveMinimum", "ExclusiveMaximum"):
         yield SchemaProblem(path, f"{where}: must be {_bound_words[name]} {kind.limit}")

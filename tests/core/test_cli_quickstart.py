@@ -183,7 +183,7 @@ def _addresses(project: Path) -> list[str]:
 
 def test_empty_file_is_refused_unless_allowed(quickstart: Path) -> None:
     run_cli("-C", str(quickstart), "apply", "--yes")
-    (quickstart / "prefect.yaml").write_text("name: quickstart\n")
+    (quickstart / "prefect.yaml").write_text("name: quickstart\ndeployments: []\n")
     refused = run_cli("-C", str(quickstart), "apply", "--yes", "--prune")
     assert refused.returncode == 1 and "--allow-empty" in refused.stderr
     assert len(json.loads(run_cli("-C", str(quickstart), "state", "list", "--json").stdout)["objects"]) == 3

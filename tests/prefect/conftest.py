@@ -108,6 +108,6 @@ def destroy(
     """Delete everything the project manages (an empty file, applied with --prune --allow-empty)."""
     empty = project_dir / ".empty"
     empty.mkdir(exist_ok=True)
-    (empty / "prefect.yaml").write_text(f"name: {project}\n", encoding="utf-8")
+    (empty / "prefect.yaml").write_text(f"name: {project}\ndeployments: []\n", encoding="utf-8")
     result = cli(server, empty, "apply", "--yes", "--prune", "--allow-empty", env=env)
     assert result.returncode == 0, result.stderr

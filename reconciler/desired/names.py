@@ -1,0 +1,84 @@
+"""The rules every name in the file follows: Prefect's own, plus no character that can fake output.
+
+Prefect refuses ``/ % & > <`` in flow, deployment, work pool and work queue names
+(``prefect.types.names.BANNED_CHARACTERS``), block document names that are not lowercase letters,
+digits and dashes, and pool names starting with ``prefect``. We add one rule for every name that
+reaches a plan, a log or a pull-request comment: no control character (C0, DEL, C1), no line or
+paragraph separator and no bidirectional override, because a newline in a deployment name can fake a
+``Plan: 0 to create`` line and a right-to-left override can make one name look like another.
+
+Messages never print a refused character raw: :func:`show` escapes it as ``\\uXXXX``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import StrEnum
+
+# prefect.types.names.BANNED_CHARACTERS (Prefect 3.9.1)
+BANNED_CHARACTERS = "/%&><"
+
+# Bidirectional formatting characters (Unicode "Trojan Source", CVE-2021-42574).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+_BLOCK_NAME = re.compile(r"[a-z0-9-]+")
+
+
+class NameKind(StrEnum):
+    """Which object a name belongs to (the rules differ slightly)."""
+
+    FLOW = "flow name"
+    DEPLOYMENT = "deployment name"
+    WORK_POOL = "work pool name"
+    WORK_QUEUE = "work queue name"
+    BLOCK = "block name"
+    SLUG = "schedule slug"
+    PROJECT = "project name"
+
+
+def is_unsafe_char(char: str) -> bool:
+    """A character no name may hold: controls, line/paragraph separators, surrogates, bidi overrides."""
+    return char in _BIDI or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+
+
+def show(value: str) -> str:
+    """``value`` quoted for a message, every unsafe character escaped (never printed raw)."""
+    escaped = "".join(f"\\u{ord(c):04x}" if is_unsafe_char(c) else c for c in value)
+    return "'" + escaped.replace("'", "\\'") + "'"
+
+
+def problem(value: str, kind: NameKind, *, declared: bool = True) -> str | None:
+    """Why ``value`` is not a valid name of ``kind``, or None when it is.
+
+    ``declared=False`` checks a reference to an object made elsewhere: the rules for creating one
+    (a pool name's reserved ``prefect`` prefix) do not apply. Empty names are the caller's business
+    (an unnamed deployment entry is skipped, not refused).
+    """
+    unsafe = sorted({c for c in value if is_unsafe_char(c)})
+    if unsafe:
+        what = ", ".join(_describe(c) for c in unsafe)
+        return f"{kind.value} {show(value)} may not contain {what}"
+    if kind is NameKind.PROJECT:
+        return None
+    if kind is NameKind.BLOCK:
+        if not _BLOCK_NAME.fullmatch(value):
+            return f"{kind.value} {show(value)} may only contain lowercase letters, digits and dashes"
+        return None
+    banned = sorted(set(value) & set(BANNED_CHARACTERS))
+    if banned:
+        return f"{kind.value} {show(value)} may not contain {' '.join(banned)}"
+    if kind is NameKind.WORK_POOL and declared:
+        if not value.strip("' \""):
+            return "work pool name may not be empty"
+        if value.lower().startswith("prefect"):
+            return "work pool names may not start with 'prefect' (Prefect reserves them)"
+    return None
+
+
+def _describe(char: str) -> str:
+    if char == "\n":
+        return "a newline"
+    name = unicodedata.name(char, "")
+    label = f" ({name.lower()})" if name else ""
+    return f"the control character U+{ord(char):04X}{label}"
