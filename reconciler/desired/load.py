@@ -24,7 +24,7 @@ from reconciler.desired.desired import Desired, Reference, RunRule, SourceInfo
 from reconciler.desired.marks import Marks
 from reconciler.desired.models import Block, Deployment, ProjectFile, WorkPool
 from reconciler.desired.source import SourceTree
-from reconciler.desired.yamlfile import Path, format_path, parse
+from reconciler.desired.yamlfile import Path, format_path, key_as_written, non_string_keys, parse
 from reconciler.errors import Diagnostic, SpecError
 from reconciler.objects import SECRET_KEY, Address, Resource
 
@@ -94,6 +94,10 @@ def _read(tree: SourceTree, file: str) -> str:
         raise SpecError([Diagnostic(file, 1, 1, f"no such file: {FsPath(tree.root) / file}")]) from None
     except UnicodeDecodeError as exc:
         raise SpecError([Diagnostic(file, 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
+    except IsADirectoryError:
+        raise SpecError([Diagnostic(file, 1, 1, "is a directory, not a prefect.yaml file")]) from None
+    except OSError as exc:
+        raise SpecError([Diagnostic(file, 1, 1, f"cannot read the file: {exc.strerror or exc}")]) from None
 
 
 class _Loader(PoolAndBlockChecks, DeploymentChecks):
@@ -133,6 +137,15 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
             data = {}
         if not isinstance(data, dict):
             self.error((), "the file must be a mapping of top-level keys (deployments:, work_pools:, ...)")
+            self._raise()
+        for path, key in non_string_keys(data):
+            where = format_path(path) or "the file"
+            self.error(
+                (*path, key_as_written(self.marks.text, path, key) or str(key)),
+                f"{where}: the key {key!r} is not a string (YAML reads it as {type(key).__name__}): quote it",
+                at_key=True,
+            )
+        if self.problems:  # nothing below can read a mapping with such keys
             self._raise()
         bad_items = self._schema(data)
         self._model(ProjectFile, {k: v for k, v in data.items() if not isinstance(v, list)}, (), bad_items)
