@@ -33,15 +33,16 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 _UTC = timezone.utc  # noqa: UP017 - datetime.UTC is Python 3.11+; images may have an older Python
 
 
 def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
-    """Import ``path/file.py:func`` (relative to the working directory) or ``pkg.module.func``."""
-    if ":" in entrypoint:
-        file, _, name = entrypoint.rpartition(":")
+    """Import an entrypoint as Prefect's ``import_object`` does: ``path/file.py:func`` (relative to the
+    working directory), ``pkg.module:func`` or ``pkg.module.func``; ``:Class.method`` is followed too."""
+    if ".py:" in entrypoint:
+        file, _, object_path = entrypoint.rpartition(":")
         path = Path(file).resolve()
         sys.path.insert(0, str(path.parent))
         spec = importlib.util.spec_from_file_location(f"__reconcile_flow__.{path.stem}", path)
@@ -51,10 +52,14 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
     else:
-        module_name, _, name = entrypoint.rpartition(".")
+        separator = ":" if ":" in entrypoint else "."
+        module_name, _, object_path = entrypoint.rpartition(separator)
         sys.path.insert(0, os.getcwd())
         module = importlib.import_module(module_name)
-    return getattr(module, name)
+    target: Any = module
+    for part in object_path.split("."):
+        target = getattr(target, part)
+    return cast(Callable[..., Any], target)
 
 
 def run_pull_steps(steps: list[dict[str, Any]]) -> None:

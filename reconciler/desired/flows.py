@@ -18,11 +18,13 @@ cached per file (by content identity) because thousands of deployments share a h
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
-from reconciler.desired.source import OutsideProject, SourceTree
+from reconciler.desired.source import OutsideProject, SourceTree, WorkingTree, boundary_of, confine
 
 _MAX_HOPS = 8  # re-exports followed before giving up (and the guard against import cycles)
 
@@ -64,17 +66,53 @@ def inspect_entrypoint(tree: SourceTree, entrypoint: str) -> FlowInfo:
     try:
         module, object_path = _locate(tree, entrypoint)
         return _find(tree, module, object_path, hops=0)
-    except OutsideProject as exc:
-        raise EntrypointError(f"entrypoint {_short(entrypoint)}: {exc}") from None
+    except OutsideProject as exc:  # the path only: nothing from beyond it, nor what it names there
+        raise EntrypointError(f"entrypoint file {exc}") from None
 
 
 def entrypoint_file(tree: SourceTree, entrypoint: str) -> str:
     """The project file an entrypoint runs (checked inside the project): for launchers."""
     try:
         module, _ = _locate(tree, entrypoint)
-    except OutsideProject as exc:
-        raise EntrypointError(f"entrypoint {_short(entrypoint)}: {exc}") from None
+    except OutsideProject as exc:  # the path only: nothing from beyond it, nor what it names there
+        raise EntrypointError(f"entrypoint file {exc}") from None
     return module.file
+
+
+def check_runnable(
+    project_dir: Path, entrypoint: str, *, working_dir: str | None, pull_steps: list[Any] | None, local: bool
+) -> None:
+    """Refuse (EntrypointError) to run an entrypoint whose code lies outside the project.
+
+    A stored deployment may come from anywhere (another tool, an edited store), so the launcher checks
+    again what ``validate`` checked. A local run resolves the file on this disk from the directory it
+    will run in (``working_dir``, then any ``set_working_directory`` pull step); code that another
+    pull step brings (``git_clone``) and code inside a container image cannot be seen from here, so
+    only the form is checked there: never an absolute path.
+    """
+    path, _, _ = entrypoint.rpartition(":") if ".py:" in entrypoint else ("", "", "")
+    if path and (PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()):
+        raise EntrypointError(
+            f"entrypoint file {path} is an absolute path: it must be relative to the project"
+        )
+    if not local:
+        return
+    boundary = boundary_of(project_dir)
+    directories = [working_dir] if working_dir else []
+    for step in pull_steps or []:
+        function, inputs = next(
+            ((k, v) for k, v in dict(step).items() if k not in ("id", "requires")), ("", None)
+        )
+        if not str(function).endswith("set_working_directory"):
+            return  # the code comes from elsewhere (a clone, a bucket): nothing on this disk to check
+        directories.append(str((inputs or {}).get("directory") or "."))
+    directory = Path(project_dir)
+    for target in directories:
+        try:
+            directory = confine(directory, os.path.expandvars(target), boundary=boundary)
+        except OutsideProject as exc:
+            raise EntrypointError(f"the run's working directory {exc}") from None
+    entrypoint_file(WorkingTree(directory, within=boundary), entrypoint)
 
 
 def _short(text: str) -> str:

@@ -96,11 +96,12 @@ class WorkingTree:
 
     root: Path
     git: GitInfo | None = None
+    within: Path | None = None  # the boundary when it is not root's own (a run's working directory)
 
     @cached_property
     def boundary(self) -> Path:
         """What every read must stay inside (computed once per tree)."""
-        return boundary_of(self.root)
+        return Path(self.within).resolve() if self.within is not None else boundary_of(self.root)
 
     def path(self, relpath: str) -> Path:
         """The file on disk, symlinks followed; OutsideProject when it leaves the project's tree."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import pooltypes
+from reconciler.desired import flows
 from reconciler.desired.templating import BLOCK_REFERENCE
 from reconciler.errors import LaunchError
 from reconciler.launch import blockrefs, bootstrap
@@ -114,6 +115,16 @@ def build_job(
     configuration = _inline_blocks(configuration, live)
     configuration = _resolve(configuration, environ, what=f"work pool {pool.address.name}")
     body = deployment.body
+    try:  # never run code from outside the project, whatever the store says
+        flows.check_runnable(
+            project_dir,
+            str(body["entrypoint"]),
+            working_dir=str(configuration["working_dir"]) if configuration.get("working_dir") else None,
+            pull_steps=body.get("pull_steps"),
+            local=_pool_type(pool).launcher == "process",
+        )
+    except flows.EntrypointError as exc:
+        raise LaunchError(f"refusing to run {run.deployment}: {exc}") from None
     job_env = {k: str(v) for k, v in (configuration.get("env") or {}).items() if v is not None}
     contract = {
         ENV_RUN_ID: run.id,
