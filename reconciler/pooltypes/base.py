@@ -154,8 +154,8 @@ class PoolType:
                 k: DEFERRED if is_placeholder(v) else strip_placeholders(v) for k, v in merged.items()
             }
             problems.extend(self.platform_check(concrete_merged))
-            if beneath is not None:
-                problems.extend(self.merged_check(concrete_merged))
+            if beneath is not None:  # a deployment: its pool's template defaults lie beneath too
+                problems.extend(self.merged_check({**self.defaults(), **concrete_merged}))
         return problems
 
     def render(

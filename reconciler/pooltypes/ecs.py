@@ -13,6 +13,7 @@ The job configuration holds the worker settings at top level and two AWS request
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -251,6 +252,40 @@ def _on_fargate(values: Mapping[str, Any]) -> bool:
     return values.get("launch_type", "FARGATE") in FARGATE_LAUNCH_TYPES
 
 
+# ECS's rule for a task definition family (RegisterTaskDefinition, ``family``).
+FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+# In prefect-aws's ECS worker template (3.9.1's included) but not in the push pool's: accepted.
+DEPRECATED_VARIABLES: Mapping[str, str] = {
+    "task_start_timeout_seconds": "still honoured: a task not started within this many seconds is stopped "
+    "and its run CRASHED",
+    "task_watch_poll_interval": "ignored: the launcher polls on its own schedule",
+    "stream_output": "ignored: `reconcile run --wait` streams the task's CloudWatch log, `reconcile logs` "
+    "reads it",
+}
+
+
+def check_ecs(values: Mapping[str, Any]) -> list[VariableProblem]:
+    """Fargate's cpu/memory pairs and ECS's family name rule, both refused by ECS only at the run."""
+    problems = check_fargate(values)
+    family = values.get("family")
+    if isinstance(family, str) and not FAMILY.fullmatch(family):
+        message = f"family {family!r} is not a valid ECS family: up to 255 letters, numbers, underscores and hyphens"
+        problems.append(VariableProblem(("family",), message))
+    return problems
+
+
+def check_logs_role(values: Mapping[str, Any]) -> list[VariableProblem]:
+    """``configure_cloudwatch_logs`` needs an execution role: the awslogs driver writes as that role,
+    and ECS refuses to register the definition without one (prefect-aws refuses it too)."""
+    if values.get("configure_cloudwatch_logs") is not True:
+        return []
+    if values.get("execution_role_arn") is not None or values.get("task_definition_arn") is not None:
+        return []
+    message = "configure_cloudwatch_logs needs execution_role_arn (the role ECS writes the logs as)"
+    return [VariableProblem(("configure_cloudwatch_logs",), message)]
+
+
 POOL_TYPE = PoolType(
     slug="ecs:push",
     launcher="ecs",
@@ -258,5 +293,7 @@ POOL_TYPE = PoolType(
     variables=_VARIABLES,
     job_configuration=_JOB_CONFIGURATION,
     block_variables={"aws_credentials": blocks.AWS_CREDENTIALS.slug},
-    platform_check=check_fargate,
+    platform_check=check_ecs,
+    merged_check=check_logs_role,
+    deprecated_variables=DEPRECATED_VARIABLES,
 )

@@ -447,6 +447,7 @@ work_pools:
       cluster: {cluster}
       image: ghcr.io/acme/flows:1
       configure_cloudwatch_logs: true
+      execution_role_arn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
       cpu: 512
       memory: 1024
 deployments:

@@ -15,6 +15,7 @@ Everything follows the prefect-aws ECS worker so a pool's variables mean the sam
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,8 @@ CANCEL_REASON = "cancelled by reconcile"
 PREFECT_COMMAND = ("prefect", "flow-run", "execute")
 FARGATE = frozenset({"FARGATE", "FARGATE_SPOT"})
 MAX_FAMILY = 255
+MAX_OVERRIDES = 8192  # characters of RunTask's overrides, JSON included (API_RunTask.html)
+_INFRASTRUCTURE_STOPS = frozenset({"SpotInterruption", "TerminationNotice"})
 FAMILY_RULE = "family must be 1 to 255 letters, numbers, underscores and hyphens"
 
 # What ECS adds to a registered definition (DescribeTaskDefinition) that a RegisterTaskDefinition
@@ -170,7 +173,10 @@ def wanted_task_definition(job: Job, *, region: str | None) -> dict[str, Any]:
     if fargate:  # Fargate needs task-level cpu/memory, the FARGATE compatibility and awsvpc
         body["cpu"], body["memory"] = str(cpu), str(memory)
         compatibilities = [str(c) for c in body.get("requiresCompatibilities") or []]  # a user's are kept
-        body["requiresCompatibilities"] = [*compatibilities, *([] if "FARGATE" in compatibilities else ["FARGATE"])]
+        body["requiresCompatibilities"] = [
+            *compatibilities,
+            *([] if "FARGATE" in compatibilities else ["FARGATE"]),
+        ]
         body.setdefault("networkMode", "awsvpc")
     else:  # EC2/EXTERNAL: cpu/memory at task level only where the user put them (as Prefect does)
         for key in ("cpu", "memory"):
@@ -339,6 +345,7 @@ def run_task_request(
     if config.get("execution_role_arn") and given_task_definition(config):
         task_overrides["executionRoleArn"] = config["execution_role_arn"]
     labels = {str(k): str(v) for k, v in (template.get("tags") or config.get("labels") or {}).items()}
+    check_override_size(task_overrides, pool=job.pool)
     request: dict[str, Any] = {
         "cluster": cluster_of(config),
         "taskDefinition": task_definition,
@@ -403,10 +410,46 @@ def status_of(task: Mapping[str, Any], *, container: str) -> JobStatus:
         )
     if int(code) == 0:
         return JobStatus(RunState.COMPLETED, exit_code=0, started_at=started, ended_at=stopped)
+    killed = _killed(int(code), stop_code, reason, detail)
+    if killed:  # the infrastructure ended the flow, the flow did not fail: Prefect says CRASHED
+        return JobStatus(
+            RunState.CRASHED,
+            exit_code=int(code),
+            message=f"container {container!r} {killed}",
+            started_at=started,
+            ended_at=stopped,
+        )
     message = f"container {container!r} exited with code {code}" + (f": {detail}" if detail else "")
     return JobStatus(
         RunState.FAILED, exit_code=int(code), message=message, started_at=started, ended_at=stopped
     )
+
+
+def _killed(code: int, stop_code: str, reason: str, detail: str) -> str:
+    """Why the task was killed from outside (Spot reclaim, Fargate retirement, OOM, a signal), or ''.
+
+    ECS ``stopCode`` values ``SpotInterruption`` and ``TerminationNotice`` and an ``OutOfMemoryError``
+    container reason are documented in "Amazon ECS stopped task error codes"; a code above 128 is
+    128 + the signal that killed the process (137 = SIGKILL, what the OOM killer sends).
+    """
+    if stop_code in _INFRASTRUCTURE_STOPS:
+        return f"was stopped by ECS ({stop_code}: {reason or detail or 'no reason given'}), exit code {code}"
+    if "OutOfMemory" in detail or "OutOfMemory" in reason:
+        return f"ran out of memory and was killed (exit code {code}: {detail or reason})"
+    if code > 128:
+        return f"was killed by signal {code - 128} (exit code {code}" + (f": {detail})" if detail else ")")
+    return ""
+
+
+def check_override_size(overrides: Mapping[str, Any], *, pool: str) -> None:
+    """RunTask: "A total of 8192 characters are allowed for overrides. This limit includes the JSON
+    formatting characters of the override structure." Checked here so the run fails with the reason."""
+    size = len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False))
+    if size > MAX_OVERRIDES:
+        raise LaunchError(
+            f"work pool {pool}: the run's ECS overrides are {size} characters, over ECS's {MAX_OVERRIDES} "
+            "(RunTask overrides limit): pass fewer or shorter parameters / env values, or set `command`"
+        )
 
 
 def created_at(task: Mapping[str, Any]) -> datetime | None:
