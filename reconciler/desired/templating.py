@@ -30,7 +30,7 @@ _NOT_STEPS = frozenset({"prefect", "ctx", "flow_run", "flow", "deployment"})
 
 
 def is_sensitive_env(name: str) -> bool:
-    """DESIGN §1: any env placeholder named like ``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*``, ``*KEY*``."""
+    """Whether an env placeholder is a secret: its name contains SECRET, TOKEN, PASSWORD or KEY (any case)."""
     return _SENSITIVE_NAME.search(name) is not None
 
 

@@ -46,7 +46,6 @@ class Job:
     env: Mapping[str, str] = field(repr=False)  # contract env vars plus the job's env, resolved
     command: tuple[str, ...]
     log_path: str | None = None
-    pull_steps: tuple[Mapping[str, Any], ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     # job variable -> "TYPE/NAME" of the block it referenced, so errors can name the block
     blocks: Mapping[str, str] = field(default_factory=dict)

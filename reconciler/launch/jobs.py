@@ -155,7 +155,6 @@ def build_job(
         env=env,
         command=command,
         log_path=log_path,
-        pull_steps=tuple(body.get("pull_steps") or ()) or None,
         labels={"reconcile.run-id": run.id, "reconcile.deployment": run.deployment},
         blocks=blocks,
     )

@@ -8,7 +8,6 @@ desired body (``reason`` is for people).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -160,7 +159,3 @@ def apply_order(change: Change) -> tuple[int, int, str]:
     if change.action is Action.DELETE:
         return (1, -rank, str(change.address))
     return (0, rank, str(change.address))
-
-
-def body_of(change: Change) -> Mapping[str, Any] | None:
-    return change.after.body if change.after else None

@@ -1,35 +1,13 @@
 """``reconcile serve``: the push service loop. Due runs are launched, followed to their end, never twice.
 
-Each pass, one step at a time (``run_pass``):
-
-1. read the stored state (runs launch what is *applied*);
-2. follow the runs in flight (``runs.refresh``), so finished ones free their concurrency slots;
-3. find what is due. A store that schedules runs itself (:class:`ScheduledRunsSource`, or
-   :class:`PoolDueRuns` asked pool by pool: a Prefect server, whose scheduler creates the runs) is
-   asked for them. Otherwise serve schedules: for every
-   deployment on a pool it launches, the slots of its active schedules inside the window
-   ``(max(last pass, now - lookback), now]`` (``triggers/schedule.py``) become runs under the slot's
-   idempotency key, so one slot is one run however many serve processes, passes or restarts see it.
-   SCHEDULED runs already in the store that are due join the queue (runs queued by an earlier pass or
-   an earlier serve process, runs a crashed launcher left behind);
-4. launch the queue oldest first (``runs.launch`` claims with an optimistic version check: of two
-   serve processes exactly one submits), within the limits: ``--max-concurrent``, the pool's
-   ``concurrency_limit`` and the deployment's ``concurrency_limit`` (``ENQUEUE``: the run waits for a
-   free slot; ``CANCEL_NEW``: it is CANCELLED with the reason). Paused pools and paused deployments
-   get no new slots and their queued runs wait.
-
-``--lookback`` bounds step 3 only where serve schedules itself: after downtime, slots older than it
-are not launched, so a restart never floods the pools. A store that schedules itself decides what is
-due, and serve launches it as a Prefect worker would. On Prefect Cloud (``api.prefect.cloud``)
-``*:push`` pools are pushed by Cloud itself: serve leaves them alone and says so once.
-
-At start and then every pass, ``runs.recover`` adopts the launches another process interrupted (or
-marks them CRASHED): only runs on pools serve launches, and a PENDING run without infrastructure only
-once it is surely not a launch still in progress in another serve process (``serve_rules.
-recoverable``); runs serve queued keep their place across a restart. SIGTERM/SIGINT end the loop
-after the current pass: runs in flight keep running (they are listed) and the exit code is 0. The
-log is one line per event on stderr (launched, finished, waiting, cancelled, skipped), never a value
-of a secret.
+Each pass (``run_pass``): read the stored state; recover launches another process interrupted
+(``rules.to_recover`` chooses which, ``runs.recover`` acts); follow the runs in flight so finished
+ones free their slots; find what is due (a store that schedules runs itself is asked, else the slots
+of the stored schedules in ``(max(last pass, now - lookback), now]`` become runs under the slot's
+idempotency key: one slot is one run however many serve processes see it); launch the queue oldest
+first within the concurrency limits (``rules.hold``). Every write of a run goes through
+``launch.runs``: the claim decides which of two serve processes submits. What the loop decides is in
+``rules`` (pure functions); the README describes the options and the log.
 """
 
 from __future__ import annotations

@@ -88,25 +88,6 @@ def is_active(body: Mapping[str, Any]) -> bool:
     return bool(active)
 
 
-def due_slots(
-    deployment: str,
-    schedules: Mapping[str, Mapping[str, Any]],
-    *,
-    after: datetime,
-    until: datetime,
-    limit: int = MAX_SLOTS,
-) -> list[Slot]:
-    """Every slot of every active schedule with ``after < at <= until``, by time then slug.
-
-    Raises ScheduleError for the first schedule it cannot evaluate; ``schedule_slots`` evaluates one
-    schedule at a time for callers that want to skip a bad one and go on.
-    """
-    slots: list[Slot] = []
-    for slug, body in schedules.items():
-        slots.extend(schedule_slots(deployment, slug, body, after=after, until=until, limit=limit))
-    return sorted(slots, key=lambda s: (s.at, s.slug))
-
-
 def schedule_slots(
     deployment: str,
     slug: str,

@@ -23,11 +23,13 @@ import pytest
 from reconciler.errors import LockTimeout, StaleVersion, StateError
 from reconciler.objects import Address, Kind, Resource, Secret
 from reconciler.state import LockInfo, RunRecord, RunState, Store
+from reconciler.state.prefect.inventory import Names
 from reconciler.state.prefect.lock import LeasePolicy
 from tests.contract.test_store_contract import (  # the backend-neutral part of the suite
     test_fingerprint_key_is_32_bytes,
     test_history_newest_first_with_limit,
     test_last_commit,
+    test_lineage_is_made_once_and_names_this_store,
     test_lock_released_on_exception,
     test_lock_timeout_names_the_holder,
     test_lock_waits_for_release,
@@ -41,6 +43,7 @@ __all__ = [
     "test_fingerprint_key_is_32_bytes",
     "test_history_newest_first_with_limit",
     "test_last_commit",
+    "test_lineage_is_made_once_and_names_this_store",
     "test_lock_released_on_exception",
     "test_lock_timeout_names_the_holder",
     "test_lock_waits_for_release",
@@ -368,6 +371,41 @@ def test_run_round_trip(store_factory: PrefectFactory, deployment: str, api: htt
     flow_run = api.get(f"flow_runs/{created.id}").json()
     assert flow_run["state_type"] == "SCHEDULED" and flow_run["idempotency_key"] == run.idempotency_key
     assert flow_run["labels"]["prefect-reconciler.reason"] == "manual"
+
+
+def test_a_runs_waiting_reason_is_stored_and_cleared(store_factory: PrefectFactory, deployment: str) -> None:
+    store = store_factory()
+    created = store.create_run(_run(deployment))
+    held = store.update_run(created.evolve(waiting="pool local concurrency limit 2 reached"))
+    assert (
+        store_factory().get_run(created.id) == held
+        and held.waiting == "pool local concurrency limit 2 reached"
+    )
+    claimed = store.update_run(held.evolve(state=RunState.PENDING, waiting=None))
+    assert claimed.waiting is None and store_factory().get_run(created.id).waiting is None  # type: ignore[union-attr]
+
+
+def test_a_held_run_from_before_the_waiting_field_reads_as_waiting(
+    store_factory: PrefectFactory, deployment: str, api: httpx.Client
+) -> None:
+    store = store_factory()
+    created = store.create_run(_run(deployment))
+    api.patch(
+        f"flow_runs/{created.id}/labels", json={"prefect-reconciler.message": "waiting: deployment is paused"}
+    )
+    old = store.get_run(created.id)
+    assert old is not None and (old.waiting, old.message) == ("deployment is paused", "")
+
+
+def test_lineage_of_a_head_from_before_the_field_is_its_variables_id(
+    store_factory: PrefectFactory, api: httpx.Client
+) -> None:
+    store = store_factory()
+    store.lineage()  # makes the head
+    variable = api.get(f"variables/name/{Names(store.project).head}").json()
+    older = {k: v for k, v in variable["value"].items() if k != "lineage"}
+    api.patch(f"variables/{variable['id']}", json={"value": older})
+    assert store_factory().lineage() == variable["id"]  # stable: the Variable is made once
 
 
 def test_run_idempotency_key_returns_existing(store_factory: PrefectFactory, deployment: str) -> None:

@@ -196,12 +196,11 @@ def test_inactive_schedules_have_no_slots(active: object) -> None:
 
 
 def test_slot_keys_name_deployment_slug_and_utc_instant() -> None:
-    slots = schedule.due_slots(
-        "etl/daily",
-        {"morning": cron("0 6 * * *", parameters={"rows": 5}), "evening": cron("0 18 * * *")},
-        after=datetime(2024, 6, 1, tzinfo=UTC),
-        until=datetime(2024, 6, 2, tzinfo=UTC),
-    )
+    window = {"after": datetime(2024, 6, 1, tzinfo=UTC), "until": datetime(2024, 6, 2, tzinfo=UTC)}
+    slots = [
+        *schedule.schedule_slots("etl/daily", "morning", cron("0 6 * * *", parameters={"rows": 5}), **window),
+        *schedule.schedule_slots("etl/daily", "evening", cron("0 18 * * *"), **window),
+    ]
     assert [s.key for s in slots] == [
         "schedule:etl/daily:morning:2024-06-01T04:00:00Z",
         "schedule:etl/daily:evening:2024-06-01T16:00:00Z",

@@ -57,7 +57,6 @@ class JobPlan:
     job_id: str
     body: Mapping[str, Any] = field(repr=False)  # camelCase v2 Job, without ``name``
     overrides: Mapping[str, Any] = field(repr=False)  # camelCase RunJobRequest.Overrides
-    keep_job: bool = False
 
     @property
     def parent(self) -> str:
@@ -91,7 +90,6 @@ def plan(job: Job, *, project: str) -> JobPlan:
         job_id=job_id(job, body),
         body=body,
         overrides=overrides,
-        keep_job=bool(config.get("keep_job", False)),
     )
 
 

@@ -17,10 +17,6 @@ the Variable alone takes one request to acquire and one to release.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -28,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.errors import LockTimeout
+from reconciler.infra.lease import Busy, Heartbeat, holder_is_gone, wait_for
 from reconciler.state.base import LockInfo
 from reconciler.state.prefect.client import PrefectClient, server_time
 
@@ -83,31 +79,24 @@ class Lease:
 
 
 class HeldLease:
-    """A lease this process holds, renewed by a daemon thread until released."""
+    """A lease this process holds, renewed by a heartbeat until released."""
 
     def __init__(
         self, client: PrefectClient, *, variable_id: str, value: dict[str, Any], policy: LeasePolicy
     ) -> None:
         self._client, self._id, self._value = client, variable_id, value
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, args=(policy.renew_every,), daemon=True)
-        self._thread.start()
+        self._heartbeat = Heartbeat(self._renew, every=policy.renew_every, name="state-lock-renewal")
 
     def release(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._heartbeat.stop()
         self._client.delete(f"/variables/{self._id}", allow=(404,))
 
-    def _renew(self, every: float) -> None:
-        while not self._stop.wait(every):
-            try:
-                response = self._client.patch(f"/variables/{self._id}", {"value": self._value}, allow=(404,))
-            except Exception as exc:  # keep renewing: a blip must not cost us the lease
-                log.warning("renewing the state lock failed: %s", type(exc).__name__)
-                continue
-            if response.status_code == 404:
-                log.warning("the state lock was taken over by another process")
-                return
+    def _renew(self) -> bool:
+        response = self._client.patch(f"/variables/{self._id}", {"value": self._value}, allow=(404,))
+        if response.status_code == 404:
+            log.warning("the state lock was taken over by another process")
+            return False
+        return True
 
 
 @contextmanager
@@ -128,7 +117,6 @@ def hold(
 def acquire(
     client: PrefectClient, *, name: str, info: LockInfo, timeout: float, policy: LeasePolicy
 ) -> HeldLease:
-    deadline = time.monotonic() + max(timeout, 0.0)
     value = {
         "token": uuid.uuid4().hex,
         "holder": info.holder,
@@ -137,39 +125,27 @@ def acquire(
         "purpose": info.purpose,
         "acquired_at": datetime.now(UTC).isoformat(),
     }
-    delay = 0.05
-    while True:
+
+    def attempt() -> HeldLease | Busy | None:
         created = client.post("/variables/", {"name": name, "value": value}, allow=(409,))
         if created.status_code != 409:
             return HeldLease(client, variable_id=created.json()["id"], value=value, policy=policy)
         current = client.get(f"/variables/name/{name}", allow=(404,))
         if current.status_code == 404:
-            continue  # released between our two requests: try again at once
+            return None  # released between our two requests: try again at once
         lease = Lease.from_variable(current.json())
         if _abandoned(lease, now=server_time(current), policy=policy):
             log.warning("taking over the abandoned state lock of %s", lease.describe())
             client.delete(f"/variables/{lease.id}", allow=(404,))
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise LockTimeout(f"state is locked by {lease.describe()}; gave up after {timeout:g}s")
-        time.sleep(min(delay, remaining, policy.max_poll))
-        delay *= 2
+            return None
+        return Busy(lease.describe())
+
+    return wait_for(attempt, timeout=timeout, max_poll=policy.max_poll, first_pause=0.05)
 
 
 def _abandoned(lease: Lease, *, now: datetime | None, policy: LeasePolicy) -> bool:
-    if lease.host == socket.gethostname() and lease.pid > 0 and not _pid_alive(lease.pid):
+    if holder_is_gone(host=lease.host, pid=lease.pid):
         return True
     if now is None or lease.updated is None:
         return False
     return (now - lease.updated).total_seconds() > policy.stale_after
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

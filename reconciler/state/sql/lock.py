@@ -16,11 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import random
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -30,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, delete, func, select, update
 
-from reconciler.errors import LockTimeout
+from reconciler.infra.lease import Busy, Heartbeat, holder_is_gone, wait_for
 from reconciler.state.base import LockInfo
 from reconciler.state.sql import engine as sql_engine
 from reconciler.state.sql.schema import insert_ignoring_conflicts, locks
@@ -68,33 +63,27 @@ class LockRow:
         since = self.acquired_at.astimezone().strftime("%H:%M:%S")
         return f"{self.holder} (pid {self.pid}, {self.purpose}) since {since}"
 
-    def is_stale(self, *, now: datetime, stale_after: float, this_host: str) -> bool:
-        if self.host == this_host and not _pid_alive(self.pid):
+    def is_stale(self, *, now: datetime, stale_after: float) -> bool:
+        if holder_is_gone(host=self.host, pid=self.pid):
             return True
         return (now - self.heartbeat_at).total_seconds() > stale_after
 
 
 class HeldLock:
-    """A lock this process holds: its row, its heartbeat thread and (PostgreSQL) its advisory lock."""
+    """A lock this process holds: its row, its heartbeat and (PostgreSQL) its advisory lock."""
 
     def __init__(
         self, engine: Engine, *, project: str, token: str, advisory: Connection | None, policy: LockPolicy
     ) -> None:
         self._engine, self._project, self._token = engine, project, token
         self._advisory = advisory
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat,
-            args=(policy.heartbeat_every,),
-            name=f"state-lock-heartbeat:{project}",
-            daemon=True,
+        self._heartbeat = Heartbeat(
+            self._beat, every=policy.heartbeat_every, name=f"state-lock-heartbeat:{project}"
         )
-        self._thread.start()
 
     def release(self) -> None:
         """Stop the heartbeat, delete our row (only ours: matched by token), drop the advisory lock."""
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._heartbeat.stop()
         try:
             with self._engine.execution_options(**{sql_engine.WRITE: True}).begin() as conn:
                 conn.execute(
@@ -103,59 +92,47 @@ class HeldLock:
         finally:
             _advisory_unlock(self._advisory, _advisory_key(self._project))
 
-    def _beat(self, every: float) -> None:
-        while not self._stop.wait(every):
-            try:
-                with self._engine.execution_options(**{sql_engine.WRITE: True}).begin() as conn:
-                    moved = conn.execute(
-                        update(locks)
-                        .where(locks.c.project == self._project, locks.c.token == self._token)
-                        .values(heartbeat_at=datetime.now(UTC))
-                    ).rowcount
-                if not moved:
-                    log.warning("the state lock of %s was taken over by another process", self._project)
-                    return
-            except Exception as exc:  # keep beating: a blip must not cost us the lock
-                log.warning("state lock heartbeat failed: %s", type(exc).__name__)
+    def _beat(self) -> bool:
+        with self._engine.execution_options(**{sql_engine.WRITE: True}).begin() as conn:
+            moved = conn.execute(
+                update(locks)
+                .where(locks.c.project == self._project, locks.c.token == self._token)
+                .values(heartbeat_at=datetime.now(UTC))
+            ).rowcount
+        if not moved:
+            log.warning("the state lock of %s was taken over by another process", self._project)
+        return bool(moved)
 
 
 def acquire(
     engine: Engine, *, project: str, info: LockInfo, timeout: float, policy: LockPolicy, errors: Errors
 ) -> HeldLock:
     """Take the project's lock, polling until ``timeout``; raises LockTimeout naming the holder."""
-    deadline = time.monotonic() + max(timeout, 0.0)
     token = uuid.uuid4().hex
     postgres = engine.dialect.name == "postgresql"
     advisory: Connection | None = None
-    delay = 0.02
+
+    def attempt() -> HeldLock | Busy | None:
+        nonlocal advisory
+        with errors("take the state lock"):
+            if postgres and advisory is None:
+                advisory = _try_advisory_lock(engine, _advisory_key(project))
+            if postgres and advisory is None:  # held: the row (if any) says by whom
+                holder = _read_row(engine, project)
+                return Busy(holder.describe() if holder else None)
+            got, holder = _try_insert(engine, project=project, token=token, info=info)
+            if got:
+                return HeldLock(engine, project=project, token=token, advisory=advisory, policy=policy)
+            if holder is None:
+                return None  # released between our insert and our read: try again at once
+            if holder.is_stale(now=datetime.now(UTC), stale_after=policy.stale_after):
+                log.warning("taking over a stale state lock of %s", holder.describe())
+                _delete_row(engine, project=project, token=holder.token)
+                return None
+            return Busy(holder.describe())
+
     try:
-        while True:
-            with errors("take the state lock"):
-                if postgres and advisory is None:
-                    advisory = _try_advisory_lock(engine, _advisory_key(project))
-                holder = None
-                if advisory is not None or not postgres:
-                    got, holder = _try_insert(engine, project=project, token=token, info=info)
-                    if got:
-                        return HeldLock(
-                            engine, project=project, token=token, advisory=advisory, policy=policy
-                        )
-                    if holder is None:
-                        continue  # released between our insert and our read: try again at once
-                    if holder.is_stale(
-                        now=datetime.now(UTC), stale_after=policy.stale_after, this_host=socket.gethostname()
-                    ):
-                        log.warning("taking over a stale state lock of %s", holder.describe())
-                        _delete_row(engine, project=project, token=holder.token)
-                        continue
-                else:
-                    holder = _read_row(engine, project)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                who = holder.describe() if holder else "another process"
-                raise LockTimeout(f"state is locked by {who}; gave up after {timeout:g}s")
-            time.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
-            delay = min(delay * 2, policy.max_poll)
+        return wait_for(attempt, timeout=timeout, max_poll=policy.max_poll)
     except BaseException:
         _advisory_unlock(advisory, _advisory_key(project))
         raise
@@ -237,15 +214,3 @@ def _advisory_unlock(conn: Connection | None, key: int) -> None:
 def _advisory_key(project: str) -> int:
     digest = hashlib.blake2b(f"prefect-reconciler:lock:{project}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return True  # unknown: only the heartbeat can tell
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True

@@ -303,7 +303,7 @@ def _objects_from_rows(rows: Iterable[Row[Any]]) -> dict[Address, StoredObject]:
 
     read_all runs it with the cyclic garbage collector paused. 10,000 objects make over a hundred
     thousand dicts, lists and records, none of them in a cycle; with the collector on they trigger
-    collections that walk them again and again (measured: median 236 ms with it on, 88 ms paused).
+    collections that walk them again and again (BENCHMARKS.md, "Plan at scale", has the numbers).
     The collector walks them once after it resumes; that single pass is the caller's normal cost.
     """
     kinds, loads, mark = _KINDS, orjson.loads, _SECRET_MARK
