@@ -7,6 +7,13 @@ blocks, pools and deployments with their dependency edges, coloured by action: t
 a glance. Values pass through the same model as every other renderer, so a secret can only ever
 appear as ``(sensitive)``.
 
+Every string a pull request can write (names, descriptions, tags, values, Git refs, reasons that
+quote them) goes through :func:`reconciler.plan.escape.escape` (directly, or through ``code_span``,
+``fence`` and ``mermaid_label``): it cannot open or close HTML, a code span, a fence or the graph,
+mention anyone, link anything or forge the sticky comment's marker, which only ``options.marker``
+(the tool's) can put first. ``heading``, ``notes``, ``overflow`` and ``footer`` are the caller's own
+Markdown: a caller that quotes user text in them escapes it with the same function.
+
 A comment has a size limit (GitHub: 65,536 characters); given ``limit``, whole object sections are
 dropped from the end until the rest fits, and the text says how many were left out and where the
 full plan is (``overflow``). Sizes are counted in UTF-16 code units, never fewer than GitHub counts.
@@ -15,13 +22,13 @@ full plan is (``overflow``). Sizes are counted in UTF-16 code units, never fewer
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.desired import step_output_source
 from reconciler.objects import Address, Kind
+from reconciler.plan.escape import code_span, escape, fence, mermaid_label
 from reconciler.plan.model import Action, Change, FieldChange, Plan, RunRequest
 from reconciler.plan.render_preflight import preflight_markdown
 from reconciler.plan.render_text import summary_line
@@ -78,14 +85,13 @@ def risky_changes(plan: Plan) -> list[str]:
     """Changes a reviewer must not miss: deletes, replaces (pool type changes), removed schedules, pausing."""
     notes: list[str] = []
     for change in plan.changes:
+        address, reason = code_span(str(change.address)), escape(change.reason)
         if change.action is Action.DELETE:
-            notes.append(f"**deletes** `{change.address}`")
+            notes.append(f"**deletes** {address}")
         elif change.action is Action.REPLACE and change.address.kind is Kind.WORK_POOL:
-            notes.append(
-                f"**changes the type of** `{change.address}`: deleted and created again ({change.reason})"
-            )
+            notes.append(f"**changes the type of** {address}: deleted and created again ({reason})")
         elif change.action is Action.REPLACE:
-            notes.append(f"**replaces** `{change.address}` ({change.reason})")
+            notes.append(f"**replaces** {address} ({reason})")
         for field in change.fields:
             parts = field.path.split(".")
             if (
@@ -94,17 +100,17 @@ def risky_changes(plan: Plan) -> list[str]:
                 and field.after is None
                 and field.before is not None
             ):
-                notes.append(f"removes schedule `{parts[1]}` of `{change.address}`")
+                notes.append(f"removes schedule {code_span(parts[1])} of {address}")
             if (
                 parts[0] == "schedules"
                 and parts[-1] == "active"
                 and field.after is False
                 and field.before is True
             ):
-                notes.append(f"deactivates schedule `{parts[1]}` of `{change.address}`")
+                notes.append(f"deactivates schedule {code_span(parts[1])} of {address}")
             if field.path in ("paused", "is_paused") and field.after is True:
                 what = "pauses" if change.address.kind is Kind.DEPLOYMENT else "pauses pool"
-                notes.append(f"{what} `{change.address}`")
+                notes.append(f"{what} {address}")
     return list(dict.fromkeys(notes))
 
 
@@ -123,17 +129,17 @@ def render_markdown(plan: Plan, *, options: MarkdownOptions = DEFAULT_MARKDOWN) 
 
 def _head(plan: Plan, options: MarkdownOptions, risky: list[str]) -> list[str]:
     lines = [options.marker, ""] if options.marker else []
-    lines.append(f"### {options.heading} for `{_escape(plan.project)}`: {_verdict(plan, risky)}")
+    lines.append(f"### {options.heading} for {code_span(plan.project)}: {_verdict(plan, risky)}")
     lines.append("")
     if plan.source.git:
         git = plan.source.git
-        where = f" (`{_escape(git.ref)}`)" if git.ref and not git.commit.startswith(git.ref) else ""
+        where = f" ({code_span(git.ref)})" if git.ref and not git.commit.startswith(git.ref) else ""
         dirty = ", working tree dirty" if git.dirty else ""
-        lines.extend([f"Desired state at commit `{git.commit[:12]}`{where}{dirty}", ""])
+        lines.extend([f"Desired state at commit {code_span(git.commit[:12])}{where}{dirty}", ""])
     for note in options.notes:
         lines.extend([note, ""])
     if plan.warnings:
-        lines.extend([*(f"> {_escape(w)}" for w in plan.warnings), ""])
+        lines.extend([*(f"> {escape(w)}" for w in plan.warnings), ""])
     lines.extend([_summary_table(plan), "", summary_line(plan)])
     if risky:
         lines.extend(["", "> [!WARNING]", f"> {len(risky)} risky change{'s' if len(risky) != 1 else ''}:"])
@@ -150,7 +156,7 @@ def _tail(plan: Plan, options: MarkdownOptions) -> list[str]:
     }
     if requests:
         lines.extend(["", f"**{options.runs_title}**", ""])
-        lines.extend(_capped([f"- `{d}` ({_escape(reason)})" for d, reason in requests.items()]))
+        lines.extend(_capped([f"- {code_span(d)} ({escape(reason)})" for d, reason in requests.items()]))
     if 0 < len(plan.changes) <= GRAPH_LIMIT:
         lines.extend(
             ["", "<details open><summary>Blast radius</summary>", "", *mermaid(plan), "", "</details>"]
@@ -182,26 +188,27 @@ def _summary_table(plan: Plan) -> str:
 
 
 def _change_section(change: Change) -> str:
-    title = f"{_ICON[change.action]} <code>{_escape(str(change.address))}</code>"
+    title = f"{_ICON[change.action]} <code>{escape(str(change.address))}</code>"
     if change.reason:
-        title += f" — {_escape(change.reason)}"
+        title += f" — {escape(change.reason)}"
     if change.drift:
-        title += f" (drift: changed outside this tool at {_escape(change.drift.updated)})"
+        title += f" (drift: changed outside this tool at {escape(str(change.drift.updated))})"
     if not change.fields:
         return f"- {title}\n"  # each section ends with a blank line: an HTML block ends only there
-    body = "\n".join(_field_diff(f, change.action) for f in change.fields)
-    fence = "`" * max(3, _longest_backtick_run(body) + 1)
-    return f"<details><summary>{title}</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>\n"
+    body = [escape(line, code=True) for f in change.fields for line in _field_diff(f, change.action)]
+    block = "\n".join(fence(body, "diff"))
+    return f"<details><summary>{title}</summary>\n\n{block}\n\n</details>\n"
 
 
-def _field_diff(field: FieldChange, action: Action) -> str:
+def _field_diff(field: FieldChange, action: Action) -> list[str]:
+    """The diff lines of one field, unescaped (each is escaped whole: path and value alike)."""
     if field.sensitive:
-        return f"~ {field.path} = (sensitive{'' if action is Action.CREATE else ', changed'})"
+        return [f"~ {field.path} = (sensitive{'' if action is Action.CREATE else ', changed'})"]
     if field.before is None or action is Action.CREATE:
-        return f"+ {field.path} = {_value(field.after)}"
+        return [f"+ {field.path} = {_value(field.after)}"]
     if field.after is None:
-        return f"- {field.path} = {_value(field.before)}"
-    return f"- {field.path} = {_value(field.before)}\n+ {field.path} = {_value(field.after)}"
+        return [f"- {field.path} = {_value(field.before)}"]
+    return [f"- {field.path} = {_value(field.before)}", f"+ {field.path} = {_value(field.after)}"]
 
 
 def mermaid(plan: Plan) -> list[str]:
@@ -214,15 +221,16 @@ def mermaid(plan: Plan) -> list[str]:
             edges.append((dependency, change.address))
     order = sorted(nodes, key=lambda a: (a.kind.rank, a.name))
     ids = {address: f"n{i}" for i, address in enumerate(order)}
-    lines = ["```mermaid", "flowchart LR"]
+    lines = ["flowchart LR"]
     for address in order:
         action = nodes[address]
-        label = f"{action.value if action is not Action.NOOP else 'unchanged'}<br/>{address}"
-        lines.append(f'  {ids[address]}["{_mermaid_text(label)}"]:::{_MERMAID_CLASS[action]}')
+        label = (
+            f"{action.value if action is not Action.NOOP else 'unchanged'}<br/>{mermaid_label(str(address))}"
+        )
+        lines.append(f'  {ids[address]}["{label}"]:::{_MERMAID_CLASS[action]}')
     lines.extend(f"  {ids[a]} --> {ids[b]}" for a, b in dict.fromkeys(edges))
     lines.extend(f"  {d}" for d in _CLASS_DEFS)
-    lines.append("```")
-    return lines
+    return fence(lines, "mermaid")
 
 
 # -- size --------------------------------------------------------------------------------------------
@@ -288,18 +296,3 @@ def _value(value: Any) -> str:
     if step:
         text += f" (from step {step})"
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _longest_backtick_run(text: str) -> int:
-    return max((len(m) for m in re.findall(r"`+", text)), default=0)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _mermaid_text(text: str) -> str:
-    """Mermaid label text: quotes and angle brackets as entity codes (``<br/>`` kept as a line break)."""
-    parts = text.split("<br/>")
-    cleaned = [p.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;") for p in parts]
-    return "<br/>".join(cleaned)

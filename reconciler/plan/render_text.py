@@ -1,6 +1,9 @@
 """The plan for a terminal, in the manner of ``terraform plan``: ``+ ~ - -/+``, field before -> after.
 
-A renderer only reads the model: it decides nothing and never prints (the CLI does).
+A renderer only reads the model: it decides nothing and never prints (the CLI does). Every string
+the file (or the store) supplies passes through :func:`reconciler.plan.escape.visible`, so a name,
+value or description holding a newline, a carriage return or an escape sequence can never start a
+line of its own (a fake ``Plan: 0 to create...``), move the cursor or recolour the output.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Any
 import click
 
 from reconciler.desired import step_output_source
+from reconciler.infra.redact import redact_url
+from reconciler.plan.escape import visible
 from reconciler.plan.model import Action, Change, FieldChange, Plan
 from reconciler.plan.render_preflight import preflight_text
 
@@ -27,14 +32,14 @@ _MAX_VALUE = 120
 
 def render_text(plan: Plan, *, color: bool = False) -> str:
     lines: list[str] = []
-    where = f"{plan.state.url} (serial {plan.state.serial})"
-    lines.append(f"Plan for project {plan.project!r} against {where}")
+    where = f"{visible(redact_url(plan.state.url))} (serial {plan.state.serial})"
+    lines.append(f"Plan for project {visible(repr(plan.project))} against {where}")
     if plan.source.git:
         git = plan.source.git
         dirty = ", working tree dirty" if git.dirty else ""
-        lines.append(f"Desired state at {git.ref or 'commit'} {git.commit[:12]}{dirty}")
+        lines.append(f"Desired state at {visible(git.ref or 'commit')} {visible(git.commit[:12])}{dirty}")
     for warning in plan.warnings:
-        lines.append(_style(warning, "yellow", color))
+        lines.append(_style(visible(warning), "yellow", color))
     lines.append("")
     if not plan.changes:
         lines.append("No changes. The stored state matches the file.")
@@ -44,7 +49,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     lines.append(summary_line(plan))
     if plan.runs:
         lines.append("Runs launched after apply:")
-        lines.extend(f"  > {r.deployment} ({r.reason})" for r in plan.runs)
+        lines.extend(f"  > {visible(r.deployment)} ({visible(r.reason)})" for r in plan.runs)
     lines.extend(preflight_text(plan, color=color))
     return "\n".join(lines)
 
@@ -62,10 +67,10 @@ def summary_line(plan: Plan) -> str:
 
 def _change_lines(change: Change, color: bool) -> list[str]:
     tone = _COLORS[change.action]
-    head = f"  {change.action.symbol} {change.address}"
-    notes = [change.reason] if change.reason else []
+    head = f"  {change.action.symbol} {visible(str(change.address))}"
+    notes = [visible(change.reason)] if change.reason else []
     if change.drift:
-        notes.append(f"drift: changed outside this tool at {change.drift.updated}")
+        notes.append(f"drift: changed outside this tool at {visible(str(change.drift.updated))}")
     if notes:
         head += f"  ({'; '.join(notes)})"
     lines = [_style(head, tone, color)]
@@ -77,14 +82,15 @@ def _change_lines(change: Change, color: bool) -> list[str]:
 
 
 def _field_line(field: FieldChange, action: Action, color: bool) -> str:
+    path = visible(field.path)
     if field.sensitive:
         value = "(sensitive)" if action is Action.CREATE else "(sensitive, changed)"
-        return _style(f"~ {field.path} = {value}", "yellow", color)
+        return _style(f"~ {path} = {value}", "yellow", color)
     if action is Action.CREATE or field.before is None:
-        return _style(f"+ {field.path} = {_value(field.after)}", "green", color)
+        return _style(f"+ {path} = {_value(field.after)}", "green", color)
     if field.after is None:
-        return _style(f"- {field.path} = {_value(field.before)}", "red", color)
-    return _style(f"~ {field.path}: {_value(field.before)} -> {_value(field.after)}", "yellow", color)
+        return _style(f"- {path} = {_value(field.before)}", "red", color)
+    return _style(f"~ {path}: {_value(field.before)} -> {_value(field.after)}", "yellow", color)
 
 
 def _value(value: Any) -> str:
@@ -94,7 +100,7 @@ def _value(value: Any) -> str:
         text += f" (from step {step})"
     if len(text) > _MAX_VALUE:
         text = text[: _MAX_VALUE - 3] + "..."
-    return text
+    return visible(text)
 
 
 def _style(text: str, tone: str | None, color: bool) -> str:
