@@ -1,4 +1,4 @@
-"""Plan at scale: a no-op plan of 1,000 and 10,000 deployments against the SQLite store.
+"""Plan at scale: a no-op plan of 2 (quickstart-sized), 1,000 and 10,000 deployments on the SQLite store.
 
 Side by side in one run (ratios matter, this machine is noisy): the `reconcile plan` wall time (a real
 CLI process, imports included) and its peak RSS, the in-process plan time, the time PyYAML's C loader
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -62,20 +61,20 @@ def generate(root: Path, n: int) -> Path:
 
 
 def cli(project: Path, *args: str) -> tuple[float, int, subprocess.CompletedProcess[str]]:
-    """Wall seconds and peak RSS (KiB) of one `reconcile` process."""
+    """Wall seconds and peak RSS (KiB) of one `reconcile` process, read from that process's own
+    rusage (``os.wait4``): RUSAGE_CHILDREN would be the largest of every child so far."""
     env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler", "-C", str(project), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(rss, before), done
+    command = [sys.executable, "-m", "reconciler", "-C", str(project), *args]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
+    return wall, usage.ru_maxrss, done
 
 
 def in_process_plan(project: Path) -> float:
@@ -116,7 +115,7 @@ def time_parse(text: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rows = []
@@ -129,17 +128,10 @@ def main() -> None:
             assert applied.returncode == 0, applied.stderr[-2000:]
             plan_walls, rsses = [], []
             for _ in range(args.repeat):
-                wall, _, done = cli(project, "plan", "--detailed-exitcode")
+                wall, rss, done = cli(project, "plan", "--detailed-exitcode")
                 assert done.returncode == 0, done.stdout[-500:] + done.stderr[-2000:]
                 plan_walls.append(wall)
-            rss_probe = subprocess.run(
-                ["/usr/bin/env", "python3", "-c", _RSS_PROBE, str(project)],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"},
-                check=True,
-            )
-            rsses.append(int(rss_probe.stderr.strip().splitlines()[-1].split()[-1]))
+                rsses.append(rss)
             inproc = statistics.median(in_process_plan(project) for _ in range(args.repeat))
             parses = [time_parse(path.read_text()) for _ in range(args.repeat)]
             parse = {k: statistics.median(p[k] for p in parses) for k in parses[0]}
@@ -178,17 +170,6 @@ def main() -> None:
             f"| {r['error_path_s']} s |"
         )
 
-
-# Peak RSS of one `reconcile plan` process, measured by the process itself at exit.
-_RSS_PROBE = """
-import resource, sys
-from reconciler.cli import cli
-try:
-    cli.main(["-C", sys.argv[1], "plan"], standalone_mode=True)
-except SystemExit:
-    pass
-print("peak-rss-kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.__stderr__)
-"""
 
 if __name__ == "__main__":
     main()
