@@ -11,6 +11,12 @@ long-running operations and error mapping. What it implements (fact sheet §6.2)
   ``:run`` with overrides (a *pending* operation whose metadata is the Execution);
 - executions: get, list, delete, ``:cancel``; tasks: list (each with ``lastAttemptResult``);
 - operations: get (pending operations finish after ``pending_polls`` reads).
+- read endpoints of two neighbouring Google APIs that preflight asks, on the same server:
+  Artifact Registry ``GET /v1/projects/p/locations/l/repositories/r/packages/{image}/tags/{tag}``
+  and ``.../versions/{sha256:...}`` (the image as its docker.pkg.dev reference must be in
+  :attr:`images`), and IAM ``GET /v1/projects/-/serviceAccounts/{email}`` (:attr:`service_accounts`).
+  With :attr:`locations` set, Cloud Run routes in any other location answer as Google answers an
+  unknown location: 403 "Permission denied on 'locations/X' (or it may not exist)".
 
 Executions advance when they are read: the first ``get`` starts the task, and after
 ``outcome.after`` reads the outcome chosen for the execution is applied (succeeded, failed with an
@@ -32,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.cloud_run_model import Outcome, RunModel
 from tests.fakes.cloud_run_rules import HttpError
@@ -43,6 +49,10 @@ _NAME = r"[^/:]+"
 _LOC = rf"/v2/projects/(?P<project>{_NAME})/locations/(?P<location>{_NAME})"
 _JOB = rf"{_LOC}/jobs/(?P<job>{_NAME})"
 _EXE = rf"{_JOB}/executions/(?P<execution>{_NAME})"
+_AR_PACKAGE = (
+    rf"/v1/projects/(?P<project>{_NAME})/locations/(?P<location>{_NAME})"
+    rf"/repositories/(?P<repository>{_NAME})/packages/(?P<package>{_NAME})"
+)
 ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     (method, re.compile(f"^{pattern}$"), route)
     for method, pattern, route in (
@@ -59,8 +69,12 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", f"{_EXE}:cancel", "cancel_execution"),
         ("GET", f"{_EXE}/tasks", "list_tasks"),
         ("GET", rf"{_LOC}/operations/(?P<operation>{_NAME})", "get_operation"),
+        ("GET", rf"{_AR_PACKAGE}/tags/(?P<tag>{_NAME})", "get_docker_tag"),
+        ("GET", rf"{_AR_PACKAGE}/versions/(?P<version>sha256:[0-9a-f]+)", "get_docker_version"),
+        ("GET", rf"/v1/projects/-/serviceAccounts/(?P<email>{_NAME})", "get_service_account"),
     )
 )
+_NEIGHBOUR_ROUTES = frozenset({"get_docker_tag", "get_docker_version", "get_service_account"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,9 @@ class CloudRunFake:
     deny: bool = False  # API routes answer 403 PERMISSION_DENIED (valid token, no IAM role)
     pending_polls: int = 0  # create/delete operations stay pending for this many operation reads
     requests: list[Request] = field(default_factory=list)
+    locations: frozenset[str] | None = None  # Cloud Run locations that exist (None: every one)
+    images: set[str] = field(default_factory=set)  # "l-docker.pkg.dev/p/r/img:tag" or "...img@sha256:..."
+    service_accounts: set[str] = field(default_factory=set)  # emails IAM knows
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -227,6 +244,9 @@ class CloudRunFake:
             if route == "token":
                 return 200, {}, self._token(body)
             self._authorize(headers)
+            if route in _NEIGHBOUR_ROUTES:
+                return 200, {}, self._neighbour(route, params)
+            self._check_location(params)
             fault = self._faults.get(route)
             if fault is not None and fault.hits():
                 if fault.after_effect:
@@ -250,6 +270,38 @@ class CloudRunFake:
             )
         if self.deny:
             raise HttpError(403, "PERMISSION_DENIED", "Permission 'run.jobs.create' denied on resource.")
+
+    def _check_location(self, params: dict[str, str]) -> None:
+        location = params.get("location")
+        if self.locations is not None and location is not None and location not in self.locations:
+            message = f"Permission denied on 'locations/{location}' (or it may not exist)."
+            raise HttpError(403, "PERMISSION_DENIED", message)
+
+    def _neighbour(self, route: str, params: dict[str, str]) -> dict[str, Any]:
+        """Artifact Registry tags/versions and IAM service accounts: found, or 404 as those APIs answer."""
+        if route == "get_service_account":
+            email = unquote(params["email"])
+            if email not in self.service_accounts:
+                raise HttpError(404, "NOT_FOUND", f"Unknown service account {email}")
+            project = email.split("@", 1)[-1].split(".", 1)[0]
+            return {
+                "name": f"projects/{project}/serviceAccounts/{email}",
+                "email": email,
+                "projectId": project,
+            }
+        host = f"{params['location']}-docker.pkg.dev"
+        image = f"{host}/{params['project']}/{params['repository']}/{unquote(params['package'])}"
+        name = (
+            f"projects/{params['project']}/locations/{params['location']}/repositories/{params['repository']}"
+        )
+        name += f"/packages/{params['package']}"
+        if route == "get_docker_tag":
+            if f"{image}:{params['tag']}" not in self.images:
+                raise HttpError(404, "NOT_FOUND", "Requested entity was not found.")
+            return {"name": f"{name}/tags/{params['tag']}", "version": f"{name}/versions/sha256:{'0' * 64}"}
+        if f"{image}@{params['version']}" not in self.images:
+            raise HttpError(404, "NOT_FOUND", "Requested entity was not found.")
+        return {"name": f"{name}/versions/{params['version']}"}
 
     def _token(self, form: Any) -> dict[str, Any]:
         """The JWT-bearer grant: check the assertion's signature, then hand out an access token."""

@@ -9,6 +9,7 @@ credentials, a missing role or cluster, a size Fargate does not offer) fails wit
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -52,14 +53,30 @@ def world(moto: MotoStandIn) -> dict[str, str]:
     role = moto.client("iam").create_role(
         RoleName=f"exec-{suffix}", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
     )
-    return {
-        "AWS_ACCESS_KEY_ID": "AKIAPREFLIGHT0000001",
-        "AWS_SECRET_ACCESS_KEY": "preflight-secret",
-        "AWS_ENDPOINT_URL": moto.url,
-        "ECS_CLUSTER": cluster,
-        "FLOWS_IMAGE": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}:1.4",
-        "ECS_EXECUTION_ROLE_ARN": role["Role"]["Arn"],
-    }
+    return example_env(
+        {
+            "aws_access_key_id": "AKIAPREFLIGHT0000001",
+            "aws_secret_access_key": "preflight-secret",
+            "cluster": cluster,
+            "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}:1.4",
+            "execution_role_arn": role["Role"]["Arn"],
+        },
+        AWS_ENDPOINT_URL=moto.url,  # AWS's documented setting, read by the launcher's process
+    )
+
+
+def example_env(values: Mapping[str, str], **process: str) -> dict[str, str]:
+    """The environment for the example: the variable each field's placeholder names gets its value."""
+    return {**process, **{name_of(field): value for field, value in values.items()}}
+
+
+def name_of(field: str, example: str = "ecs") -> str:
+    """The environment variable ``examples/<example>/prefect.yaml`` reads ``field`` from
+    (``field: "{{ $NAME }}"``), so these tests follow the example when its names change."""
+    text = (REPO / "examples" / example / "prefect.yaml").read_text()
+    match = re.search(rf'^\s*{field}: "\{{\{{ \$(\w+) \}}\}}"', text, re.MULTILINE)
+    assert match, f"examples/{example}/prefect.yaml no longer reads {field} from the environment"
+    return match[1]
 
 
 def load_example(tmp_path: Path, environ: Mapping[str, str], *, edit: tuple[str, str] | None = None) -> Any:
@@ -99,7 +116,8 @@ def test_the_example_pool_passes_every_check(moto, world, tmp_path) -> None:
 
 
 def test_an_image_missing_from_ecr_fails_on_the_image_field(moto, world, tmp_path) -> None:
-    environ = {**world, "FLOWS_IMAGE": world["FLOWS_IMAGE"].replace(":1.4", ":9.9")}
+    image = name_of("image")
+    environ = {**world, image: world[image].replace(":1.4", ":9.9")}
     failed = failures(preflight_for(load_example(tmp_path, environ), environ))
 
     assert set(failed) == {"image"}
@@ -110,8 +128,8 @@ def test_an_image_missing_from_ecr_fails_on_the_image_field(moto, world, tmp_pat
 def test_a_missing_cluster_and_role_fail_on_their_fields(moto, world, tmp_path) -> None:
     environ = {
         **world,
-        "ECS_CLUSTER": "no-such-cluster",
-        "ECS_EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/no-such-role",
+        name_of("cluster"): "no-such-cluster",
+        name_of("execution_role_arn"): f"arn:aws:iam::{ACCOUNT}:role/no-such-role",
     }
     failed = failures(preflight_for(load_example(tmp_path, environ), environ))
 
@@ -157,36 +175,28 @@ def test_refused_credentials_fail_once_on_the_credentials_field(moto, world, tmp
     assert [(r.field, r.ok) for r in results] == [("aws_credentials", False)]
     assert "InvalidClientTokenId" in results[0].message
     assert "block aws-credentials/prod" in results[0].message  # names where the credentials come from
-    assert world["AWS_SECRET_ACCESS_KEY"] not in results[0].message
+    assert world[name_of("aws_secret_access_key")] not in results[0].message
     assert moto.calls["GetCallerIdentity"] == 1  # the second deployment reused the answer
     assert moto.calls["DescribeClusters"] == 0
 
 
 def test_a_missing_secret_fails_on_the_job_variables(moto, world, tmp_path) -> None:
     desired = load_example(tmp_path, world)
-    environ = {k: v for k, v in world.items() if k != "AWS_SECRET_ACCESS_KEY"}
+    secret = name_of("aws_secret_access_key")
+    environ = {k: v for k, v in world.items() if k != secret}
     results = preflight_for(desired, environ)
 
     assert [(r.field, r.check, r.ok) for r in results] == [("job_variables", "render", False)]
-    assert "AWS_SECRET_ACCESS_KEY" in results[0].message
+    assert secret in results[0].message
 
 
-def test_logs_without_an_execution_role_fail(moto, world, tmp_path) -> None:
-    edit = ('execution_role_arn: "{{ $ECS_EXECUTION_ROLE_ARN }}"', "family: preflight-no-role")
-    failed = failures(preflight_for(load_example(tmp_path, world, edit=edit), world))
-
-    assert set(failed) == {"execution_role_arn"}
-    assert failed["execution_role_arn"].check in {"logs-need-execution-role", "image-pull-role"}
-
-
-@pytest.mark.parametrize(("cpu", "memory", "field"), [(512, 8192, "memory"), (300, 1024, "cpu")])
-def test_a_size_fargate_does_not_offer_fails_on_cpu_or_memory(moto, world, cpu, memory, field) -> None:
-    # the loader already refuses such variables; a pasted template can still render them
+def sized_target(moto: MotoStandIn, world: Mapping[str, str], **variables: Any) -> Target:
+    """A job rendered without the loader (as from a pasted template), on the test's cluster."""
     job = rendered_job(
         "ecs:push",
-        pool="ecs-sized",
+        pool="ecs-pasted",
         pool_variables={
-            "cluster": world["ECS_CLUSTER"],
+            "cluster": world[name_of("cluster")],
             "image": "docker.io/library/python:3.12-slim",
             "aws_credentials": {
                 "aws_access_key_id": "AKIAPREFLIGHT0000001",
@@ -195,11 +205,25 @@ def test_a_size_fargate_does_not_offer_fails_on_cpu_or_memory(moto, world, cpu, 
                 "aws_client_parameters": {"endpoint_url": moto.url},
             },
         },
-        deployment_variables={"cpu": cpu, "memory": memory},
+        deployment_variables=variables,
         parameters={},
         project_dir="/tmp",
     )
-    target = Target("ecs-sized", "ecs:push", "ecs", "hello/greet", job=job)
+    return Target("ecs-pasted", "ecs:push", "ecs", "hello/greet", job=job)
+
+
+def test_logs_without_an_execution_role_fail(moto, world) -> None:
+    target = sized_target(moto, world, configure_cloudwatch_logs=True)
+    failed = failures(tuple(run_preflight([target], environ={})))
+
+    assert set(failed) == {"execution_role_arn"}
+    assert failed["execution_role_arn"].check == "logs-need-execution-role"
+
+
+@pytest.mark.parametrize(("cpu", "memory", "field"), [(512, 8192, "memory"), (300, 1024, "cpu")])
+def test_a_size_fargate_does_not_offer_fails_on_cpu_or_memory(moto, world, cpu, memory, field) -> None:
+    # the loader already refuses such variables; a pasted template can still render them
+    target = sized_target(moto, world, cpu=cpu, memory=memory)
     results = run_preflight([target], environ={})
 
     failed = failures(tuple(results))

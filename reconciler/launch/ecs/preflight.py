@@ -15,8 +15,9 @@ What the first ECS run of a deployment needs, checked in the order a failure wou
   execution role;
 * network (awsvpc): the subnets of ``network_configuration`` exist (EC2 ``DescribeSubnets``) and lie
   in ``vpc_id`` when it is set; without subnets, the VPC the launcher would discover has subnets;
-* ``cpu`` / ``memory``: on Fargate the pair is one of the documented task sizes
-  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size).
+* ``cpu`` / ``memory``: on Fargate the task definition's pair is one of the documented task sizes
+  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size),
+  by the loader's own table (``pooltypes.ecs.check_fargate``).
 
 Every call is in ``examples/ecs/iam-policy.json``. Answers are shared through the preflight cache:
 twenty deployments on one cluster ask for it once.
@@ -35,7 +36,7 @@ from reconciler.launch.base import Job
 from reconciler.launch.ecs import taskdef
 from reconciler.launch.ecs.aws import AwsCallError, AwsClients, Credentials, JobAws
 from reconciler.launch.preflight import Cache, PreflightResult, Target, result
-from reconciler.pooltypes.ecs import FARGATE_MEMORY_BY_CPU
+from reconciler.pooltypes.ecs import check_fargate
 
 T = TypeVar("T")
 
@@ -315,26 +316,20 @@ def _subnets(ctx: _Context, subnets: list[str], vpc_id: Any) -> PreflightResult:
 
 
 def _fargate_size(ctx: _Context, definition: Mapping[str, Any]) -> PreflightResult:
+    """The task definition's size by the loader's own Fargate table (a pasted template can carry
+    literal sizes that no job variable holds, so the loader never saw them)."""
     cpu, memory = definition.get("cpu"), definition.get("memory")
     try:
-        cpu_value, memory_value = int(str(cpu)), int(str(memory))
+        values = {"cpu": int(str(cpu)), "memory": int(str(memory))}
     except ValueError:
         return result(
             ctx.target, "cpu", "fargate-size", False, f"cpu {cpu!r} / memory {memory!r} are not numbers"
         )
-    allowed = FARGATE_MEMORY_BY_CPU.get(cpu_value)
-    if allowed is None:
-        choices = ", ".join(str(c) for c in FARGATE_MEMORY_BY_CPU)
-        return result(
-            ctx.target, "cpu", "fargate-size", False, f"cpu {cpu_value} is not a Fargate size ({choices})"
-        )
-    if memory_value not in allowed:
-        choices = ", ".join(str(m) for m in allowed)
-        message = f"memory {memory_value} with cpu {cpu_value} is not a Fargate size; one of {choices}"
-        return result(ctx.target, "memory", "fargate-size", False, message)
-    return result(
-        ctx.target, "cpu", "fargate-size", True, f"cpu {cpu_value} / memory {memory_value} is a Fargate size"
-    )
+    problems = check_fargate(values)
+    if problems:
+        return result(ctx.target, str(problems[0].path[0]), "fargate-size", False, problems[0].message)
+    message = f"cpu {values['cpu']} / memory {values['memory']} is a Fargate size"
+    return result(ctx.target, "cpu", "fargate-size", True, message)
 
 
 def _in_region(aws: JobAws, region: str | None) -> JobAws:
