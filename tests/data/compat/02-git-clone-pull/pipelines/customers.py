@@ -1,0 +1,7 @@
+from prefect import flow
+
+
+@flow
+def load_customers():
+    """Load customers."""
+    return None

@@ -1,0 +1,6 @@
+from prefect import flow
+
+
+@flow
+def sales(env: str = 'dev'):
+    return None

@@ -1,0 +1,6 @@
+from prefect import flow
+
+
+@flow
+def sync(full: bool = False):
+    return None

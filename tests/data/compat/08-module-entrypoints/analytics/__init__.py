@@ -1,0 +1,1 @@
+from .jobs.weekly import weekly as exported_flow

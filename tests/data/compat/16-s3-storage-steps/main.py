@@ -1,0 +1,6 @@
+from prefect import flow
+
+
+@flow(name="main")
+def main_flow():
+    return None

@@ -1,0 +1,6 @@
+from prefect import flow
+
+
+@flow
+def get_wallet_valuation():
+    return None

@@ -1,0 +1,6 @@
+from prefect import flow
+
+
+@flow(name="Weekly Snapshot")
+def snapshot():
+    return None

@@ -1,0 +1,6 @@
+import prefect
+
+
+@prefect.flow(log_prints=True)
+def other():
+    print('hi')
