@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +21,7 @@ from reconciler import plan as planning
 from reconciler.errors import ReconcileError, SpecError, StaleVersion
 from reconciler.objects import Address, LiveState
 from reconciler.plan import Action, Change, Plan
-from reconciler.state import HistoryEntry, LockInfo, Store
+from reconciler.state import HistoryEntry, LockInfo, ObjectStore, WaveWrite, WritesInWaves
 
 
 class EmptyDesiredState(ReconcileError):
@@ -32,9 +32,13 @@ class StalePlan(ReconcileError):
     """A saved plan touches objects that moved since it was made; it is refused as a whole."""
 
 
+DEFAULT_PARALLELISM = 8
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     allow_empty: bool = False
+    parallelism: int = DEFAULT_PARALLELISM  # writes of one wave in flight at once (stores that take waves)
 
 
 DEFAULT_APPLY = ApplyOptions()
@@ -116,18 +120,19 @@ def verify(plan: Plan, live: LiveState) -> None:
 
 def execute(
     plan: Plan,
-    store: Store,
+    store: ObjectStore,
     *,
     options: ApplyOptions = DEFAULT_APPLY,
     on_change: Callable[[Change], None] | None = None,
 ) -> ApplyResult:
-    """Write the plan's changes in order and record one history row. The caller holds the lock."""
+    """Write the plan's changes wave by wave and record one history row. The caller holds the lock."""
     check_not_empty(plan, options=options)
     results: list[ObjectResult] = []
-    for change in plan.writes:
-        if on_change is not None:
-            on_change(change)
-        results.append(_write(change, store))
+    for wave in waves(plan.writes):
+        results.extend(_write_wave(wave, store, parallelism=options.parallelism))
+        for change in wave:
+            if on_change is not None:
+                on_change(change)
     history = None
     if results:
         history = _record(plan, store, results)
@@ -136,7 +141,31 @@ def execute(
     return ApplyResult(plan=plan, results=tuple(results), history=history)
 
 
-def _write(change: Change, store: Store) -> ObjectResult:
+def waves(changes: Sequence[Change]) -> list[list[Change]]:
+    """Consecutive changes of one kind and direction: the plan orders writes by dependency (blocks,
+    pools, deployments; deletes in reverse), so the changes inside a wave never depend on each other."""
+    grouped: list[list[Change]] = []
+    for change in changes:
+        key = (change.address.kind, change.action is Action.DELETE)
+        if grouped and (grouped[-1][0].address.kind, grouped[-1][0].action is Action.DELETE) == key:
+            grouped[-1].append(change)
+        else:
+            grouped.append([change])
+    return grouped
+
+
+def _write_wave(wave: list[Change], store: ObjectStore, *, parallelism: int) -> list[ObjectResult]:
+    """A store that pays round trips per write takes the wave at once; others write one by one."""
+    if len(wave) > 1 and isinstance(store, WritesInWaves):
+        writes = [
+            WaveWrite(c.address, c.version, c.after if c.action is not Action.DELETE else None) for c in wave
+        ]
+        versions = store.write_wave(writes, parallelism=parallelism)
+        return [ObjectResult(c.address, c.action, v) for c, v in zip(wave, versions, strict=True)]
+    return [_write(change, store) for change in wave]
+
+
+def _write(change: Change, store: ObjectStore) -> ObjectResult:
     if change.action is Action.DELETE:
         assert change.version is not None
         store.delete(change.address, expected_version=change.version)
@@ -146,7 +175,7 @@ def _write(change: Change, store: Store) -> ObjectResult:
     return ObjectResult(change.address, change.action, version)
 
 
-def _record(plan: Plan, store: Store, results: list[ObjectResult]) -> HistoryEntry:
+def _record(plan: Plan, store: ObjectStore, results: list[ObjectResult]) -> HistoryEntry:
     info = lock_info()
     entry = HistoryEntry(
         serial=plan.state.serial + len(results),  # each write moved the serial by one (we hold the lock)

@@ -15,6 +15,14 @@ from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_plan import ref_option, render
 from reconciler.errors import PlanFileError, ReconcileError
 
+parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=engine.DEFAULT_PARALLELISM,
+    show_default=True,
+    help="Writes of one dependency wave in flight at once (blocks, then pools, then deployments).",
+)
+
 
 @click.command("apply")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -26,9 +34,14 @@ from reconciler.errors import PlanFileError, ReconcileError
     "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
 )
 @click.option(
-    "--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock."
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the lock.",
 )
 @click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
+@parallelism_option
 @ref_option
 @pass_app
 def apply_cmd(
@@ -39,6 +52,7 @@ def apply_cmd(
     allow_empty: bool,
     lock_timeout: float,
     allow_rollback: bool,
+    parallelism: int,
     ref: str | None,
 ) -> int:
     """Make the stored state match the file (or exactly apply a saved plan)."""
@@ -55,6 +69,7 @@ def apply_cmd(
         allow_rollback=allow_rollback,
         lock_timeout=lock_timeout,
         saved_plan=saved,
+        parallelism=parallelism,
     )
     with _Progress() as progress:
         outcome = engine.reconcile(

@@ -37,7 +37,10 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
 @click.option("--job-variable", "job_variables", multiple=True, metavar="K=V", help="Job variable override.")
 @click.option("--wait", is_flag=True, help="Follow the run, streaming its log; exit 0 only if it COMPLETED.")
 @click.option(
-    "--timeout", type=float, default=None, help="With --wait: give up waiting after S seconds (exit 1)."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="With --wait: give up waiting after S seconds (exit 1).",
 )
 @pass_app
 def run_cmd(
@@ -114,12 +117,12 @@ def _finish(app: App, run: RunRecord, timeout: float | None) -> int:
 )
 @click.option(
     "--grace",
-    type=float,
+    type=click.FloatRange(min=0),
     default=runs.CLAIM_GRACE.total_seconds(),
     show_default=True,
     help="With --reconcile: leave launches younger than this many seconds alone (they may be under way).",
 )
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @pass_app
 def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, grace: float, limit: int) -> int:
     """List runs, newest first (states refreshed from their infrastructure)."""

@@ -47,7 +47,7 @@ def state_list_cmd(app: App, as_json: bool) -> int:
 
 @click.command("history")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @pass_app
 def history_cmd(app: App, as_json: bool, limit: int) -> int:
     """Past applies: when, who, from which commit, what changed."""

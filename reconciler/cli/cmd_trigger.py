@@ -30,7 +30,11 @@ def trigger_group() -> None:
     "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
 )
 @click.option(
-    "--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock."
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the lock.",
 )
 @pass_app
 def push_cmd(

@@ -33,7 +33,11 @@ from reconciler.errors import UsageError
     help="Seconds of quiet that end a burst of changes: one run per deployment per burst.",
 )
 @click.option(
-    "--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the lock."
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the lock.",
 )
 @pass_app
 def watch_cmd(

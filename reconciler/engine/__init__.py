@@ -4,6 +4,7 @@ Below the triggers and the CLI, above launch, apply, plan, state and desired: ev
 the engine a :class:`Workspace` and receives an :class:`Outcome`.
 """
 
+from reconciler.apply import DEFAULT_PARALLELISM
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.reconcile import (
     DEFAULT_OPTIONS,
@@ -20,6 +21,7 @@ from reconciler.engine.workspace import STATE_ENV, Workspace
 
 __all__ = [
     "DEFAULT_OPTIONS",
+    "DEFAULT_PARALLELISM",
     "STATE_ENV",
     "ForeignPlan",
     "LaunchedRun",

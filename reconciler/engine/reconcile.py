@@ -46,6 +46,7 @@ class ReconcileOptions:
     sandbox: str | None = None  # plan and write only the developer's copies (``--watch --sandbox``)
     saved_plan: planning.Plan | None = None  # apply exactly this plan (``apply PLANFILE``)
     launch: bool = True  # launch the runs the plan and the event ask for
+    parallelism: int = applying.DEFAULT_PARALLELISM  # writes of one dependency wave in flight at once
 
 
 DEFAULT_OPTIONS = ReconcileOptions()
@@ -105,7 +106,10 @@ def reconcile(
         if result.has_changes:
             _refuse_outside_sandbox(result, options.sandbox)
         applied = applying.execute(
-            result, store, options=applying.ApplyOptions(options.allow_empty), on_change=on_write
+            result,
+            store,
+            options=applying.ApplyOptions(options.allow_empty, options.parallelism),
+            on_change=on_write,
         )
         wanted = {r.deployment: r.reason for r in result.runs}
         if runs_for is not None:

@@ -10,6 +10,8 @@ from reconciler.state.base import (
     RunState,
     RunStore,
     Store,
+    WaveWrite,
+    WritesInWaves,
 )
 from reconciler.state.memory import MemoryStore
 from reconciler.state.open import open_store
@@ -25,5 +27,7 @@ __all__ = [
     "RunState",
     "RunStore",
     "Store",
+    "WaveWrite",
+    "WritesInWaves",
     "open_store",
 ]

@@ -186,3 +186,24 @@ class CountsRequests(Protocol):
 
     requests_made: int  # HTTP requests sent, retries included
     requests_by_method: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class WaveWrite:
+    """One write of a wave: create/update ``resource`` (None: delete ``address``) at ``expected_version``."""
+
+    address: Address
+    expected_version: int | None
+    resource: Resource | None = None
+
+
+@runtime_checkable
+class WritesInWaves(Protocol):
+    """A store whose writes each cost round trips (an HTTP API) takes a wave of independent writes at once:
+    the objects written side by side, their bookkeeping recorded once per wave. Every write of the wave
+    that succeeded is recorded before the first failure is raised, so a later plan sees exactly what
+    was written; a crash between the objects and the record converges on the next apply."""
+
+    def write_wave(self, writes: Sequence[WaveWrite], *, parallelism: int) -> list[int | None]:
+        """The new version of each write in order (None for a delete)."""
+        ...
