@@ -17,8 +17,7 @@ What the first Cloud Run run of a deployment needs:
 
 Endpoints: ``RECONCILE_CLOUD_RUN_ENDPOINT`` (as the launcher), ``RECONCILE_ARTIFACT_REGISTRY_ENDPOINT``
 and ``RECONCILE_IAM_ENDPOINT`` (private endpoints, emulators; defaults are Google's). Every call is
-in ``examples/cloud-run/iam-role.yaml`` (``iam.serviceAccounts.get`` is in ``roles/iam.serviceAccountUser``,
-which ``actAs`` already needs).
+in ``examples/cloud-run/iam-role.yaml``.
 """
 
 from __future__ import annotations
