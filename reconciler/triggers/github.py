@@ -15,7 +15,6 @@ A comment that cannot be posted (a fork's read-only token) is a warning, not a f
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from reconciler import plan as planning
 from reconciler.engine import gitrules
 from reconciler.triggers import push
 from reconciler.triggers.github_api import GitHubClient, GitHubError
+from reconciler.triggers.github_comment import marker, upsert_comment
 from reconciler.triggers.github_env import (
     PULL_EVENTS,
     Event,
@@ -38,7 +38,6 @@ from reconciler.triggers.github_env import (
 )
 
 SUMMARY_LIMIT = 340_000  # GitHub allows 1 MiB of summary per step; 3 bytes per UTF-16 unit at worst
-MARKER = "<!-- prefect-reconciler plan: {} -->"
 
 
 @dataclass(frozen=True)
@@ -116,11 +115,6 @@ def _plan(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[s
     return Report(result.has_changes, planning.summary_line(result), full, str(plan_json))
 
 
-def marker(working_directory: str) -> str:
-    """The hidden first line that finds this directory's sticky comment again."""
-    return MARKER.format(posixpath.normpath(working_directory or ".").replace("--", "-\u2010"))
-
-
 def _comment_options(
     options: planning.MarkdownOptions, inputs: Inputs, event: Event, plan_json: Path
 ) -> planning.MarkdownOptions:
@@ -142,18 +136,6 @@ def _comment(ws: engine.Workspace, client: GitHubClient | None, event: Event, ma
         ws.out(f"::warning::could not post the plan comment: {exc}")
         return
     ws.out(f"{'Created' if created else 'Updated'} plan comment {comment_id} on #{number}")
-
-
-def upsert_comment(
-    client: GitHubClient, repository: str, number: int, mark: str, body: str
-) -> tuple[int, bool]:
-    """Edit the comment that starts with ``mark`` (quoting it does not count), else create one."""
-    for comment in client.issue_comments(repository, number):
-        if str(comment.get("body") or "").startswith(mark):
-            if comment.get("body") != body:
-                client.update_issue_comment(repository, int(comment["id"]), body)
-            return int(comment["id"]), False
-    return int(client.create_issue_comment(repository, number, body)["id"]), True
 
 
 def _pull_paths(

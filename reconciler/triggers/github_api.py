@@ -7,6 +7,9 @@
   bound; so are brief 5xx hiccups. A wait longer than ``max_wait`` is an error, not a hang.
 - The token goes into one header and nowhere else: not into ``repr``, errors or logs. Errors carry
   the method, the path and GitHub's own message.
+- :meth:`GitHubClient.authenticated_login` says which account the token acts as, the way GitHub
+  documents it: the workflow's ``GITHUB_TOKEN`` comments as ``github-actions[bot]`` (``GET /user``
+  refuses installation tokens), any other token as ``GET /user``'s login.
 httpx exceptions stop here as :class:`GitHubError`.
 """
 
@@ -22,6 +25,8 @@ from reconciler import __version__
 from reconciler.errors import ReconcileError
 
 DEFAULT_API_URL = "https://api.github.com"
+ACTIONS_LOGIN = "github-actions[bot]"  # the author of everything GITHUB_TOKEN writes
+INSTALLATION_TOKEN_PREFIX = "ghs_"  # GitHub's prefix for installation (and GITHUB_TOKEN) tokens
 API_VERSION = "2022-11-28"
 SECONDARY_WAIT = 60.0  # GitHub: "wait at least one minute" when no header says how long
 
@@ -45,8 +50,14 @@ class GitHubClient:
         timeout: float = 30.0,
         max_attempts: int = 4,
         max_wait: float = 120.0,
+        actions_token: bool | None = None,
     ) -> None:
+        """``actions_token``: the token is the workflow's ``GITHUB_TOKEN`` (True), is not (False),
+        or unknown (None: an installation token that ``GET /user`` refuses is taken for it)."""
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self._actions_token = actions_token
+        self._installation_token = token.startswith(INSTALLATION_TOKEN_PREFIX)
+        self._login: str | None = None
         self.max_attempts = max_attempts
         self.max_wait = max_wait
         self._http = httpx.Client(
@@ -73,6 +84,31 @@ class GitHubClient:
         self._http.close()
 
     # -- the calls the Action makes ----------------------------------------------------------------
+
+    def authenticated_login(self) -> str:
+        """The login whose name GitHub puts on what this token writes (asked once, then kept)."""
+        if self._login is None:
+            self._login = self._ask_login()
+        return self._login
+
+    def _ask_login(self) -> str:
+        if self._actions_token:
+            return ACTIONS_LOGIN
+        try:
+            doc = self.request("GET", "/user").json()
+        except GitHubError as exc:
+            refused = exc.status in (401, 403)
+            if refused and self._actions_token is None and self._installation_token:
+                return ACTIONS_LOGIN
+            raise GitHubError(
+                f"cannot tell which account the github-token acts as ({exc}); use the workflow's "
+                "github.token or a token of a user",
+                status=exc.status,
+            ) from None
+        login = doc.get("login") if isinstance(doc, dict) else None
+        if not isinstance(login, str) or not login:
+            raise GitHubError("GET /user: the answer has no login", status=200)
+        return login
 
     def issue_comments(self, repo: str, number: int) -> Iterator[dict[str, Any]]:
         """Every comment of an issue or pull request, oldest first, across all pages."""

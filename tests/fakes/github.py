@@ -1,5 +1,10 @@
 """A local fake of the GitHub REST API, enough for the Action: issue comments and pull request files.
 
+Tokens act as accounts, as on GitHub: ``token`` is an installation token (the workflow's
+``GITHUB_TOKEN``: it writes as ``github-actions[bot]`` and ``GET /user`` refuses it with 403), and
+``users`` maps personal tokens to their logins. A comment is authored by the token that posted it,
+and editing a comment someone else wrote is refused with 403, as GitHub refuses it.
+
 It speaks the real wire protocol the client relies on: JSON bodies, ``Authorization: Bearer``,
 ``Link`` pagination (``per_page`` capped like GitHub's 100, or lower to force several pages),
 422 for a comment body over 65,536 characters, and optional secondary rate limits (403 with
@@ -20,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 MAX_BODY = 65_536
+ACTIONS_BOT = "github-actions[bot]"
 
 
 @dataclass
@@ -44,6 +50,7 @@ class FakeGitHub:
     """State of the fake: comments by id, files per pull request, the request log."""
 
     token: str = "ghs_fake_token_for_tests"
+    users: dict[str, str] = field(default_factory=dict)  # personal token -> login
     max_per_page: int = 100
     comments: dict[int, Comment] = field(default_factory=dict)
     pull_files: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -106,6 +113,13 @@ class FakeGitHub:
     def writes(self) -> list[LoggedRequest]:
         return [r for r in self.requests if r.method in ("POST", "PATCH")]
 
+    def login_of(self, authorization: str | None) -> str | None:
+        """The account a request's ``Authorization: Bearer`` header acts as (None: bad credentials)."""
+        token = (authorization or "").removeprefix("Bearer ")
+        if token == self.token:
+            return ACTIONS_BOT
+        return self.users.get(token)
+
 
 _COMMENTS = re.compile(r"^/repos/([^/]+/[^/]+)/issues/(\d+)/comments$")
 _COMMENT = re.compile(r"^/repos/([^/]+/[^/]+)/issues/comments/(\d+)$")
@@ -139,13 +153,18 @@ class _Handler(BaseHTTPRequestHandler):
             limited = fake.rate_limit_next > 0
             if limited:
                 fake.rate_limit_next -= 1
-        if self.headers.get("Authorization") != f"Bearer {fake.token}":
+        login = fake.login_of(self.headers.get("Authorization"))
+        if login is None:
             return self._send(401, {"message": "Bad credentials"})
         if limited:
             message = (
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
             )
             return self._send(403, {"message": message}, {"Retry-After": fake.rate_limit_retry_after})
+        if parts.path == "/user" and method == "GET":
+            if login == ACTIONS_BOT:  # installation tokens have no user
+                return self._send(403, {"message": "Resource not accessible by integration"})
+            return self._send(200, {"login": login, "id": 7, "type": "User"})
         if (m := _COMMENTS.match(parts.path)) and method == "GET":
             return self._list(
                 parts.path, query, [_comment_json(c) for c in fake.comments_on(int(m.group(2)))]
@@ -154,12 +173,14 @@ class _Handler(BaseHTTPRequestHandler):
             text = self._body_text(body)
             if text is None:
                 return None
-            comment = fake.add_comment(int(m.group(2)), text, user="github-actions[bot]")
+            comment = fake.add_comment(int(m.group(2)), text, user=login)
             return self._send(201, _comment_json(comment))
         if (m := _COMMENT.match(parts.path)) and method == "PATCH":
             comment = fake.comments.get(int(m.group(2)))
             if comment is None:
                 return self._send(404, {"message": "Not Found"})
+            if comment.user != login:  # GitHub refuses edits of another account's comment
+                return self._send(403, {"message": "Resource not accessible by integration"})
             text = self._body_text(body)
             if text is None:
                 return None

@@ -23,9 +23,9 @@ from tests.helpers import run_cli
 from tests.triggers.conftest import GitRepo, invoke, parse_github_output, wait_runs
 
 OWNER_REPO = "acme/flows"
-SECRETS = {
-    "AWS_ACCESS_KEY_ID": "AKIA-CANARY-0b7c41d2",
-    "AWS_SECRET_ACCESS_KEY": "aws-CANARY-secret-9e3f17",
+SECRETS = {  # placeholder sources: names a placeholder may read (AWS_* belongs to the launchers)
+    "ETL_AWS_KEY_ID": "AKIA-CANARY-0b7c41d2",
+    "ETL_AWS_SECRET": "aws-CANARY-secret-9e3f17",
     "API_TOKEN": "tok-CANARY-51d2e8aa",
 }
 ROTATED = "aws-CANARY-rotated-44c0ff"
@@ -36,8 +36,8 @@ blocks:
   - type: aws-credentials
     name: prod
     data:
-      aws_access_key_id: "{{ $AWS_ACCESS_KEY_ID }}"
-      aws_secret_access_key: "{{ $AWS_SECRET_ACCESS_KEY }}"
+      aws_access_key_id: "{{ $ETL_AWS_KEY_ID }}"
+      aws_secret_access_key: "{{ $ETL_AWS_SECRET }}"
       region_name: us-east-1
 work_pools:
   - name: local
@@ -239,7 +239,7 @@ def test_pull_request_plan_is_one_sticky_comment_updated_in_place(runner: Runner
     outputs, _, console = runner.run(
         "pull_request",
         pull_request_payload("synchronize", 42, base_sha=base, head_sha=head2),
-        AWS_SECRET_ACCESS_KEY=ROTATED,
+        ETL_AWS_SECRET=ROTATED,
     )
     comments = fake.comments_on(42)
     ours = [c for c in comments if c.body.startswith(github.marker("deploy"))]

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from reconciler.triggers import github
+from reconciler.triggers import github_comment as github
 from reconciler.triggers.github_api import GitHubClient, GitHubError
 from tests.fakes.github import FakeGitHub
 
@@ -34,8 +34,8 @@ def test_comment_lists_follow_link_headers_across_pages(fake_github: FakeGitHub)
 def test_upsert_edits_the_marked_comment_and_ignores_quotes_of_it(fake_github: FakeGitHub) -> None:
     fake_github.max_per_page = 2
     mark = github.marker("projects/etl")
-    fake_github.add_comment(3, f"> {mark}\n> quoting the bot")  # a quote does not start with the marker
-    fake_github.add_comment(3, github.marker(".") + "\nanother directory's plan")
+    fake_github.add_comment(3, f"> {mark}\n> quoting the bot", "github-actions[bot]")  # not at the start
+    fake_github.add_comment(3, github.marker(".") + "\nanother directory's plan", "github-actions[bot]")
     fake_github.add_comment(3, "lgtm")
     with _client(fake_github) as client:
         first, created = github.upsert_comment(client, REPO, 3, mark, f"{mark}\nplan v1")
@@ -46,6 +46,23 @@ def test_upsert_edits_the_marked_comment_and_ignores_quotes_of_it(fake_github: F
     bodies = [c.body for c in fake_github.comments_on(3)]
     assert bodies[-1] == f"{mark}\nplan v2" and len(bodies) == 4
     assert [w.method for w in fake_github.writes()] == ["POST", "PATCH"]
+    assert [r.path for r in fake_github.requests].count("/user") == 1  # asked once per client
+
+
+def test_the_token_account_is_the_one_github_documents(fake_github: FakeGitHub) -> None:
+    fake_github.users["ghp_personal"] = "octo-bot"
+    with _client(fake_github) as client:  # GITHUB_TOKEN: GET /user refuses it, the bot writes
+        assert client.authenticated_login() == "github-actions[bot]"
+    declared = GitHubClient(token=fake_github.token, api_url=fake_github.url, actions_token=True)
+    with declared:
+        assert declared.authenticated_login() == "github-actions[bot]"
+    with GitHubClient(token="ghp_personal", api_url=fake_github.url) as client:
+        assert client.authenticated_login() == "octo-bot"
+    # an installation token declared not to be GITHUB_TOKEN (another app): its account is unknown
+    other_app = GitHubClient(token=fake_github.token, api_url=fake_github.url, actions_token=False)
+    with other_app, pytest.raises(GitHubError, match="cannot tell which account the github-token acts as"):
+        other_app.authenticated_login()
+    assert [r.path for r in fake_github.requests].count("/user") == 3
 
 
 def test_secondary_rate_limits_are_waited_out(fake_github: FakeGitHub) -> None:
