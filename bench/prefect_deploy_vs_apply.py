@@ -19,6 +19,7 @@ situation did not change are listed before and after; a run id that disappeared 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -180,9 +181,10 @@ def prefect_deploy(root: Path, api: str, home: Path) -> subprocess.CompletedProc
     return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=3600)
 
 
-def reconcile_apply(root: Path, api: str, home: Path) -> subprocess.CompletedProcess[str]:
+def reconcile_apply(root: Path, api: str, home: Path, code: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """``reconcile apply`` of the code at ``code`` (this checkout, or a worktree of an earlier commit)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RECONCILE_"))}
-    env.update(PREFECT_HOME=str(home / "client"), PYTHONPATH=str(REPO), NO_COLOR="1")
+    env.update(PREFECT_HOME=str(home / "client"), PYTHONPATH=str(code), NO_COLOR="1")
     command = [
         sys.executable,
         "-m",
@@ -245,19 +247,38 @@ def dropped(before: dict[str, set[str]], after: dict[str, set[str]], skip: set[s
 # -- main --------------------------------------------------------------------------------------------
 
 
-def run(n: int) -> list[dict[str, Any]]:
+@contextmanager
+def worktree(ref: str) -> Iterator[Path]:
+    """The repository's code at ``ref`` in a temporary git worktree (removed afterwards)."""
+    where = Path(tempfile.mkdtemp(prefix="bench-ref-")) / "code"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(where), ref], cwd=REPO, check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=REPO, check=False)
+
+
+def run(n: int, *, before_ref: str | None = None, situations: str = "abc") -> list[dict[str, Any]]:
     home = Path(tempfile.mkdtemp(prefix="bench-prefect-"))
     results: list[dict[str, Any]] = []
     try:
-        with prefect_server(home) as api:
+        with prefect_server(home) as api, contextlib.ExitStack() as stack:
             proxy = CountingProxy(api.removesuffix("/api"))
             via = f"http://127.0.0.1:{proxy.port}/api"
             httpx.post(f"{api}/work_pools/", json={"name": "bench-pd-pool", "type": "process"}, timeout=30)
-            tools = {
+            tools: dict[str, tuple[str, str, bool, Any]] = {
                 "prefect deploy": ("pd", "bench-pd-pool", False, prefect_deploy),
                 "reconcile apply": ("rc", "bench-rc-pool", True, reconcile_apply),
             }
-            for situation in ("a", "b", "c"):
+            if before_ref is not None:
+                code = stack.enter_context(worktree(before_ref))
+                tools[f"reconcile apply @{before_ref}"] = (
+                    "rb",
+                    "bench-rb-pool",
+                    True,
+                    lambda root, via, home, code=code: reconcile_apply(root, via, home, code),
+                )
+            for situation in situations:
                 for tool, (prefix, pool, ours, command) in tools.items():
                     root = home / prefix
                     write_project(root, prefix=prefix, pool=pool, n=n, changed=situation == "c", ours=ours)
@@ -306,7 +327,7 @@ def table(results: list[dict[str, Any]]) -> str:
         cells = [names[r["situation"]], r["tool"], f"{r['seconds']:.2f} s", str(r["requests"]), dropped_text]
         rows.append("| " + " | ".join(cells) + " |")
     by = {(r["situation"], r["tool"]): r for r in results}
-    for situation in ("a", "b", "c"):
+    for situation in dict.fromkeys(r["situation"] for r in results):
         pd, rc = by[(situation, "prefect deploy")], by[(situation, "reconcile apply")]
         rows.append(
             f"| {names[situation]} | ratio | {pd['seconds'] / rc['seconds']:.1f}x less time | "
@@ -321,8 +342,14 @@ def main() -> None:
     )
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--before-ref",
+        default=None,
+        help="Also apply with the code at this Git ref (a before/after baseline).",
+    )
+    parser.add_argument("--situations", default="abc", help="Which of a, b, c to run (default: all).")
     args = parser.parse_args()
-    results = run(args.deployments)
+    results = run(args.deployments, before_ref=args.before_ref, situations=args.situations)
     print()
     print(table(results))
     if args.out:
