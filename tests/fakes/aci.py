@@ -13,6 +13,8 @@ the container groups' lifecycle in :mod:`tests.fakes.aci_groups`. ARM routes, as
   ``GET /{name}/containers/{c}/logs`` (``{"content": ...}``); 404 bodies are ``ResourceNotFound``;
 * ``GET /subscriptions/{s}/providers/Microsoft.ContainerInstance/locations/{loc}/operations/{id}``:
   ``InProgress`` on the first poll, then ``Succeeded`` (``Failed`` if the group failed to start).
+* ``GET .../providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}`` (read by preflight):
+  the subnets in :attr:`AciFake.subnets` with their delegations, else 404 ``NotFound``.
 
 Tests steer it: :attr:`AciFake.outcome` scripts new groups, :meth:`AciFake.execute` runs containers
 for real, :meth:`AciFake.inject` answers chosen requests with an error (429 with ``Retry-After``, a
@@ -46,6 +48,7 @@ _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 _CG = _RG + rf"/providers/{PROVIDER}/containergroups"
 _OP = _SUB + rf"/providers/{PROVIDER}/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)"
+_SUBNET = _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<vnet>[^/]+)/subnets/(?P<subnet>[^/]+)"
 ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
     (method, name, re.compile(pattern + "$", re.IGNORECASE))
     for method, name, pattern in (
@@ -60,6 +63,7 @@ ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("DELETE", "delete_group", _CG + r"/(?P<name>[^/]+)"),
         ("POST", "stop_group", _CG + r"/(?P<name>[^/]+)/stop"),
         ("GET", "logs", _CG + r"/(?P<name>[^/]+)/containers/(?P<container>[^/]+)/logs"),
+        ("GET", "get_subnet", _SUBNET),
     )
 )
 _IDENTITY_ROUTES = frozenset({"openid", "instance_discovery", "token"})
@@ -74,6 +78,7 @@ class Seen:
     query: Mapping[str, str]
     status: int
     route: str
+    body: bytes = b""  # what the client sent (PUT bodies: the container group)
 
 
 @dataclass
@@ -113,6 +118,8 @@ class AciFake:
     requests: list[Seen] = field(default_factory=list)
     groups: dict[str, Group] = field(default_factory=dict)  # by lower-cased resource id
     faults: list[Fault] = field(default_factory=list)
+    # lower-cased subnet resource id -> the services it is delegated to (ACI needs its own)
+    subnets: dict[str, list[str]] = field(default_factory=dict)
     executor: LocalExecutor | None = None
     created_groups: list[Group] = field(default_factory=list)  # every group ever created, deleted too
     cert_path: Path | None = None
@@ -341,6 +348,23 @@ class AciFake:
             content = "".join(content.splitlines(keepends=True)[-int(q["tail"]) :])
         return 200, {}, {"content": content}
 
+    def _get_subnet(self, p: Mapping[str, str], q: Mapping[str, str], body: bytes) -> Answer:
+        missing = self._missing_scope(p)
+        if missing:
+            return missing
+        subnet_id = (
+            f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/Microsoft.Network"
+            f"/virtualNetworks/{p['vnet']}/subnets/{p['subnet']}"
+        )
+        services = self.subnets.get(subnet_id.lower())
+        if services is None:
+            return 404, {}, _error("NotFound", f"Resource {subnet_id} not found.")
+        delegations = [
+            {"name": f"d{i}", "properties": {"serviceName": name}} for i, name in enumerate(services)
+        ]
+        doc = {"id": subnet_id, "name": p["subnet"], "properties": {"delegations": delegations}}
+        return 200, {}, doc
+
     def _operation_status(self, p: Mapping[str, str], q: Mapping[str, str], body: bytes) -> Answer:
         with self._lock:
             op = self._operations.get(p["op"])
@@ -431,7 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(payload)
-        self.fake.record(Seen(self.command, parts.path, query, status, route))
+        self.fake.record(Seen(self.command, parts.path, query, status, route, body))
 
     do_GET = do_PUT = do_POST = do_DELETE = _serve
 
