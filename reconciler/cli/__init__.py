@@ -11,11 +11,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from reconciler import __version__
 from reconciler.cli.app import App
+from reconciler.cli.cmd_watch import watch_cmd, watch_options
 from reconciler.cli.group import ReconcileGroup
 
 
@@ -43,21 +45,7 @@ from reconciler.cli.group import ReconcileGroup
 @click.option(
     "--watch", "watch", is_flag=True, help="Watch the project and reconcile on every change (see `watch`)."
 )
-@click.option(
-    "--apply/--plan-only", "watch_apply", default=True, help="With --watch: apply changes, or only plan."
-)
-@click.option(
-    "--sandbox",
-    default=None,
-    metavar="PREFIX",
-    help="With --watch: work on PREFIX-copies of pools/deployments.",
-)
-@click.option(
-    "--allow-overlap",
-    "watch_allow_overlap",
-    is_flag=True,
-    help="With --watch: start a run while the last still runs.",
-)
+@watch_options
 @click.version_option(__version__, "--version", prog_name="reconcile")
 @click.pass_context
 def cli(
@@ -68,9 +56,7 @@ def cli(
     project: str | None,
     no_color: bool,
     watch: bool,
-    watch_apply: bool,
-    sandbox: str | None,
-    watch_allow_overlap: bool,
+    **watch_settings: Any,
 ) -> int:
     """Declarative GitOps for Prefect: plan and apply work pools, blocks and deployments from
     prefect.yaml, and push runs to serverless infrastructure."""
@@ -83,16 +69,26 @@ def cli(
     ctx.call_on_close(app.close)
     if ctx.invoked_subcommand is None:
         if watch:
-            from reconciler.cli.cmd_watch import watch_cmd
-
-            return ctx.invoke(
-                watch_cmd, apply_changes=watch_apply, sandbox=sandbox, allow_overlap=watch_allow_overlap
-            )
+            return ctx.invoke(watch_cmd, **watch_settings)
+        _refuse_watch_settings(ctx, watch_settings)
         click.echo(ctx.get_help())
         return 0
     if watch:
         raise click.UsageError("--watch cannot be combined with a command; use `reconcile --watch` alone")
+    _refuse_watch_settings(ctx, watch_settings)
     return 0
+
+
+def _refuse_watch_settings(ctx: click.Context, settings: dict[str, Any]) -> None:
+    """The watch options before a command belong to --watch only (``reconcile watch`` takes them after)."""
+    given = [
+        name
+        for name in settings
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    ]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise click.UsageError(f"{flags} go with --watch (or after `watch`)")
 
 
 # Command modules: each defines COMMANDS. Optional ones may be absent from a build.

@@ -23,6 +23,7 @@ from reconciler import pooltypes
 from reconciler.cli.app import App, pass_app
 from reconciler.desired import export, yamlfile
 from reconciler.errors import ReconcileError, SpecError, UsageError
+from reconciler.infra.install import install_hint
 from reconciler.objects import ENV_PLACEHOLDER, Address, Kind, LiveState, Resource
 
 
@@ -52,7 +53,7 @@ def import_cmd(app: App, addresses: tuple[str, ...], write: bool) -> int:
     try:
         from reconciler.desired import yamledit
     except ModuleNotFoundError as exc:
-        raise UsageError(f"import needs {exc.name}: pip install 'prefect-reconciler[import]'") from None
+        raise UsageError(f"import needs {exc.name}: {install_hint('import')}") from None
     if not write:
         app.out(yamledit.dump_sections(result.sections, style=yamledit.guess_style(text or "")).rstrip("\n"))
     else:

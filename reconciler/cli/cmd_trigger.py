@@ -74,10 +74,15 @@ def github_cmd(app: App) -> int:
     """The GitHub Action's step: plan + sticky PR comment on pull requests, apply + runs on push.
 
     Reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_API_URL,
-    GITHUB_TOKEN and the inputs INPUT_COMMAND, INPUT_WORKING_DIRECTORY, INPUT_PRUNE, INPUT_COMMENT.
+    GITHUB_TOKEN and the inputs INPUT_COMMAND, INPUT_WORKING_DIRECTORY, INPUT_STATE, INPUT_PRUNE,
+    INPUT_COMMENT. No state configured is an error (a fork's pull request: "plan unavailable").
     """
     from reconciler.triggers import github  # httpx and the Action's code only when an Action runs
+    from reconciler.triggers.github_preflight import preflight
 
+    done = preflight(app)  # the state input, fork pull requests, pull_request_target checkouts
+    if done is not None:
+        return done
     return github.run_action(app, environ=app.environ)
 
 

@@ -6,39 +6,58 @@ watchfiles (the ``watch`` extra) costs nothing to the other commands and its abs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from reconciler.cli.app import App, pass_app
 from reconciler.errors import UsageError
+from reconciler.infra.install import install_hint
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+WATCH_OPTIONS = (
+    click.option(
+        "--apply/--plan-only",
+        "apply_changes",
+        default=True,
+        help="Apply each change, or only plan (writes nothing).",
+    ),
+    click.option(
+        "--sandbox", default=None, metavar="PREFIX", help="Work on PREFIX-copies of pools and deployments."
+    ),
+    click.option(
+        "--allow-overlap", is_flag=True, help="Start a watch run even while the previous one still runs."
+    ),
+    click.option(
+        "--burst-window",
+        type=click.FloatRange(0.05, 60),
+        default=0.4,
+        show_default=True,
+        help="Seconds of quiet that end a burst of changes: one run per deployment per burst.",
+    ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="Seconds to wait for the lock.",
+    ),
+)
+"""The options of ``reconcile watch``, also taken by ``reconcile --watch`` (one definition, two spellings)."""
+WATCH_PARAMS = ("apply_changes", "sandbox", "allow_overlap", "burst_window", "lock_timeout")
+
+
+def watch_options(command: F) -> F:
+    for option in reversed(WATCH_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.command("watch")
-@click.option(
-    "--apply/--plan-only",
-    "apply_changes",
-    default=True,
-    help="Apply each change, or only plan (writes nothing).",
-)
-@click.option(
-    "--sandbox", default=None, metavar="PREFIX", help="Work on PREFIX-copies of pools and deployments."
-)
-@click.option(
-    "--allow-overlap", is_flag=True, help="Start a watch run even while the previous one still runs."
-)
-@click.option(
-    "--burst-window",
-    type=click.FloatRange(0.05, 60),
-    default=0.4,
-    show_default=True,
-    help="Seconds of quiet that end a burst of changes: one run per deployment per burst.",
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the lock.",
-)
+@watch_options
 @pass_app
 def watch_cmd(
     app: App,
@@ -55,7 +74,7 @@ def watch_cmd(
     except ModuleNotFoundError as exc:
         if exc.name != "watchfiles":
             raise
-        raise UsageError("watching needs watchfiles: pip install 'prefect-reconciler[watch]'") from None
+        raise UsageError(f"watching needs watchfiles: {install_hint('watch')}") from None
     options = watching.WatchOptions(
         apply_changes=apply_changes,
         sandbox=sandbox,

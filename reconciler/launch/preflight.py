@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from reconciler import pooltypes
 from reconciler.desired import Desired
 from reconciler.errors import LaunchError
+from reconciler.infra.install import install_hint
 from reconciler.launch.base import Job
 from reconciler.launch.jobs import build_job
 from reconciler.objects import Kind, LiveState, Resource, StoredObject
@@ -168,7 +169,7 @@ def _checker(launcher: str) -> Checker | str:
     try:
         module = importlib.import_module(_CHECKERS[launcher])
     except ModuleNotFoundError as exc:
-        return f"cannot check {launcher} pools without {exc.name}: pip install 'prefect-reconciler[{extra}]'"
+        return f"cannot check {launcher} pools without {exc.name}: {install_hint(extra)}"
     check: Callable[..., list[PreflightResult]] = module.check
     return check
 

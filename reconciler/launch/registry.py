@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.errors import LauncherUnavailable
+from reconciler.infra.install import install_hint
 from reconciler.launch.base import Launcher
 from reconciler.launch.process import ProcessLauncher
 
@@ -21,7 +22,7 @@ _CLOUD = {
 def make_launcher(name: str, *, runs_dir: Path, environ: Mapping[str, str]) -> Launcher:
     """A launcher by name; a cloud launcher whose SDK or module is missing says so plainly."""
     if name == "process":
-        return ProcessLauncher(runs_dir)
+        return ProcessLauncher(runs_dir, environ=environ)
     if name not in _CLOUD:
         raise LauncherUnavailable(f"no launcher named {name!r}")
     module_name, factory, extra = _CLOUD[name]
@@ -30,7 +31,5 @@ def make_launcher(name: str, *, runs_dir: Path, environ: Mapping[str, str]) -> L
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
             raise LauncherUnavailable(f"the {name} launcher is not available in this version") from None
-        raise LauncherUnavailable(
-            f"the {name} launcher needs {exc.name}: pip install 'prefect-reconciler[{extra}]'"
-        ) from None
+        raise LauncherUnavailable(f"the {name} launcher needs {exc.name}: {install_hint(extra)}") from None
     return getattr(module, factory)(environ=environ)

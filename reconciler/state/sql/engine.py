@@ -17,13 +17,13 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
 from reconciler.errors import ReconcileError, StateError, UsageError
+from reconciler.infra.install import install_hint
 from reconciler.infra.redact import redact_url, redact_urls
 
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN (``BEGIN IMMEDIATE``).
 #: Without it a read-then-write transaction can fail with SQLITE_BUSY instead of waiting its turn.
 WRITE = "reconciler_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-POSTGRES_HINT = "pip install 'prefect-reconciler[postgres]'"
 
 
 def normalize_url(url: str) -> URL:
@@ -69,7 +69,7 @@ def create(url: URL) -> Engine:
             },
         )
     except ImportError:
-        raise StateError(f"PostgreSQL state needs the psycopg driver: {POSTGRES_HINT}") from None
+        raise StateError(f"PostgreSQL state needs the psycopg driver: {install_hint('postgres')}") from None
 
 
 @contextmanager
@@ -88,7 +88,7 @@ def db_errors(action: str, *, url: str) -> Iterator[None]:
             f"cannot {action} in {redact_url(url)}: {redact_urls(str(err.strerror or err))}"
         ) from err
     except ImportError:  # the dialect loads its driver lazily on first connect
-        raise StateError(f"PostgreSQL state needs the psycopg driver: {POSTGRES_HINT}") from None
+        raise StateError(f"PostgreSQL state needs the psycopg driver: {install_hint('postgres')}") from None
 
 
 def _sqlite_engine(url: URL) -> Engine:
