@@ -16,11 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import LaunchError
 from reconciler.launch.base import ENV_RESULT_FILE, Job, JobStatus, LogChunk
+from reconciler.launch.process_env import base_environment
 from reconciler.objects import parse_iso
 from reconciler.state import RunState
 
@@ -31,10 +33,15 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ProcessLauncher:
-    """Launches runs as subprocesses of this machine; ``runs_dir`` is shared by every reconcile here."""
+    """Launches runs as subprocesses of this machine; ``runs_dir`` is shared by every reconcile here.
 
-    def __init__(self, runs_dir: Path) -> None:
+    A run starts from ``process_env.base_environment(environ)`` (the launcher's environment, or
+    only an allow-list of it under GitHub Actions) plus its job's own variables.
+    """
+
+    def __init__(self, runs_dir: Path, *, environ: Mapping[str, str] | None = None) -> None:
         self.runs_dir = Path(runs_dir)
+        self._environ = os.environ if environ is None else environ
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def submit(self, job: Job) -> str:
@@ -48,7 +55,7 @@ class ProcessLauncher:
         cwd = Path(job.project_dir)
         if config.get("working_dir"):
             cwd = (cwd / str(config["working_dir"])).resolve()
-        env = {**os.environ, **job.env, ENV_RESULT_FILE: str(run_dir / "result.json")}
+        env = {**base_environment(self._environ), **job.env, ENV_RESULT_FILE: str(run_dir / "result.json")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
         command = list(job.command)
         if config.get("command"):

@@ -5,11 +5,17 @@ the runner sets ``GITHUB_EVENT_NAME``, ``GITHUB_EVENT_PATH`` (the webhook payloa
 ``GITHUB_REPOSITORY``, ``GITHUB_API_URL``... and reads ``GITHUB_OUTPUT`` (``name=value`` lines, or the
 ``name<<DELIMITER`` form for multi-line values) and ``GITHUB_STEP_SUMMARY`` (Markdown) after the step.
 Bad inputs and a missing event are usage errors: one line, exit 1.
+
+The state is never guessed. The ``state`` input (``INPUT_STATE``; ``RECONCILE_STATE`` when the entry
+runs outside ``action.yml``) must be a state URL, or ``sqlite`` to opt in to a throwaway SQLite store
+for a demo. Empty (a fork's pull request gets no secrets; a secret name is mistyped) is an error,
+except on a pull request from a fork, where the plan is reported unavailable instead of failing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import uuid
@@ -23,8 +29,17 @@ import orjson
 
 from reconciler import plan as planning
 from reconciler.errors import UsageError
+from reconciler.triggers.github_api import GitHubClient
 
 PULL_EVENTS = frozenset({"pull_request", "pull_request_target"})
+STATE_OPT_IN = "sqlite"  # `state: sqlite`: a throwaway SQLite file under the project, for demos
+FORK_UNAVAILABLE = "plan unavailable: no state credentials on a fork"
+NO_STATE = (
+    "input state is empty: no state is configured, and the Action never falls back to a throwaway "
+    "store (a plan would show everything as new and an apply would write nowhere that lasts). "
+    "Pass the state URL from a secret (state: ${{ secrets.RECONCILE_STATE }}: is the secret set and "
+    "spelled right, and does this job's environment hold it?), or state: sqlite for a demo"
+)
 
 
 class Command(StrEnum):
@@ -47,6 +62,8 @@ class Inputs:
     working_directory: str = "."
     prune: bool = False
     comment: bool = True
+    state: str | None = None  # a state URL, STATE_OPT_IN, or None when nothing is configured
+    token_is_default: bool | None = None  # github-token is the workflow's GITHUB_TOKEN (None: unknown)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Inputs:
@@ -60,10 +77,33 @@ class Inputs:
             working_directory=posixpath.normpath(environ.get("INPUT_WORKING_DIRECTORY") or "."),
             prune=_flag(environ, "INPUT_PRUNE", False),
             comment=_flag(environ, "INPUT_COMMENT", True),
+            state=_state(environ),
+            token_is_default=_flag(environ, "INPUT_GITHUB_TOKEN_IS_DEFAULT", None),
         )
 
+    def state_url(self, project_dir: Path) -> str | None:
+        """The URL to open: the input's, the demo SQLite file for ``sqlite``, None when unset."""
+        if self.state == STATE_OPT_IN:
+            return f"sqlite:///{(Path(project_dir) / '.reconcile' / 'state.db').resolve()}"
+        return self.state
 
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+
+def _state(environ: Mapping[str, str]) -> str | None:
+    raw = environ["INPUT_STATE"] if "INPUT_STATE" in environ else environ.get("RECONCILE_STATE", "")
+    value = raw.strip()
+    if not value:
+        return None
+    if value.lower() == STATE_OPT_IN:
+        return STATE_OPT_IN
+    if "://" not in value:  # never echo it: a mistyped secret is still a secret
+        raise UsageError(
+            "input state is neither a state URL (postgresql+psycopg://..., prefect+https://HOST/api, "
+            "sqlite:///PATH) nor sqlite; its value is not shown"
+        )
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str, default: Any) -> Any:
     value = (environ.get(name) or "").strip().lower()
     if not value:
         return default
@@ -123,6 +163,19 @@ class Event:
         return int(number) if number else None
 
     @property
+    def from_fork(self) -> bool:
+        """A pull request whose head lives in another repository (GitHub gives it no secrets)."""
+        if self.name not in PULL_EVENTS:
+            return False
+        head = (self.pull.get("head") or {}).get("repo") or {}
+        base = (self.pull.get("base") or {}).get("repo") or {}
+        if not head:
+            return True  # the head repository was deleted: certainly not this one
+        if head.get("id") and base.get("id"):
+            return bool(head["id"] != base["id"])
+        return str(head.get("full_name") or "").lower() != str(base.get("full_name") or "").lower()
+
+    @property
     def default_branch(self) -> str | None:
         return (self.payload.get("repository") or {}).get("default_branch")
 
@@ -135,7 +188,15 @@ class Event:
 
 
 def decide(inputs: Inputs, event: Event) -> tuple[Mode, str]:
-    """Plan or apply, and why (printed, so a surprising choice explains itself)."""
+    """Plan or apply, and why (printed, so a surprising choice explains itself).
+
+    No state configured: a fork's pull request is skipped as :data:`FORK_UNAVAILABLE`; anything
+    else is a usage error (:data:`NO_STATE`), never a plan against a throwaway store.
+    """
+    if inputs.state is None:
+        if event.from_fork:
+            return Mode.SKIP, FORK_UNAVAILABLE
+        raise UsageError(NO_STATE)
     if event.name in PULL_EVENTS:
         if inputs.command is Command.APPLY:
             raise UsageError("command apply on a pull request would apply unmerged changes; use plan or auto")
@@ -149,6 +210,14 @@ def decide(inputs: Inputs, event: Event) -> tuple[Mode, str]:
     return Mode.PLAN, f"{event.name} to {event.ref or 'a ref'} that is not the default branch: plan only"
 
 
+def github_client(inputs: Inputs, event: Event, environ: Mapping[str, str]) -> GitHubClient | None:
+    """A client for the Action's ``github-token`` (None without one); it knows whose token it is."""
+    token = environ.get("GITHUB_TOKEN", "")
+    if not token:
+        return None
+    return GitHubClient(token=token, api_url=event.api_url, actions_token=inputs.token_is_default)
+
+
 def write_plan_json(
     result: planning.Plan, environ: Mapping[str, str], project_dir: Path, working_directory: str
 ) -> Path:
@@ -158,7 +227,11 @@ def write_plan_json(
     base.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", working_directory).strip("-") or "root"
     path = (base / f"plan-{slug}.json").resolve()
-    path.write_bytes(orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n")
+    data = orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the runner's other users: no
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # an older file keeps its mode through O_CREAT
+        f.write(data)
     return path
 
 
