@@ -17,6 +17,7 @@ missing SDK is one finding, not a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from reconciler.errors import LaunchError
 from reconciler.infra.install import install_hint
 from reconciler.launch.base import Job
 from reconciler.launch.jobs import build_job
-from reconciler.objects import Kind, LiveState, Resource, StoredObject
+from reconciler.objects import Kind, LiveState, Resource, StoredObject, iter_secrets
 from reconciler.plan.model import PreflightResult
 from reconciler.state import RunRecord, RunState
 
@@ -60,6 +61,8 @@ class Target:
     deployment: str | None
     job: Job | None = field(default=None, repr=False)  # None when the job could not be built
     problem: str = ""  # why it could not be built (a missing secret, an unknown block)
+    # (resolved secret value, how to show it): what findings must never print, see _redactions
+    redact: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 class Checker(Protocol):
@@ -113,11 +116,12 @@ def targets_of(state: LiveState | Desired, environ: Mapping[str, str]) -> list[T
             if pool_name:
                 deployments.setdefault(str(pool_name), []).append(stored.resource)
     targets: list[Target] = []
+    redact = _redactions(live, environ)
     for name in sorted(pools):
         pool_type = pooltypes.get(str(pools[name].body.get("type")))
         if pool_type is None or pool_type.launcher not in _CHECKERS:
             continue  # process pools and unknown types: nothing in a cloud to ask
-        base = Target(name, pool_type.slug, pool_type.launcher, None)
+        base = Target(name, pool_type.slug, pool_type.launcher, None, redact=redact)
         on_pool = sorted(deployments.get(name, []), key=lambda r: r.address.name)
         if not on_pool:
             targets.append(base)
@@ -145,14 +149,50 @@ def _target(base: Target, live: LiveState, deployment: Resource, environ: Mappin
         pool_type=base.pool_type,
         state=RunState.SCHEDULED,
     )
+    named = dataclasses.replace(base, deployment=deployment.address.name)
     try:
         job = build_job(live=live, run=run, project_dir=Path("."), environ=environ, log_path=None)
     except LaunchError as exc:
-        return Target(base.pool, base.pool_type, base.launcher, deployment.address.name, problem=str(exc))
-    return Target(base.pool, base.pool_type, base.launcher, deployment.address.name, job=job)
+        return dataclasses.replace(named, problem=str(exc))
+    return dataclasses.replace(named, job=job)
+
+
+def _redactions(live: LiveState, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Every resolved secret of the state, longest first, with the form plans show it in.
+
+    A finding quotes what the cloud answered (an image name, a cluster, a role ARN); any of those
+    may have come from a secret placeholder, and the plan (a PR comment) must never show it.
+    """
+    found: dict[str, str] = {}
+    for stored in live.objects.values():
+        for secret in iter_secrets(stored.resource.body):
+            try:
+                value = secret.resolve(environ)
+            except KeyError:
+                continue  # unset: the build reports it by name
+            names = ", ".join(f"${n}" for n in secret.env_names)
+            if len(value) >= 4:  # shorter values would blank out ordinary words
+                found.setdefault(value, f"(secret from {names})" if names else "(secret)")
+    return tuple(sorted(found.items(), key=lambda item: -len(item[0])))
+
+
+def _scrubbed(target: Target, findings: list[PreflightResult]) -> list[PreflightResult]:
+    if not target.redact:
+        return findings
+    cleaned = []
+    for finding in findings:
+        message = finding.message
+        for value, shown in target.redact:
+            message = message.replace(value, shown)
+        cleaned.append(dataclasses.replace(finding, message=message))
+    return cleaned
 
 
 def _check(target: Target, environ: Mapping[str, str], cache: Cache) -> list[PreflightResult]:
+    return _scrubbed(target, _findings(target, environ, cache))
+
+
+def _findings(target: Target, environ: Mapping[str, str], cache: Cache) -> list[PreflightResult]:
     if target.deployment is None:
         return [result(target, "deployments", "runs", True, "no deployment runs on this pool", skipped=True)]
     if target.job is None:
@@ -189,15 +229,7 @@ def _merge(targets: Sequence[Target], per_target: Sequence[list[PreflightResult]
                     seen.add(finding)
                     merged.append(finding)
                 continue
-            tagged = PreflightResult(
-                pool=finding.pool,
-                field=finding.field,
-                check=finding.check,
-                ok=finding.ok,
-                message=finding.message,
-                deployment=target.deployment,
-                skipped=finding.skipped,
-            )
+            tagged = dataclasses.replace(finding, deployment=target.deployment)
             if tagged not in seen:
                 seen.add(tagged)
                 merged.append(tagged)

@@ -20,6 +20,7 @@ import pytest
 
 from reconciler import desired as desired_state
 from reconciler.launch.preflight import PreflightResult, Target, preflight_for, run_preflight
+from reconciler.objects import Address, LiveState, Resource, Secret, StoredObject
 from tests.fakes.moto_server import ACCOUNT, REGION, Fault, MotoStandIn
 from tests.helpers import REPO
 from tests.launch.jobs_support import rendered_job
@@ -121,7 +122,7 @@ def test_an_image_missing_from_ecr_fails_on_the_image_field(moto, world, tmp_pat
     failed = failures(preflight_for(load_example(tmp_path, environ), environ))
 
     assert set(failed) == {"image"}
-    assert "ImageNotFoundException" in failed["image"].message and ":9.9" in failed["image"].message
+    assert "ImageNotFoundException" in failed["image"].message
     assert failed["image"].deployment is None  # every deployment of the pool uses it
 
 
@@ -134,8 +135,8 @@ def test_a_missing_cluster_and_role_fail_on_their_fields(moto, world, tmp_path) 
     failed = failures(preflight_for(load_example(tmp_path, environ), environ))
 
     assert set(failed) == {"cluster", "execution_role_arn"}
-    assert "MISSING" in failed["cluster"].message and "no-such-cluster" in failed["cluster"].message
-    assert "no-such-role does not exist" in failed["execution_role_arn"].message
+    assert "MISSING" in failed["cluster"].message
+    assert "does not exist" in failed["execution_role_arn"].message
 
 
 def test_a_subnet_of_another_vpc_fails_on_the_subnets_field(moto, world, tmp_path) -> None:
@@ -231,3 +232,36 @@ def test_a_size_fargate_does_not_offer_fails_on_cpu_or_memory(moto, world, cpu, 
     assert failed[field].check == "fargate-size"
     image = next(r for r in results if r.field == "image")
     assert image.ok and image.skipped and "not in Amazon ECR" in image.message
+
+
+def test_a_finding_never_prints_a_value_that_came_from_a_secret(moto, world) -> None:
+    image = world[name_of("image")].replace(":1.4", ":0.0-private")
+    secret = Secret("{{ $FLOWS_IMAGE_TOKEN }}", "fp")
+    pool = Resource(
+        Address.pool("ecs-secret"),
+        {
+            "type": "ecs:push",
+            "job_variables": {
+                "image": secret,
+                "cluster": world[name_of("cluster")],
+                "aws_credentials": {
+                    "aws_access_key_id": "AKIAPREFLIGHT0000001",
+                    "aws_secret_access_key": Secret("{{ $SECRET_KEY }}", "fp2"),
+                    "region_name": REGION,
+                    "aws_client_parameters": {"endpoint_url": moto.url},
+                },
+            },
+        },
+    )
+    deployment = Resource(
+        Address.deployment("hello", "greet"),
+        {"flow_name": "hello", "entrypoint": "flows/hello.py:hello", "work_pool": {"name": "ecs-secret"}},
+    )
+    live = LiveState("memory://", 1, {r.address: StoredObject(r, 1) for r in (pool, deployment)})
+    environ = {"FLOWS_IMAGE_TOKEN": image, "SECRET_KEY": "preflight-secret"}
+    results = preflight_for(live, environ)
+
+    failed = failures(results)
+    assert set(failed) == {"image"}
+    assert "(secret from $FLOWS_IMAGE_TOKEN)" in failed["image"].message
+    assert all(image not in r.message and "preflight-secret" not in r.message for r in results)
