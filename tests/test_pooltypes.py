@@ -429,14 +429,19 @@ def test_cloud_run_memory_needs_enough_cpu(cpu: str, mebibytes: int) -> None:
         {"cpu": 0.1, "memory": 0.1},
         {"cpu": 4, "memory": 16},
         {"cpu": 1.5, "memory": 3.7},
-        {"gpu_count": 1, "gpu_sku": "K80"},
-        {"gpu_count": 4, "gpu_sku": "V100"},
         {"gpu_count": None, "gpu_sku": None},
     ],
 )
 def test_aci_accepts_values_within_its_limits(values: dict[str, Any]) -> None:
     assert aci.check_limits(values) == []
     assert pool("azure-container-instance:push").validate_job_variables(values) == []
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_aci_gpus_azure_still_documents_are_accepted_with_a_retirement_warning(count: int) -> None:
+    problems = aci.check_limits({"gpu_count": count, "gpu_sku": "V100"})
+    assert [(p.path, p.warning) for p in problems] == [(("gpu_count",), True)]
+    assert "retired" in problems[0].message
 
 
 @pytest.mark.parametrize(
@@ -447,18 +452,19 @@ def test_aci_accepts_values_within_its_limits(values: dict[str, Any]) -> None:
         ({"memory": 16.5}, ("memory",), "0.1 to 16 GB"),
         ({"memory": 0}, ("memory",), "0.1 to 16 GB"),
         ({"memory": 1.25}, ("memory",), "0.1 GB step"),
-        ({"gpu_count": 5, "gpu_sku": "K80"}, ("gpu_count",), "1 to 4 GPUs"),
-        ({"gpu_count": 1}, ("gpu_count",), "K80, P100, V100"),
-        ({"gpu_count": 1, "gpu_sku": "A100"}, ("gpu_sku",), "K80, P100, V100"),
-        ({"gpu_sku": "P100"}, ("gpu_sku",), "1 to 4"),
+        ({"gpu_count": 3}, ("gpu_count",), "1, 2, 4"),
+        ({"gpu_count": 1}, ("gpu_count",), "needs gpu_sku (V100)"),
+        ({"gpu_sku": "K80"}, ("gpu_sku",), "retired"),
+        ({"gpu_sku": "A100"}, ("gpu_sku",), "use V100"),
+        ({"gpu_sku": "V100"}, ("gpu_sku",), "needs gpu_count (1, 2, 4)"),
     ],
 )
 def test_aci_rejects_values_beyond_its_limits_naming_them(
     values: dict[str, Any], path: tuple[str, ...], limit: str
 ) -> None:
-    [problem] = aci.check_limits(values)
-    assert problem.path == path
-    assert limit in problem.message
+    errors = [p for p in aci.check_limits(values) if not p.warning]
+    assert errors and {p.path for p in errors} == {path}
+    assert any(limit in p.message for p in errors)
 
 
 @given(tenths=st.integers(min_value=1, max_value=160))

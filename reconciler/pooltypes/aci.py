@@ -24,8 +24,13 @@ from reconciler.pooltypes.common import common_variables
 MIN_CPU, MAX_CPU = 0.1, 4.0
 MIN_MEMORY_GB, MAX_MEMORY_GB = 0.1, 16.0
 MEMORY_STEP_GB = 0.1
-MIN_GPUS, MAX_GPUS = 1, 4
-GPU_SKUS = ("K80", "P100", "V100")
+# "Deploy container instances that use GPU resources" (learn.microsoft.com/azure/container-instances/
+# container-instances-gpu, 2025-11-17): count 1, 2 or 4; SKU V100 only (K80 and P100 are gone); and
+# the feature itself "is retired as of July 14, 2025", so any GPU request gets a warning.
+GPU_COUNTS = (1, 2, 4)
+GPU_SKUS = ("V100",)
+RETIRED_GPU_SKUS = ("K80", "P100")
+GPU_RETIRED = "Azure documents GPU container groups as retired since 14 July 2025; ARM may refuse the request"
 
 
 def _optional(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
@@ -86,7 +91,11 @@ _VARIABLES: dict[str, Any] = {
             "type": "number",
             "default": 1.0,
         },
-        "gpu_count": _optional({"type": "integer"}, "GPU Count", "GPUs requested; needs gpu_sku."),
+        "gpu_count": _optional(
+            {"type": "integer"},
+            "GPU Count",
+            f"GPUs requested ({', '.join(map(str, GPU_COUNTS))}); needs gpu_sku.",
+        ),
         "gpu_sku": _optional({"type": "string"}, "GPU SKU", f"GPU model: {', '.join(GPU_SKUS)}."),
         "subnet_ids": _optional(
             _STRINGS, "Subnet IDs", "Subnets to inject the group into a virtual network."
@@ -223,21 +232,26 @@ def check_limits(values: Mapping[str, Any]) -> list[VariableProblem]:
 
 def _gpu_problems(count: Any, sku: Any) -> list[VariableProblem]:
     skus = ", ".join(GPU_SKUS)
+    counts = ", ".join(str(c) for c in GPU_COUNTS)
     problems: list[VariableProblem] = []
     if isinstance(count, int) and not isinstance(count, bool):
-        if not MIN_GPUS <= count <= MAX_GPUS:
-            message = f"gpu_count {count} is outside ACI's limits of {MIN_GPUS} to {MAX_GPUS} GPUs"
+        if count not in GPU_COUNTS:
+            message = f"gpu_count {count} is not one ACI offers: {counts}"
             problems.append(VariableProblem(("gpu_count",), message))
         if sku is None:
-            problems.append(VariableProblem(("gpu_count",), f"gpu_count needs gpu_sku, one of {skus}"))
+            problems.append(VariableProblem(("gpu_count",), f"gpu_count needs gpu_sku ({skus})"))
+        else:
+            problems.append(VariableProblem(("gpu_count",), GPU_RETIRED, warning=True))
     if isinstance(sku, str):
-        if sku not in GPU_SKUS:
+        if sku in RETIRED_GPU_SKUS:
+            message = f"gpu_sku {sku!r} is retired on ACI; the only SKU Azure documents is {skus}"
+            problems.append(VariableProblem(("gpu_sku",), message))
+        elif sku not in GPU_SKUS:
             problems.append(
-                VariableProblem(("gpu_sku",), f"gpu_sku {sku!r} is not offered by ACI; use one of {skus}")
+                VariableProblem(("gpu_sku",), f"gpu_sku {sku!r} is not offered by ACI; use {skus}")
             )
         if count is None:
-            message = f"gpu_sku {sku!r} needs gpu_count, {MIN_GPUS} to {MAX_GPUS}"
-            problems.append(VariableProblem(("gpu_sku",), message))
+            problems.append(VariableProblem(("gpu_sku",), f"gpu_sku {sku!r} needs gpu_count ({counts})"))
     return problems
 
 

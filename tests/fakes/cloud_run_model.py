@@ -106,6 +106,10 @@ class RunModel:
         self.executions: dict[str, Execution] = {}
         self.operations: dict[str, Operation] = {}
         self.outcomes: dict[str, Outcome] = {}  # per execution name, overrides the default
+        # Behaviours Cloud Run does not document, each switchable so a test can take the assumption away:
+        self.executions_show_override_env = True  # an execution's template shows RunJob's override env
+        self.run_changes_etag = True  # running a job gives it a new etag
+        self.run_answer_has_metadata = True  # RunJob's first answer carries the Execution as metadata
 
     def dispatch(
         self, route: str, p: dict[str, str], query: dict[str, list[str]], body: Any, *, pending_polls: int
@@ -273,7 +277,10 @@ class RunModel:
         self.executions[name] = Execution(exe_body, task, outcome, timeout)
         job["executionCount"] = int(job.get("executionCount", 0)) + 1
         job["latestCreatedExecution"] = {"name": name, "createTime": stamp}
-        job["etag"] = _etag()  # running a job changes it: a delete with the old etag is refused
+        if self.run_changes_etag:
+            job["etag"] = _etag()  # running a job changes it: a delete with the old etag is refused
+        if not self.executions_show_override_env:
+            exe_body["template"] = copy.deepcopy(job.get("template", {}).get("template", {}))
         op = Operation(
             f"{parent}/operations/{uuid.uuid4()}",
             "Execution",
@@ -281,7 +288,10 @@ class RunModel:
             _last=exe_body,
         )
         self.operations[op.name] = op
-        return op.render()
+        answer = op.render()
+        if not self.run_answer_has_metadata:
+            answer.pop("metadata", None)
+        return answer
 
     def _finished_body(self, name: str) -> dict[str, Any] | None:
         exe = self.executions.get(name)

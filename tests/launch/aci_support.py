@@ -2,8 +2,8 @@
 
 Every setting is a documented product feature: ``RECONCILE_AZURE_ARM_ENDPOINT`` (a sovereign or
 private ARM endpoint), ``AZURE_AUTHORITY_HOST`` (azure-identity's authority setting),
-``REQUESTS_CA_BUNDLE`` (requests' CA bundle) and the block's ``credential_kwargs``
-(``disable_instance_discovery`` for an authority Microsoft does not know).
+``REQUESTS_CA_BUNDLE`` (requests' CA bundle); an authority that is not one of Azure's clouds turns
+instance discovery off by itself (azure-identity's ``disable_instance_discovery``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def credentials(fake: AciFake, **changes: Any) -> dict[str, Any]:
         "client_id": fake.client_id,
         "tenant_id": fake.tenant_id,
         "client_secret": CLIENT_SECRET,
-        "credential_kwargs": {"disable_instance_discovery": True},  # a private authority (documented)
         **changes,
     }
 

@@ -40,8 +40,7 @@ PROJECT = """
         data:
           client_id: {client_id}
           tenant_id: {tenant_id}
-          client_secret: "{{{{ $AZURE_CLIENT_SECRET }}}}"
-          credential_kwargs: {{disable_instance_discovery: true}}
+          client_secret: "{{{{ $ACI_CLIENT_SECRET }}}}"
     work_pools:
       - name: aci-fake
         type: azure-container-instance:push
@@ -80,7 +79,7 @@ def project(tmp_path: Path, fake: AciFake) -> Path:
 
 
 def cli_env(fake: AciFake) -> dict[str, str]:
-    return {**environ(fake), "AZURE_CLIENT_SECRET": CLIENT_SECRET, "DB_PASSWORD": DB_PASSWORD}
+    return {**environ(fake), "ACI_CLIENT_SECRET": CLIENT_SECRET, "DB_PASSWORD": DB_PASSWORD}
 
 
 def cli(root: Path, fake: AciFake, *args: str) -> Any:
@@ -156,7 +155,7 @@ def test_cli_wait_timeout_leaves_the_group_running_then_cancel_deletes_it(
 
 
 def test_cli_auth_failure_crashes_the_run_with_a_clear_message(project: Path, fake: AciFake) -> None:
-    env = {**cli_env(fake), "AZURE_CLIENT_SECRET": "wrong-CANARY-secret-5678"}
+    env = {**cli_env(fake), "ACI_CLIENT_SECRET": "wrong-CANARY-secret-5678"}
     run = run_cli("-C", str(project), "run", "hello/greet", env=env)
     assert run.returncode == 1
     assert "CRASHED" in run.stderr and "Azure refused" in run.stderr and "aci-fake" in run.stderr
@@ -197,10 +196,10 @@ def test_runs_reconcile_adopts_a_group_created_by_a_launcher_that_died(project: 
 
 def test_example_project_validates() -> None:
     env = {
-        "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
-        "AZURE_TENANT_ID": "00000000-0000-0000-0000-000000000002",
-        "AZURE_CLIENT_SECRET": "example-secret",
-        "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000003",
+        "FLOW_AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+        "FLOW_AZURE_TENANT_ID": "00000000-0000-0000-0000-000000000002",
+        "FLOW_AZURE_CLIENT_SECRET": "example-secret",
+        "FLOW_AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000003",
         "FLOWS_IMAGE": "acme.azurecr.io/flows:1",
         "INVENTORY_API_TOKEN": "example-token",
     }

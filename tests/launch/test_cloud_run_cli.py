@@ -1,7 +1,7 @@
 """Cloud Run through the real CLI (a subprocess per command) against the Cloud Run v2 fake.
 
 The CLI finds the fake through ``RECONCILE_CLOUD_RUN_ENDPOINT`` and authenticates with a real
-service account key (held in ``GCP_SERVICE_ACCOUNT_JSON``) whose ``token_uri`` is the fake's.
+service account key (held in ``RUN_SERVICE_ACCOUNT_JSON``) whose ``token_uri`` is the fake's.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ blocks:
   - type: gcp-credentials
     name: prod
     data:
-      service_account_info: "{{ $GCP_SERVICE_ACCOUNT_JSON }}"
+      service_account_info: "{{ $RUN_SERVICE_ACCOUNT_JSON }}"
       project: demo-project
 work_pools:
   - name: cloud-run
@@ -64,7 +64,7 @@ def fake() -> Iterator[CloudRunFake]:
 @pytest.fixture
 def env(fake: CloudRunFake) -> dict[str, str]:
     return {
-        "GCP_SERVICE_ACCOUNT_JSON": json.dumps(service_account(fake)),
+        "RUN_SERVICE_ACCOUNT_JSON": json.dumps(service_account(fake)),
         "FLOW_API_TOKEN": f"flow-token-{secrets.token_hex(12)}",
         "RECONCILE_CLOUD_RUN_ENDPOINT": fake.url,
     }
@@ -96,9 +96,9 @@ def listed(root: Path, env: dict[str, str]) -> dict[str, dict]:
 
 def secret_values(env: dict[str, str]) -> list[str]:
     """Distinctive pieces of every secret: the key (a line of its base64), its id, the flow token."""
-    info = json.loads(env["GCP_SERVICE_ACCOUNT_JSON"])
+    info = json.loads(env["RUN_SERVICE_ACCOUNT_JSON"])
     key_line = info["private_key"].splitlines()[5]
-    return [key_line, info["private_key_id"], env["FLOW_API_TOKEN"], env["GCP_SERVICE_ACCOUNT_JSON"]]
+    return [key_line, info["private_key_id"], env["FLOW_API_TOKEN"], env["RUN_SERVICE_ACCOUNT_JSON"]]
 
 
 def assert_no_secret(
@@ -225,8 +225,8 @@ def test_runs_reconcile_adopts_an_interrupted_launch(fake: CloudRunFake, env: di
 
 def test_the_example_project_validates():
     example = REPO / "examples" / "cloud-run"
-    env = {"GCP_SERVICE_ACCOUNT_JSON": json.dumps({"type": "service_account"})}
+    env = {"FLOW_GCP_SERVICE_ACCOUNT_JSON": json.dumps({"type": "service_account"})}
     result = run_cli("-C", str(example), "validate", env=env)
     assert result.returncode == 0, result.stderr
     missing = run_cli("-C", str(example), "validate")
-    assert missing.returncode == 1 and "GCP_SERVICE_ACCOUNT_JSON" in missing.stderr
+    assert missing.returncode == 1 and "RUN_SERVICE_ACCOUNT_JSON" in missing.stderr

@@ -13,10 +13,11 @@ of the launching process, so sovereign clouds, private endpoints and local emula
 
 Credentials follow prefect-azure: an ``azure-container-instance-credentials`` block with a
 ``client_secret`` is a ``ClientSecretCredential``; a block without one, or no block, is
-``DefaultAzureCredential``. Unlike prefect-azure, the block's ``credential_kwargs`` also reach the
-client-secret credential (``authority``, ``disable_instance_discovery`` for a private authority,
-``additionally_allowed_tenants``). The SDK's own retries are off (``retry_total=0``): every attempt is
-counted by :func:`reconciler.infra.retry.call_with_retries`.
+``DefaultAzureCredential``. As in prefect-azure, the block's ``credential_kwargs`` are
+``DefaultAzureCredential``'s only. An ``AZURE_AUTHORITY_HOST`` that is not one of Azure's clouds (a
+private authority, Azure Stack) turns instance discovery off, which azure-identity documents for that
+case. The SDK's own retries are off (``retry_total=0``): every attempt is counted by
+:func:`reconciler.infra.retry.call_with_retries`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -37,7 +39,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.identity import ClientSecretCredential, DefaultAzureCredential
+from azure.identity import AzureAuthorityHosts, ClientSecretCredential, DefaultAzureCredential
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from reconciler.errors import LaunchAuthError, LaunchError
@@ -50,6 +52,15 @@ ENV_CA_BUNDLE = "REQUESTS_CA_BUNDLE"
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 BLOCK_TYPE = "azure-container-instance-credentials"
 
+# Entra ID authorities of Azure's clouds (azure.identity.AzureAuthorityHosts).
+_PUBLIC_AUTHORITIES = frozenset(
+    {
+        AzureAuthorityHosts.AZURE_PUBLIC_CLOUD,
+        AzureAuthorityHosts.AZURE_CHINA,
+        AzureAuthorityHosts.AZURE_GOVERNMENT,
+        "login.microsoft.com",
+    }
+)
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _CONNECT_TIMEOUT = 15.0  # seconds; the SDK's default read timeout (300 s) is far too patient for polls
 _READ_TIMEOUT = 60.0
@@ -77,6 +88,16 @@ class Endpoints:
             authority=environ.get(ENV_AUTHORITY) or None,
             ca_bundle=environ.get(ENV_CA_BUNDLE) or None,
         )
+
+    @property
+    def private_authority(self) -> bool:
+        """An authority that is none of Azure's public clouds (Azure Stack, a private or test one):
+        azure-identity's ``disable_instance_discovery`` is documented for exactly this case, since
+        Microsoft's instance-discovery endpoint does not know such an authority."""
+        if not self.authority:
+            return False
+        host = urlsplit(self.authority if "://" in self.authority else f"https://{self.authority}").hostname
+        return host not in _PUBLIC_AUTHORITIES
 
     def transport_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"connection_timeout": _CONNECT_TIMEOUT, "read_timeout": _READ_TIMEOUT}
@@ -149,10 +170,11 @@ class AzureSession:
         options: dict[str, Any] = dict(self.endpoints.transport_options())
         if self.endpoints.authority:
             options["authority"] = self.endpoints.authority
+            if self.endpoints.private_authority:
+                options["disable_instance_discovery"] = True
         extra = (data or {}).get("credential_kwargs") or {}
         if not isinstance(extra, Mapping):
             raise LaunchAuthError(f"credential_kwargs of {principal.label} must be a mapping")
-        options.update(extra)
         try:
             if data and data.get("client_secret"):
                 missing = [f for f in ("client_id", "tenant_id") if not data.get(f)]
@@ -163,8 +185,8 @@ class AzureSession:
                 credential: TokenCredential = ClientSecretCredential(
                     str(data["tenant_id"]), str(data["client_id"]), str(data["client_secret"]), **options
                 )
-            else:
-                credential = DefaultAzureCredential(**options)
+            else:  # credential_kwargs are DefaultAzureCredential's, as in prefect-azure
+                credential = DefaultAzureCredential(**{**options, **extra})
         except (TypeError, ValueError) as exc:
             reason = scrub(str(exc), principal.secrets)
             raise LaunchAuthError(

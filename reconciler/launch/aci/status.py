@@ -3,8 +3,9 @@
 Read in this order (the first that applies wins):
 
 1. the group ``Stopped`` (``az container stop`` or the portal; its container is killed): CANCELLED;
-2. the container ``Terminated``: exit code 0 is COMPLETED, anything else FAILED (ACI then reports the
-   group ``Failed`` too, but the exit code is the truth);
+2. the container ``Terminated``: exit code 0 is COMPLETED; above 128 (128 + a signal: 137 is the OOM
+   killer's SIGKILL) the infrastructure killed it, CRASHED as Prefect says; anything else FAILED (ACI
+   then reports the group ``Failed`` too, but the exit code is the truth);
 3. ``provisioningState: Failed``: CRASHED with the Warning events' messages (image pull, quota, ...);
 4. the container ``Running``: RUNNING;
 5. anything else (``Creating``/``Pending``, container ``Waiting``) is PENDING, until
@@ -23,6 +24,8 @@ from reconciler.launch.aci.body import TAG_SUBMITTED
 from reconciler.launch.base import JobStatus
 from reconciler.state import RunState
 
+SIGNAL_EXIT = 128  # a process killed by signal N exits with 128 + N
+
 
 def status_of(group: Any, *, now: datetime, start_timeout: float) -> JobStatus:
     """The run's status from a ``ContainerGroup`` (see the module docstring for the rules)."""
@@ -40,6 +43,13 @@ def status_of(group: Any, *, now: datetime, start_timeout: float) -> JobStatus:
             return JobStatus(RunState.COMPLETED, exit_code=0, started_at=started, ended_at=ended)
         detail = getattr(current, "detail_status", None) or ""
         message = f"the container exited with code {code}" + (f" ({detail})" if detail else "")
+        if isinstance(code, int) and code > SIGNAL_EXIT:  # killed (137: SIGKILL, the OOM killer's)
+            message = f"the container was killed by signal {code - SIGNAL_EXIT} (exit code {code})" + (
+                f" ({detail})" if detail else ""
+            )
+            return JobStatus(
+                RunState.CRASHED, exit_code=code, message=message, started_at=started, ended_at=ended
+            )
         return JobStatus(RunState.FAILED, exit_code=code, message=message, started_at=started, ended_at=ended)
     if (getattr(group, "provisioning_state", None) or "").lower() == "failed":
         reason = events_message(group) or "provisioning failed"

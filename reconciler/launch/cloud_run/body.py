@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from reconciler.errors import LaunchError
 from reconciler.launch.base import ENV_RUN_ID, Job
+from reconciler.launch.cloud_run import v1
 
 CONTAINER = "flow"  # the container's name when the template leaves it unnamed (overrides name it)
 MAX_JOB_ID = 63
@@ -101,13 +102,14 @@ def run_env(job: Job) -> dict[str, str]:
     return env
 
 
-def command_of(job: Job, *, prefect_contract: bool) -> list[str]:
-    """``command`` job variable (shlex) > Prefect's ``prefect flow-run execute`` > our runtime."""
-    configured = job.configuration.get("command")
-    if isinstance(configured, list):
-        return [str(part) for part in configured]
-    if configured:
-        return shlex.split(str(configured))
+def command_of(job: Job, *, prefect_contract: bool, template: Any = None) -> list[str]:
+    """``command`` job variable > the template container's own ``command`` (a string is split with
+    shlex, as prefect-gcp does) > Prefect's ``prefect flow-run execute`` > our runtime."""
+    for configured in (job.configuration.get("command"), template):
+        if isinstance(configured, list) and configured:
+            return [str(part) for part in configured]
+        if isinstance(configured, str) and configured.strip():
+            return shlex.split(configured)
     if prefect_contract:
         return list(PREFECT_COMMAND)
     return list(job.command)
@@ -119,20 +121,25 @@ def job_body(job: Job, *, prefect_contract: bool) -> dict[str, Any]:
     raw = config.get("job_body")
     if not isinstance(raw, Mapping):
         raise LaunchError(f"work pool {job.pool}: the job configuration has no Cloud Run job_body")
-    body = copy.deepcopy(dict(raw))
+    body = v1.to_v2(raw) if v1.is_v1(raw) else copy.deepcopy(dict(raw))  # Prefect's cloud-run template
     body.pop("name", None)
     template = body.setdefault("template", {})
     task = template.setdefault("template", {})
     containers = task.get("containers") or []
-    if len(containers) != 1 or not isinstance(containers[0], Mapping):
-        raise LaunchError(f"work pool {job.pool}: the Cloud Run job_body must have exactly one container")
+    if not containers or not all(isinstance(c, Mapping) for c in containers):
+        raise LaunchError(f"work pool {job.pool}: the Cloud Run job_body has no container to run the flow in")
+    # The first container runs the flow (as in prefect-gcp); any others are sidecars, kept as written.
     container = containers[0]
     container.setdefault("name", CONTAINER)
+    for index, sidecar in enumerate(containers[1:], start=1):
+        sidecar.setdefault("name", f"sidecar-{index}")
     if not container.get("image"):
         raise LaunchError(
             f"work pool {job.pool}: no image for the Cloud Run job (set the `image` job variable)"
         )
-    container["command"] = command_of(job, prefect_contract=prefect_contract)
+    container["command"] = command_of(
+        job, prefect_contract=prefect_contract, template=container.get("command")
+    )
     if not container.get("args"):
         container.pop("args", None)
     secrets = secret_env(config)  # a template's own env entries stay; a secret of the same name wins

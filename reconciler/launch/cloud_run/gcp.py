@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,6 +129,9 @@ class Session:
             request.overrides = run_v2.RunJobRequest.Overrides.from_json(json.dumps(overrides))
             op = self.jobs.run_job(request=request, retry=None, timeout=REQUEST_TIMEOUT)
             metadata = op.metadata
+            if metadata is None or not metadata.name:
+                op.done(retry=None)  # one GetOperation: its metadata is documented to be the Execution
+                metadata = op.metadata
             return str(metadata.name) if metadata is not None and metadata.name else None
 
     def list_jobs(self, parent: str) -> list[run_v2.Job]:
@@ -261,6 +265,7 @@ def _credentials(block: Any, *, who: str) -> tuple[Any, str | None]:
         return credentials, project or info.get("project_id")
     key_file = block.get("service_account_file")
     if key_file:
+        key_file = os.path.expanduser(str(key_file))  # "~/keys/sa.json", as prefect-gcp expands it
         try:
             credentials = service_account.Credentials.from_service_account_file(str(key_file), scopes=SCOPES)
         except OSError as exc:

@@ -37,7 +37,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import run_v2
@@ -52,6 +52,7 @@ from reconciler.state import RunState
 State = run_v2.Condition.State
 Reason = run_v2.Condition.ExecutionReason
 _NOT_STARTED = ("ResourcesAvailable", "Started")
+CLOCK_SKEW = timedelta(minutes=2)  # how far Cloud Run's createTime may lag our clock
 
 
 class CloudRunLauncher:
@@ -184,8 +185,17 @@ class CloudRunLauncher:
         return created
 
     def _run(self, session: Session, target: body_mod.JobPlan, run_id: str) -> str:
-        """``run_job``, retried only after checking that the failed attempt started nothing."""
+        """``run_job``, retried only after checking that the failed attempt started nothing.
+
+        The execution's name comes from the RunJob operation's metadata, documented to be the
+        Execution (read again from the operation if the first answer lacks it); the run's id in the
+        execution's env is only a fallback. Before a retry, executions created since the first attempt
+        are checked: one naming this run is adopted; one that names no run at all means Cloud Run does
+        not show override env in executions, so whether the attempt started one cannot be known: no
+        retry, never a second execution.
+        """
         found: list[str] = []
+        since = datetime.now(UTC) - CLOCK_SKEW
 
         def attempt() -> str:
             if found:
@@ -198,24 +208,42 @@ class CloudRunLauncher:
                 )
             return name
 
-        def before_retry(_error: LaunchError, _attempt: int) -> None:
-            name = self._search(session, target.name, run_id)
+        def before_retry(error: LaunchError, _attempt: int) -> None:
+            name, unknown = self._search_since(session, target.name, run_id, since)
             if name:
                 found.append(name)
+            elif unknown:
+                raise LaunchError(
+                    f"run job {target.name} failed ambiguously ({error}) and execution {unknown[0]} does not show "
+                    f"which run started it: not retrying, so that run {run_id} never starts twice (check the job's "
+                    "executions)"
+                )
 
         return call_with_retries(attempt, before_retry=before_retry)
 
     def _search(self, session: Session, job_name: str, run_id: str) -> str | None:
         """The execution of ``job_name`` whose env names ``run_id`` (the newest if several)."""
+        return self._search_since(session, job_name, run_id, None)[0]
+
+    def _search_since(
+        self, session: Session, job_name: str, run_id: str, since: datetime | None
+    ) -> tuple[str | None, list[str]]:
+        """``(this run's execution, executions created since ``since`` that name no run)``."""
         try:
             executions = session.list_executions(job_name)
         except Missing:
-            return None
+            return None, []
+        unknown: list[str] = []
         for execution in executions:
+            named: set[str] = set()
             for container in execution.template.containers:
-                if run_id in body_mod.run_id_of(container.env):
-                    return str(execution.name)
-        return None
+                named |= body_mod.run_id_of(container.env)
+            if run_id in named:
+                return str(execution.name), []
+            created = _time(execution, "create_time")
+            if since is not None and not named and (created is None or created >= since):
+                unknown.append(str(execution.name))
+        return None, unknown
 
     def _tasks(self, session: Session, execution: run_v2.Execution) -> list[run_v2.Task]:
         try:
@@ -224,14 +252,25 @@ class CloudRunLauncher:
             return []  # the exit code is a detail; the state stands without it
 
     def _cleanup(self, session: Session, execution_name: str, job_name: str) -> None:
-        """Delete the run's execution, then its job if no other execution uses it. Best effort."""
+        """Delete the run's execution, then its job if no other run uses it. Best effort.
+
+        The job goes only if, read *after* the executions were listed, its documented
+        ``latestCreatedExecution`` is still this run's execution, and with that read's ``etag``: a run
+        started meanwhile keeps its job whether or not running a job changes the etag (which Cloud
+        Run does not document); if it happens between our read and the delete, the etag is the last
+        guard, and that run's ``run_job`` recreates a job deleted before it ran.
+        """
         try:
             with contextlib.suppress(Missing):
                 session.delete_execution(execution_name)
+            if session.list_executions(job_name):
+                return
             current = session.get_job(job_name)
-            if not session.list_executions(job_name):
-                self._jobs_seen.discard(job_name)
-                session.delete_job(job_name, etag=current.etag)
+            latest = current.latest_created_execution.name if "latest_created_execution" in current else ""
+            if latest and latest != execution_name:
+                return  # another run started an execution after ours
+            self._jobs_seen.discard(job_name)
+            session.delete_job(job_name, etag=current.etag)
         except LaunchError:
             pass  # a job started meanwhile (etag changed), or gone already: leave it
 
@@ -254,6 +293,15 @@ def status_of(execution: run_v2.Execution, tasks: list[run_v2.Task]) -> JobStatu
             continue
         result = task.last_attempt_result
         code = result.exit_code or (128 + result.term_signal if result.term_signal else 0)
+        if code > 128:  # killed (137: SIGKILL, the OOM killer's): the infrastructure, not the flow
+            return JobStatus(
+                RunState.CRASHED,
+                exit_code=code,
+                message=f"the flow's container was killed by signal {code - 128} (exit code {code})"
+                + (f": {completed.message}" if completed and completed.message else ""),
+                started_at=started,
+                ended_at=ended,
+            )
         if code:
             how = (
                 f"killed by signal {result.term_signal}" if result.term_signal else f"exited with code {code}"
