@@ -196,7 +196,8 @@ def reconcile_apply(root: Path, api: str, home: Path, code: Path = REPO) -> subp
         "apply",
         "--yes",
     ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
+    # cwd is the code: ``python -m`` puts the working directory first on sys.path
+    return subprocess.run(command, cwd=code, env=env, capture_output=True, text=True, timeout=3600)
 
 
 # -- scheduled runs ----------------------------------------------------------------------------------

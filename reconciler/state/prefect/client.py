@@ -23,12 +23,15 @@ from typing import Any
 import httpx
 
 from reconciler.errors import StateError
+from reconciler.infra.limiter import AdaptiveLimit
 from reconciler.infra.redact import redact_url, redact_urls
 from reconciler.infra.retry import RetryPolicy, call_with_retries, retry_after
 
 API_VERSION = "0.8.4"  # what Prefect's own client sends in X-PREFECT-API-VERSION
 PAGE = 200  # the server's cap (PREFECT_SERVER_API_DEFAULT_LIMIT); 201 is refused with 422
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
+_BUSY = frozenset({429, 503})  # the server is overloaded: fewer requests in flight
+MAX_IN_FLIGHT = 16
 
 
 # Many quick tries: a self-hosted server answers 503 for as long as its SQLite file is locked.
@@ -110,6 +113,7 @@ class PrefectClient:
             base_url=self.api_url + "/", headers=headers, timeout=timeout, transport=transport
         )
         self.by_method: Counter[str] = Counter()
+        self._limit = AdaptiveLimit(MAX_IN_FLIGHT)
 
     @property
     def requests_made(self) -> int:
@@ -137,13 +141,18 @@ class PrefectClient:
         def attempt() -> httpx.Response:
             self.by_method[method] += 1
             try:
-                response = self._http.request(method, url, json=json, params=params)
+                with self._limit:  # requests from a wave's threads share one budget
+                    response = self._http.request(method, url, json=json, params=params)
             except httpx.ConnectError as exc:
                 raise _Transient(error=exc) from None
             except httpx.HTTPError as exc:
                 raise StateError(
                     f"{method} {path} on the Prefect server at {self.display} failed: {type(exc).__name__}"
                 ) from None
+            if response.status_code in _BUSY:
+                self._limit.busy()
+            else:
+                self._limit.success()
             if response.status_code in _RETRY_STATUS:
                 raise _Transient(response=response)
             return response
