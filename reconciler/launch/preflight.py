@@ -78,12 +78,16 @@ def result(
     )
 
 
-def preflight_for(state: LiveState | Desired, environ: Mapping[str, str]) -> tuple[PreflightResult, ...]:
+def preflight_for(
+    state: LiveState | Desired, environ: Mapping[str, str], *, live: LiveState | None = None
+) -> tuple[PreflightResult, ...]:
     """Every push pool of ``state`` (the stored state, or the desired state about to be applied) checked.
 
-    The entry point for ``reconcile plan --preflight`` and the Action's ``preflight`` input.
+    The entry point for ``reconcile plan --preflight`` and the Action's ``preflight`` input. With a
+    desired state, pass the stored state as ``live`` too: blocks and pools the file references but
+    does not declare are then found there (the file's own objects win).
     """
-    return tuple(run_preflight(targets_of(state, environ), environ=environ))
+    return tuple(run_preflight(targets_of(state, environ, live=live), environ=environ))
 
 
 def run_preflight(pools: Iterable[Target], *, environ: Mapping[str, str]) -> list[PreflightResult]:
@@ -105,9 +109,11 @@ def run_preflight(pools: Iterable[Target], *, environ: Mapping[str, str]) -> lis
     return findings
 
 
-def targets_of(state: LiveState | Desired, environ: Mapping[str, str]) -> list[Target]:
+def targets_of(
+    state: LiveState | Desired, environ: Mapping[str, str], *, live: LiveState | None = None
+) -> list[Target]:
     """One Target per (cloud pool, deployment on it); a cloud pool without deployments is one skipped Target."""
-    live = _as_live(state)
+    live = _as_live(state, live)
     pools = {a.name: s.resource for a, s in live.objects.items() if a.kind is Kind.WORK_POOL}
     deployments: dict[str, list[Resource]] = {}
     for address, stored in live.objects.items():
@@ -133,11 +139,13 @@ def targets_of(state: LiveState | Desired, environ: Mapping[str, str]) -> list[T
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _as_live(state: LiveState | Desired) -> LiveState:
-    """The desired state in the stored state's shape, so runs are rendered by the launch code itself."""
+def _as_live(state: LiveState | Desired, live: LiveState | None) -> LiveState:
+    """The desired state in the stored state's shape (over the stored one, when given), so runs are
+    rendered by the launch code itself."""
     if isinstance(state, LiveState):
         return state
-    objects = {address: StoredObject(resource, 0) for address, resource in state.resources.items()}
+    objects = dict(live.objects) if live is not None else {}
+    objects.update({address: StoredObject(resource, 0) for address, resource in state.resources.items()})
     return LiveState(url="desired", serial=0, objects=objects)
 
 
@@ -200,7 +208,10 @@ def _findings(target: Target, environ: Mapping[str, str], cache: Cache) -> list[
     checker = _checker(target.launcher)
     if isinstance(checker, str):
         return [result(target, "job_variables", "sdk", False, checker)]
-    return checker(target, environ, cache)
+    try:
+        return checker(target, environ, cache)
+    except LaunchError as exc:  # a check that could not finish is a finding, never a failed plan
+        return [result(target, "job_variables", "preflight", False, str(exc))]
 
 
 def _checker(launcher: str) -> Checker | str:

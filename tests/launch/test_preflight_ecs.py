@@ -265,3 +265,44 @@ def test_a_finding_never_prints_a_value_that_came_from_a_secret(moto, world) -> 
     assert set(failed) == {"image"}
     assert "(secret from $FLOWS_IMAGE_TOKEN)" in failed["image"].message
     assert all(image not in r.message and "preflight-secret" not in r.message for r in results)
+
+
+def test_a_desired_state_finds_blocks_it_does_not_declare_in_the_stored_state(moto, world) -> None:
+    block = Resource(
+        Address.block("aws-credentials", "stored"),
+        {
+            "type": "aws-credentials",
+            "name": "stored",
+            "data": {
+                "aws_access_key_id": "AKIAPREFLIGHT0000001",
+                "aws_secret_access_key": "preflight-secret",
+                "region_name": REGION,
+                "aws_client_parameters": {"endpoint_url": moto.url},
+            },
+        },
+    )
+    pool = Resource(
+        Address.pool("ecs-ref"),
+        {
+            "type": "ecs:push",
+            "job_variables": {
+                "image": "docker.io/library/python:3.12-slim",
+                "cluster": world[name_of("cluster")],
+                "aws_credentials": "{{ prefect.blocks.aws-credentials.stored }}",
+            },
+        },
+    )
+    deployment = Resource(
+        Address.deployment("hello", "greet"),
+        {"flow_name": "hello", "entrypoint": "flows/hello.py:hello", "work_pool": {"name": "ecs-ref"}},
+    )
+    source = desired_state.SourceInfo(project_dir=".", file="prefect.yaml", git=None)
+    desired = desired_state.Desired("demo", source, {r.address: r for r in (pool, deployment)})
+    stored = LiveState("memory://", 1, {block.address: StoredObject(block, 1)})
+
+    (alone,) = preflight_for(desired, {})
+    assert (alone.field, alone.ok) == ("job_variables", False) and "aws-credentials/stored" in alone.message
+
+    results = preflight_for(desired, {}, live=stored)
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    assert "block aws-credentials/stored" in next(r for r in results if r.field == "aws_credentials").message
