@@ -19,6 +19,11 @@ _CLOUD = {
 }
 
 
+def extra_for(name: str) -> str | None:
+    """The pip extra a launcher's SDK comes with (None: it needs nothing beyond the base install)."""
+    return _CLOUD[name][2] if name in _CLOUD else None
+
+
 def make_launcher(name: str, *, runs_dir: Path, environ: Mapping[str, str]) -> Launcher:
     """A launcher by name; a cloud launcher whose SDK or module is missing says so plainly."""
     if name == "process":

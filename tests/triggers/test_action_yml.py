@@ -4,8 +4,9 @@ The fake runner does what GitHub's does for a composite action: fills ``${{ inpu
 ``${{ github.* }}`` and ``${{ steps.<id>.outputs.<name> }}``, gives each step a fresh GITHUB_OUTPUT
 file and reads it back, carries GITHUB_ENV into later steps, runs ``run:`` with
 ``bash --noprofile --norc -eo pipefail``, and maps the action's outputs from its steps' outputs. The
-install step is skipped (no network): ``python3`` on PATH is this interpreter and the package is on
-PYTHONPATH, which is what the install step arranges on a real runner.
+install step runs against stub ``python3``/``pip`` executables that record what they were asked and
+with which environment (no network), and hands this interpreter on as its ``python`` output (the
+package is on PYTHONPATH, which is what the install step arranges on a real runner).
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def test_action_yml_is_valid_action_metadata() -> None:
         "comment",
     }
     assert action["inputs"]["comment"]["default"] == "true"
+    assert action["inputs"]["state"]["required"] is True and "default" not in action["inputs"]["state"]
     assert set(action["outputs"]) == {"has-changes", "plan-json", "summary"}
     text = json.dumps(action)  # every expression in a value (comments are not the action)
     step_ids = {s["id"] for s in action["runs"]["steps"] if "id" in s}
@@ -144,7 +146,7 @@ def test_action_yml_is_valid_action_metadata() -> None:
         root, _, rest = expression.partition(".")
         assert root in {"inputs", "github", "steps"}, expression
         if root == "inputs":
-            assert rest in action["inputs"], expression
+            assert rest.split(" ")[0] in action["inputs"], expression
         if root == "steps":
             assert rest.split(".")[0] in step_ids, expression
     with pytest.raises(jsonschema.ValidationError):  # the schema does reject a broken action
@@ -157,12 +159,21 @@ def test_the_example_workflow_uses_what_the_action_offers() -> None:
     workflow = yaml.safe_load((REPO / "examples" / "github" / "workflow.yml").read_text(encoding="utf-8"))
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on:` as true
     assert set(triggers) == {"pull_request", "push"}
-    assert workflow["permissions"]["pull-requests"] == "write"
-    steps = workflow["jobs"]["reconcile"]["steps"]
-    assert steps[0]["with"]["fetch-depth"] == 0
-    ours = next(s for s in steps if s.get("id") == "reconcile")
-    assert set(ours["with"]) <= set(_action()["inputs"])
-    assert "steps.reconcile.outputs.plan-json" in steps[-1]["with"]["path"]
+    assert workflow["permissions"] == {}  # nothing at workflow level: each job asks for its own
+    plan, apply = workflow["jobs"]["plan"], workflow["jobs"]["apply"]
+    assert plan["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert apply["permissions"] == {"contents": "read"} and apply["environment"] == "production"
+    assert "pull_request" in plan["if"] and "push" in apply["if"] and "refs/heads/main" in apply["if"]
+    for job in (plan, apply):
+        steps = job["steps"]
+        assert steps[0]["with"]["fetch-depth"] == 0 and steps[0]["with"]["persist-credentials"] is False
+        assert all(re.search(r"@[0-9a-f]{40}$", s["uses"]) for s in steps if "uses" in s)
+        ours = next(s for s in steps if s.get("id") == "reconcile")
+        assert set(ours["with"]) <= set(_action()["inputs"]) and ours["with"]["state"].startswith(
+            "${{ secrets."
+        )
+        assert "steps.reconcile.outputs.plan-json" in steps[-1]["with"]["path"]
+    assert "secrets" not in str(plan.get("env", "")) + str([s.get("env") for s in plan["steps"]])
 
 
 class FakeRunner:
@@ -170,7 +181,7 @@ class FakeRunner:
 
     def __init__(self, workspace: Path, temp: Path, env: dict[str, str], github_ctx: dict[str, str]) -> None:
         self.workspace, self.temp, self.env, self.github = workspace, temp, env, github_ctx
-        self.skipped: list[str] = []
+        self.exported: dict[str, str] = {}  # what the steps wrote to GITHUB_ENV (leaks into later steps)
 
     def run(self, action: dict[str, Any], with_: dict[str, str]) -> dict[str, str]:
         inputs = {name: spec.get("default", "") for name, spec in action.get("inputs", {}).items()}
@@ -178,9 +189,6 @@ class FakeRunner:
         steps_ctx: dict[str, dict[str, dict[str, str]]] = {}
         extra_env: dict[str, str] = {}
         for index, step in enumerate(action["runs"]["steps"]):
-            if "pip install" in step["run"]:
-                self.skipped.append(step.get("name", str(index)))
-                continue
             context = {"inputs": inputs, "steps": steps_ctx}
             step_dir = self.temp / f"step-{index}"
             step_dir.mkdir()
@@ -208,11 +216,16 @@ class FakeRunner:
             extra_env |= parse_github_output(files["GITHUB_ENV"].read_text(encoding="utf-8"))
             if "id" in step:
                 steps_ctx[step["id"]] = {"outputs": parse_github_output(files["GITHUB_OUTPUT"].read_text())}
+        self.exported = extra_env
         context = {"inputs": inputs, "steps": steps_ctx}
         return {name: self._fill(spec["value"], context) for name, spec in action.get("outputs", {}).items()}
 
     def _fill(self, text: str, context: dict[str, Any]) -> str:
         def value(match: re.Match[str]) -> str:
+            left, equals, right = match.group(1).partition(" == ")
+            if equals:  # the one operator action.yml uses
+                one, two = (self._fill("${{ " + side + " }}", context) for side in (left, right))
+                return str(one == two).lower()
             root, _, rest = match.group(1).partition(".")
             if root == "github":
                 return self.github[rest]
@@ -224,6 +237,24 @@ class FakeRunner:
             raise AssertionError(f"unsupported expression {match.group(0)}")
 
         return EXPRESSION.sub(value, text)
+
+
+STUB_PYTHON = """#!/usr/bin/env bash
+# python3 / pip stand-in: records each call with its environment, delegates reconcile to the real one
+printf '%s\\t%s\\n' "$*" "$(env | sort | tr '\\n' ' ')" >> "{log}"
+case "$1 $2" in
+  "-m pip") exit 0 ;;
+  "-m venv") mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && exit 0 ;;
+esac
+PYTHONPATH="{repo}" exec "{python}" "$@"
+"""
+
+
+def _stub_python(bin_dir: Path, log: Path) -> None:
+    bin_dir.mkdir()
+    stub = bin_dir / "python3"
+    stub.write_text(STUB_PYTHON.format(log=log, repo=REPO, python=sys.executable), encoding="utf-8")
+    stub.chmod(0o755)
 
 
 def test_the_composite_steps_run_in_a_fake_runner(
@@ -239,8 +270,10 @@ def test_the_composite_steps_run_in_a_fake_runner(
         json.dumps(pull_request_payload("opened", 5, base_sha=base, head_sha=head)), encoding="utf-8"
     )
     summary = tmp_path / "summary.md"
+    calls = tmp_path / "python-calls.log"
+    _stub_python(tmp_path / "stub-bin", calls)
     env = {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{tmp_path / 'stub-bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "PYTHONPATH": str(REPO),
         "GITHUB_ACTIONS": "true",
@@ -261,7 +294,17 @@ def test_the_composite_steps_run_in_a_fake_runner(
     state = f"sqlite:///{tmp_path / 'state.db'}"
     outputs = runner.run(_action(), {"working-directory": "app", "state": state, "prune": "false"})
 
-    assert runner.skipped == ["Install prefect-reconciler"]
+    install = [line.split("\t") for line in calls.read_text(encoding="utf-8").splitlines()]
+    installs = [args for args, _ in install if args.startswith("-m pip install")]
+    assert [args.split()[-1] for args in installs] == [str(REPO)]  # a process pool, SQLite: no extras
+    assert all(
+        "--only-binary=:all:" in a and f"--constraint {REPO}/action-constraints.txt" in a for a in installs
+    )
+    secrets = [*SECRETS.values(), state, fake_github.token]
+    assert not [
+        v for args, environ in install if "trigger github" not in args for v in secrets if v in environ
+    ]
+    assert runner.exported == {}  # the action's plumbing goes through step outputs, not GITHUB_ENV
     assert outputs["has-changes"] == "true"
     assert outputs["summary"] == "Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged."
     plan = json.loads(Path(outputs["plan-json"]).read_text(encoding="utf-8"))
