@@ -6,7 +6,7 @@ defaults the loader fills in are left out (``paused: false``, ``work_queue_name:
 else is written as it is stored. Secrets are written as environment placeholders, never values: a
 :class:`~reconciler.objects.Secret` keeps the template it was applied from; a sensitive value whose
 template nobody knows (an object made on a Prefect server) gets a suggested placeholder named after
-where it sits, e.g. ``{{ $AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY }}``, and the name is reported
+where it sits, e.g. ``{{ $FLOW_AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY }}``, and the name is reported
 so the user can set it. Nothing here reads a secret's value: none is ever at hand.
 
 Pure functions over resources; ``check`` alone reads the project's flow files (through a SourceTree)
@@ -266,9 +266,11 @@ def _secret(value: Any, where: tuple[Any, ...], notes: _Notes, *, must_look_sens
 
 
 def env_name(*parts: Any) -> str:
-    """``("aws-credentials", "prod", "aws_secret_access_key")`` -> ``AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY``."""
+    """``("aws-credentials", "prod", "aws_secret_access_key")`` -> ``FLOW_AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY``
+    (a name a placeholder may read: never one of ``templating.RESERVED_ENV``)."""
     name = _NOT_NAME.sub("_", "_".join(str(p) for p in parts).upper()).strip("_") or "SECRET"
-    return f"_{name}" if name[0].isdigit() else name
+    name = f"_{name}" if name[0].isdigit() else name
+    return f"FLOW_{name}" if templating.is_reserved_env(name) else name  # AWS_* is ours: unreadable
 
 
 def _job_variables(

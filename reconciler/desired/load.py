@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
 
@@ -39,17 +39,25 @@ def load(
     fingerprint_key: bytes | Callable[[str], bytes],
     project: str | None = None,
     allow_empty: bool = False,
+    public_env: Iterable[str] = frozenset(),
+    strict_env: bool = True,
 ) -> Desired:
     """The desired state of the project in ``tree``; raises SpecError listing every problem.
 
     ``fingerprint_key`` is the store's HMAC key, or a function of the project name that gives it
     (called only if the file has a secret, so validating a file never needs the store).
     ``allow_empty`` accepts a file that declares nothing (``import`` starts from one).
+    ``public_env`` names the environment variables the operator allows to be shown (``--public-env``),
+    besides those ``RECONCILE_PUBLIC_ENV`` in ``environ`` lists (``templating.public_env_names``);
+    every other ``{{ $NAME }}`` value is a Secret. ``strict_env``
+    False (``validate``) reports unset variables as "not checked" warnings instead of errors.
     """
     text = _read(tree, file)
     with _gc_paused():
         data = parse(text, file=file)
         loader = _Loader(tree, file, text, environ, fingerprint_key)
+        loader.resolver.public = templating.public_env_names(environ, public_env)
+        loader.resolver.strict = strict_env
         loader.allow_empty = allow_empty
         return loader.run(data, project)
 
@@ -147,6 +155,7 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
             )
         if self.problems:  # nothing below can read a mapping with such keys
             self._raise()
+        data = self.resolver.substitute(data)  # placeholders are checked as the values they stand for
         bad_items = self._schema(data)
         self._model(ProjectFile, {k: v for k, v in data.items() if not isinstance(v, list)}, (), bad_items)
         self.project = project_name(data, self.tree, override=project)
@@ -163,8 +172,7 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         deployable = self._deployments(deployments, raw_deployments, top_pull=top_pull, has_pools=has_pools)
         if not self.allow_empty:
             self._require_declarations(data, deployable=deployable)
-        for problem in self.resolver.problems:
-            self.error(problem.path, problem.message)
+        self._placeholder_findings()
         if self.problems:
             self._raise()
         return Desired(
@@ -173,12 +181,30 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
             resources=self.resources,
             run_rules=self.rules,
             external_references=tuple(self.references),
-            warnings=tuple(str(self.marks.diagnostic(p, m, key=True)) for p, m in self.warnings),
+            warnings=tuple(
+                str(self.marks.diagnostic(p, self.resolver.redact(m, p), key=True)) for p, m in self.warnings
+            )
+            + tuple(str(self.marks.diagnostic(w.path, w.message)) for w in self.resolver.warnings),
             marks=self.marks,
         )
 
     def _raise(self) -> None:
-        raise SpecError([self.marks.diagnostic(p, m, key=k) for p, m, k in self.problems])
+        redact = self.resolver.redact
+        raise SpecError([self.marks.diagnostic(p, redact(m, p), key=k) for p, m, k in self.problems])
+
+    def _placeholder_findings(self) -> None:
+        """The resolver's errors (its warnings are rendered at the placeholder, see ``run``); a check's
+        finding about a placeholder left unresolved (unset or reserved, so already reported) would
+        only repeat it, or judge the template text."""
+        unresolved = self.resolver.unresolved
+        if unresolved:
+            self.problems = [
+                problem
+                for problem in self.problems
+                if not any(problem[0][: len(where)] == where for where in unresolved)
+            ]
+        for problem in self.resolver.problems:
+            self.error(problem.path, problem.message)
 
     # -- shape -------------------------------------------------------------------------------------
 
@@ -227,11 +253,11 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
             return False
         return True
 
-    def _text(self, value: Any, path: Path) -> str | None:
+    def _text(self, value: Any, path: Path) -> Any:
+        """A text field: the string, or a Secret when it came from a non-public placeholder."""
         if value is None:
             return None
-        resolved = self.resolver.resolve(str(value), path)
-        return resolved if isinstance(resolved, str) else str(value)
+        return self.resolver.resolve(str(value), path)
 
 
 def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -1,23 +1,44 @@
 """Placeholders in the desired state, resolved the way the design fixes it.
 
-* ``{{ $NAME }}`` is resolved at plan time from the environment given to the loader. If the value is
-  sensitive (a secret field of its block type, or a variable whose name contains SECRET, TOKEN,
-  PASSWORD or KEY) the string becomes a :class:`~reconciler.objects.Secret`: its template and an HMAC
-  fingerprint, never the value.
-* ``{{ prefect.blocks.TYPE.NAME }}`` stays verbatim: a reference resolved by the launcher at run time.
-* Step outputs (``{{ build-image.image }}``), ``{{ prefect.variables.x }}`` and ``{{ ctx.* }}`` stay
-  verbatim too, so they never make a plan flap.
+``{{ $NAME }}`` (an environment placeholder) is resolved before anything is checked, by Prefect's
+rule (text substitution, in one pass), so its value is validated exactly like a literal written in
+the same place. What happens to the value then:
+
+* **Sensitive unless the operator says otherwise.** Every environment value is treated as a secret:
+  the body holds a :class:`~reconciler.objects.Secret` (its template and an HMAC fingerprint, never
+  the value), shown as ``(from $NAME)``. Only names the *operator* lists as public (``--public-env``
+  or ``RECONCILE_PUBLIC_ENV``, see :func:`public_env_names`; never the file, which a pull request
+  controls) are stored and shown as plain values. A field its type marks secret is always a Secret.
+* **Secrets only where a secret can live.** A Secret can stand for a value of a deployment's
+  ``description``, ``version``, ``parameters`` and job variables, a pool's job variables and
+  template, and a block's data (:data:`SECRET_CAPABLE`). Anywhere else (names, entrypoints, tags,
+  schedules, work pool and queue names, triggers, run_on rules) the value shapes what the plan shows
+  and does, so a placeholder there must be public.
+* **The reconciler's own configuration is out of reach.** :data:`RESERVED_ENV` names the variables
+  that configure this tool, Prefect's API access, the CI runner and the cloud SDKs; a placeholder
+  naming one is an error wherever it is (pull steps included), so a pull request can never copy
+  the state URL, an API key, the GitHub token or cloud credentials into an object.
+* **Unset variables.** At ``plan``/``apply`` (``strict``) an unset variable is an error at the
+  placeholder; under ``validate`` it is a warning ("not checked: $X unset") and the value is left
+  unchecked.
+
+Other placeholders stay verbatim: ``{{ prefect.blocks.TYPE.NAME }}`` is a reference resolved by the
+launcher at run time; step outputs (``{{ build-image.image }}``), ``{{ prefect.variables.x }}`` and
+``{{ ctx.* }}`` never make a plan flap. Build, push and pull steps are not resolved at plan time
+(Prefect resolves them when it runs them).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.errors import UsageError
 from reconciler.objects import ENV_PLACEHOLDER, SECRET_KEY, Secret
 
 Path = tuple[str | int, ...]
@@ -27,6 +48,73 @@ BLOCK_REFERENCE = re.compile(r"\{\{\s*prefect\.blocks\.([\w\-]+)\.([\w\-]+)((?:\
 _SENSITIVE_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY", re.IGNORECASE)
 _STEP_OUTPUT = re.compile(r"^\s*([A-Za-z0-9][\w\-]*)\.[\w\-\.]+\s*$")
 _NOT_STEPS = frozenset({"prefect", "ctx", "flow_run", "flow", "deployment"})
+
+
+RESERVED_ENV: tuple[str, ...] = (
+    "RECONCILE_*",  # this tool: the state URL, debug and public-name settings
+    "PREFECT_API_*",  # Prefect's API URL, key, auth string, TLS settings
+    "PREFECT_*KEY*",  # any other Prefect key or auth setting
+    "PREFECT_*AUTH*",
+    "GITHUB_*",  # the Action: GITHUB_TOKEN and the workflow's context
+    "GH_*",  # the GitHub CLI's token (GH_TOKEN)
+    "ACTIONS_*",  # the runner's cache and OIDC request tokens
+    "RUNNER_*",
+    "AWS_*",  # cloud SDK credentials and configuration the launchers use
+    "AZURE_*",
+    "ARM_*",
+    "GOOGLE_*",
+    "GCP_*",
+    "CLOUDSDK_*",
+)
+"""Environment variables no placeholder may read (shell patterns, any case)."""
+
+_RESERVED = re.compile("|".join(fnmatch.translate(p) for p in RESERVED_ENV), re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PUBLIC_ENV_VARIABLE = "RECONCILE_PUBLIC_ENV"
+
+SECRET_CAPABLE: tuple[tuple[str | None, ...], ...] = (
+    ("deployments", None, "description"),
+    ("deployments", None, "version"),
+    ("deployments", None, "parameters"),
+    ("deployments", None, "work_pool", "job_variables"),
+    ("work_pools", None, "job_variables"),
+    ("work_pools", None, "base_job_template"),
+    ("blocks", None, "data"),
+)
+"""Where a value may be a Secret: these paths and everything below them (None: any index)."""
+
+_NOT_RESOLVED_AT_PLAN = frozenset({"build", "push", "pull"})
+
+
+def is_reserved_env(name: str) -> bool:
+    """A variable of the reconciler's own configuration (:data:`RESERVED_ENV`)."""
+    return _RESERVED.match(name) is not None
+
+
+def public_env_names(environ: Mapping[str, str], cli_names: Iterable[str] = ()) -> frozenset[str]:
+    """The names the operator allows to be shown: ``RECONCILE_PUBLIC_ENV`` (comma or space separated)
+    plus ``--public-env`` options. Raises UsageError for a name that is not a variable name or is
+    reserved (those can never be read, so listing one is a mistake worth stopping for)."""
+    names = re.split(r"[\s,]+", environ.get(PUBLIC_ENV_VARIABLE, "")) + [
+        part for given in cli_names for part in re.split(r"[\s,]+", given)
+    ]
+    public = frozenset(n for n in names if n)
+    for name in sorted(public):
+        if not _ENV_NAME.fullmatch(name):
+            raise UsageError(f"public environment name {name!r} is not a variable name")
+        if is_reserved_env(name):
+            raise UsageError(f"{name} is the reconciler's own configuration and can never be public")
+    return public
+
+
+def is_secret_capable(path: Path) -> bool:
+    """Whether a value at ``path`` may be stored as a Secret (see :data:`SECRET_CAPABLE`)."""
+    for pattern in SECRET_CAPABLE:
+        if len(path) >= len(pattern) and all(
+            want is None or want == got for want, got in zip(pattern, path, strict=False)
+        ):
+            return True
+    return False
 
 
 def is_sensitive_env(name: str) -> bool:
@@ -80,17 +168,35 @@ class Problem:
     message: str
 
 
+@dataclass(frozen=True)
+class EnvSource:
+    """A string of the file that environment placeholders were substituted into."""
+
+    template: str
+    value: str
+    public: bool  # every name it reads is public
+
+
 @dataclass
 class EnvResolver:
     """Resolves ``{{ $NAME }}`` placeholders against one environment and one fingerprint key.
 
-    The key is asked for only when a secret is met (it lives in the store, which a file without
-    secrets never needs to open for validation).
+    :meth:`substitute` runs first, over the whole document: it returns the document with every
+    placeholder replaced by its value and remembers where each value came from. The loader checks
+    that document like any other; its per-field code then calls :meth:`resolve` /
+    :meth:`resolve_secret_field`, which turn remembered values into Secrets where they must not be
+    shown. The key is asked for only when a Secret is made (it lives in the store, which a file
+    without placeholders never needs to open for validation).
     """
 
     environ: Mapping[str, str]
     key_source: Callable[[], bytes]
+    public: frozenset[str] = frozenset()
+    strict: bool = True
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    sources: dict[Path, EnvSource] = field(default_factory=dict)
+    unresolved: set[Path] = field(default_factory=set)  # placeholders left as written (not checked)
     _key: bytes | None = None
     active: bool = True  # False when the file has no placeholder at all: nothing to walk
 
@@ -100,12 +206,76 @@ class EnvResolver:
             self._key = self.key_source()
         return self._key
 
+    # -- before checking: the whole document ---------------------------------------------------------
+
+    def substitute(self, document: Any) -> Any:
+        """The document with environment placeholders replaced by their values (where all are set
+        and none is reserved); build/push/pull steps are left as written, but checked for reserved
+        names."""
+        if not self.active:
+            return document
+        return self._substitute(document, ())
+
+    def _substitute(self, value: Any, path: Path) -> Any:
+        if isinstance(value, str):
+            return self._substitute_string(value, path) if "{{" in value else value
+        if isinstance(value, dict):
+            return {k: self._substitute(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._substitute(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def _substitute_string(self, text: str, path: Path) -> str:
+        names = list(dict.fromkeys(ENV_PLACEHOLDER.findall(text)))
+        if not names:
+            return text
+        reserved = [n for n in names if is_reserved_env(n)]
+        for name in reserved:
+            self.problems.append(
+                Problem(
+                    path,
+                    f"{{{{ ${name} }}}}: {name} belongs to the reconciler's own configuration "
+                    "(credentials, CI or state settings); a placeholder can never read it",
+                )
+            )
+        if _steps_path(path):  # kept as written: resolved by whatever runs the step
+            return text
+        missing = [n for n in names if n not in self.environ and n not in reserved]
+        for name in missing:
+            if self.strict:
+                self.problems.append(Problem(path, f"environment variable {name} is not set"))
+            else:
+                self.warnings.append(Problem(path, f"warning: not checked: ${name} unset"))
+        if reserved or missing:
+            self.unresolved.add(path)
+            return text
+        value = ENV_PLACEHOLDER.sub(lambda m: self.environ[m.group(1)], text)
+        public = all(n in self.public for n in names)
+        self.sources[path] = EnvSource(template=text, value=value, public=public)
+        if not public and not is_secret_capable(path):
+            hidden = ", ".join(f"${n}" for n in names if n not in self.public)
+            self.problems.append(
+                Problem(
+                    path,
+                    f"{hidden} is not a public environment variable, and this field is shown as it "
+                    "is in plans: allow it with --public-env (or RECONCILE_PUBLIC_ENV) if its value "
+                    "may be shown, else write the value in the file",
+                )
+            )
+        return value
+
+    # -- while building bodies: one field -------------------------------------------------------------
+
     def resolve(self, value: Any, path: Path, *, sensitive: bool = False) -> Any:
-        """A copy of ``value`` with env placeholders resolved (or turned into Secrets)."""
+        """A copy of ``value`` with every substituted string that must not be shown as a Secret."""
         if not self.active:
             return value
         if isinstance(value, str):
-            return self._resolve_string(value, path, sensitive=sensitive) if "{{" in value else value
+            source = self.sources.get(path)
+            # elsewhere a non-public value is already an error, and the field's code wants its type
+            if source is not None and (sensitive or not source.public) and is_secret_capable(path):
+                return Secret(template=source.template, fingerprint=fingerprint(self.key, source.value))
+            return value
         if isinstance(value, dict):
             if SECRET_KEY in value:
                 self.problems.append(Problem((*path, SECRET_KEY), f"the key {SECRET_KEY!r} is reserved"))
@@ -118,27 +288,39 @@ class EnvResolver:
         """A field its type marks secret: it must come from env placeholders, and becomes a Secret."""
         if value is None:
             return None
-        if not isinstance(value, str) or not ENV_PLACEHOLDER.search(value):
-            self.problems.append(
-                Problem(
-                    path,
-                    f"{what} is secret: give it as an environment placeholder such as "
-                    '"{{ $MY_SECRET }}", not as a literal value',
-                )
-            )
+        source = self.sources.get(path)
+        if source is not None:
+            return Secret(template=source.template, fingerprint=fingerprint(self.key, source.value))
+        if path in self.unresolved:  # already reported (unset or reserved)
             return None
-        return self._resolve_string(value, path, sensitive=True)
+        self.problems.append(
+            Problem(
+                path,
+                f"{what} is secret: give it as an environment placeholder such as "
+                '"{{ $MY_SECRET }}", not as a literal value',
+            )
+        )
+        return None
 
-    def _resolve_string(self, text: str, path: Path, *, sensitive: bool) -> Any:
-        names = ENV_PLACEHOLDER.findall(text)
-        if not names:
-            return text
-        missing = [n for n in names if n not in self.environ]
-        for name in dict.fromkeys(missing):
-            self.problems.append(Problem(path, f"environment variable {name} is not set"))
-        if missing:
-            return text
-        resolved = ENV_PLACEHOLDER.sub(lambda m: self.environ[m.group(1)], text)
-        if sensitive or any(is_sensitive_env(n) for n in names):
-            return Secret(template=text, fingerprint=fingerprint(self.key, resolved))
-        return resolved
+    def redact(self, message: str, path: Path) -> str:
+        """``message`` without the value of any non-public placeholder at, above or below ``path``
+        (a check's message may quote the value it refused)."""
+        for where, source in self.sources.items():
+            if source.public or not source.value or not _related(where, path):
+                continue
+            # the value as a word of its own: ``deployments[0]`` keeps its index when the value is 0
+            bounded = r"(?<![\w\[])" + re.escape(source.value) + r"(?![\w\]])"
+            message = re.sub(bounded, lambda _m, s=source: s.template, message)
+        return message
+
+
+def _related(a: Path, b: Path) -> bool:
+    shorter = min(len(a), len(b))
+    return a[:shorter] == b[:shorter]
+
+
+def _steps_path(path: Path) -> bool:
+    """Build, push and pull steps, top-level or a deployment's (Prefect resolves them when run)."""
+    if path and path[0] in _NOT_RESOLVED_AT_PLAN:
+        return True
+    return len(path) >= 3 and path[0] == "deployments" and path[2] in _NOT_RESOLVED_AT_PLAN

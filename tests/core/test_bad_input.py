@@ -111,9 +111,9 @@ CASES = [
         deployments:
           - name: greet
             entrypoint: flows/hello.py:hello
-            parameters: {name: "{{ $RECONCILE_TEST_UNSET_VAR }}"}
+            parameters: {name: "{{ $TEST_UNSET_VAR_9F3B }}"}
         """,
-        [(4, 24, "environment variable RECONCILE_TEST_UNSET_VAR is not set")],
+        [(4, 24, "environment variable TEST_UNSET_VAR_9F3B is not set")],
     ),
     (
         "missing entrypoint file",
@@ -219,7 +219,7 @@ def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
             schedules: [{cron: "nope"}]
           - name: c
             entrypoint: flows/hello.py:hello
-            parameters: {x: "{{ $RECONCILE_TEST_UNSET_VAR }}"}
+            parameters: {x: "{{ $TEST_UNSET_VAR_9F3B }}"}
         """,
     )
     result = run_cli("-C", str(project), "validate")

@@ -11,8 +11,8 @@ import pytest
 from tests.helpers import QUICKSTART, REPO, run_cli
 
 ECS_ENV = {
-    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
-    "AWS_SECRET_ACCESS_KEY": "wJalr-very-secret-value",
+    "FLOW_AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "FLOW_AWS_SECRET_ACCESS_KEY": "wJalr-very-secret-value",
     "ECS_CLUSTER": "prod",
     "FLOWS_IMAGE": "ghcr.io/acme/flows:1",
     "ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/exec",
@@ -78,9 +78,9 @@ def test_secrets_come_back_as_their_placeholders_and_never_as_values(tmp_path: P
     result = run_cli("-C", str(root), "import", "--write", env=ECS_ENV)
     assert result.returncode == 0, result.stderr
     after = (root / "prefect.yaml").read_text(encoding="utf-8")
-    assert 'aws_secret_access_key: "{{ $AWS_SECRET_ACCESS_KEY }}"' in after
+    assert 'aws_secret_access_key: "{{ $FLOW_AWS_SECRET_ACCESS_KEY }}"' in after
     for output in (after, result.stdout, result.stderr):
-        assert ECS_ENV["AWS_SECRET_ACCESS_KEY"] not in output
+        assert ECS_ENV["FLOW_AWS_SECRET_ACCESS_KEY"] not in output
     plan = run_cli("-C", str(root), "plan", "--detailed-exitcode", env=ECS_ENV)
     assert plan.returncode == 0, plan.stdout + plan.stderr
 

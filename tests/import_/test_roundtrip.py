@@ -41,7 +41,7 @@ ENVIRON = {
     for prefix in ("API_KEY", "PLAIN", "TOKEN")
     for i in range(3)
 }
-ENVIRON["AWS_SECRET_ACCESS_KEY"] = "s3cr3t/value"
+ENVIRON["FLOW_AWS_SECRET_ACCESS_KEY"] = "s3cr3t/value"
 
 # Text that stresses YAML: indicators, quotes, numbers-as-text, 1.1 booleans, unicode, line breaks.
 SPICY = st.sampled_from(
@@ -126,7 +126,7 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         if kind == "aws-credentials":
             data = {
                 "aws_access_key_id": draw(TEXT),
-                "aws_secret_access_key": "{{ $AWS_SECRET_ACCESS_KEY }}",
+                "aws_secret_access_key": "{{ $FLOW_AWS_SECRET_ACCESS_KEY }}",
                 "region_name": draw(st.sampled_from(["us-east-1", "eu-west-1"])),
             }
         elif kind == "secret":
@@ -320,11 +320,11 @@ def test_secrets_without_a_known_template_get_a_suggested_placeholder_and_never_
     )
     result = export.export([block, pool])
     assert result.sections["blocks"][0]["data"]["aws_secret_access_key"] == (
-        "{{ $AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY }}"
+        "{{ $FLOW_AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY }}"
     )
     env = result.sections["work_pools"][0]["job_variables"]["env"]
     assert env == {"API": "{{ $LOCAL_ENV_API_SECRET }}", "KEEP": "{{ $KEEP_TOKEN }}"}
-    assert result.placeholders == ("AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY", "LOCAL_ENV_API_SECRET")
+    assert result.placeholders == ("FLOW_AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY", "LOCAL_ENV_API_SECRET")
     assert "the-real-secret" not in repr(result.sections)
 
 

@@ -225,7 +225,7 @@ def test_runs_reconcile_adopts_an_interrupted_launch(fake: CloudRunFake, env: di
 
 def test_the_example_project_validates():
     example = REPO / "examples" / "cloud-run"
-    env = {"FLOW_GCP_SERVICE_ACCOUNT_JSON": json.dumps({"type": "service_account"})}
+    env = {"RUN_SERVICE_ACCOUNT_JSON": json.dumps({"type": "service_account"})}
     result = run_cli("-C", str(example), "validate", env=env)
     assert result.returncode == 0, result.stderr
     missing = run_cli("-C", str(example), "validate")

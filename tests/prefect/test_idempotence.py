@@ -53,17 +53,17 @@ def synthetic(suffix: str) -> str:
         name: aws-{suffix}
         data:
           aws_access_key_id: AKIAEXAMPLE
-          aws_secret_access_key: "{{{{ $AWS_SECRET_ACCESS_KEY }}}}"
+          aws_secret_access_key: "{{{{ $FLOW_AWS_SECRET_ACCESS_KEY }}}}"
           region_name: eu-west-1
           aws_client_parameters: {{endpoint_url: "http://127.0.0.1:5000", verify: false}}
       - type: gcp-credentials
         name: gcp-{suffix}
         data:
           project: acme-prod
-          service_account_info: "{{{{ $GCP_SERVICE_ACCOUNT_JSON }}}}"
+          service_account_info: "{{{{ $FLOW_GCP_SERVICE_ACCOUNT_JSON }}}}"
       - type: azure-container-instance-credentials
         name: az-{suffix}
-        data: {{client_id: cid, tenant_id: tid, client_secret: "{{{{ $AZURE_CLIENT_SECRET }}}}"}}
+        data: {{client_id: cid, tenant_id: tid, client_secret: "{{{{ $FLOW_AZURE_CLIENT_SECRET }}}}"}}
       - type: docker-registry-credentials
         name: reg-{suffix}
         data: {{username: bot, password: "{{{{ $REGISTRY_PASSWORD }}}}", registry_url: ghcr.io}}
@@ -158,9 +158,9 @@ def synthetic(suffix: str) -> str:
 
 
 SECRETS = {
-    "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
-    "GCP_SERVICE_ACCOUNT_JSON": '{"type": "service_account", "private_key": "k"}',
-    "AZURE_CLIENT_SECRET": "azure-secret-value",
+    "FLOW_AWS_SECRET_ACCESS_KEY": "aws-secret-value",
+    "FLOW_GCP_SERVICE_ACCOUNT_JSON": '{"type": "service_account", "private_key": "k"}',
+    "FLOW_AZURE_CLIENT_SECRET": "azure-secret-value",
     "REGISTRY_PASSWORD": "registry-secret-value",
     "APP_TOKEN": "app-token-value",
     "DB_PASSWORD": "db-password-value",
