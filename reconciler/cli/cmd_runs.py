@@ -150,15 +150,21 @@ def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, gra
             f"{'ENDED':19}",
         )
     )
-    header += "  INFRASTRUCTURE"
+    header += f"  {'INFRASTRUCTURE':24}  MESSAGE"
     app.out(header)
     for run in listed:
         app.out(
             f"{run.id:36}  {run.deployment[:28]:28}  {run.state.value:10}  "
             f"{'' if run.exit_code is None else run.exit_code:>4}  {_time(run.started_at):19}  "
-            f"{_time(run.ended_at):19}  {run.infrastructure_id or '-'}"
+            f"{_time(run.ended_at):19}  {_cut(run.infrastructure_id or '-', 24):24}  {_cut(run.message, 80)}"
         )
     return 0
+
+
+def _cut(text: str, width: int) -> str:
+    """One line of at most ``width`` characters (a message may hold a multi-line reason)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _refresh(ctx: RunContext, run: RunRecord) -> RunRecord:

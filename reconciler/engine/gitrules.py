@@ -144,7 +144,7 @@ def push_base(
         if known_last and known_last != before and repo.is_ancestor(known_last, before):
             return (
                 known_last,
-                f"since the last applied commit {known_last[:12]} (later pushes were never applied)",
+                f"since the last applied commit {known_last[:12]}; later pushes were never applied",
             )
         return before, f"{before[:12]}..{after[:12]}"
     if before and before != desired_state.ZERO_SHA and repo.shallow:

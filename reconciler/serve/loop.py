@@ -107,7 +107,8 @@ class ServeLoop:
             self.say(
                 f"serve: started on {rules.redact(self.store.url)} (project {self.store.project}; "
                 f"{'store-scheduled runs' if self.source else 'schedules from the stored deployments'}; "
-                f"every {self.options.interval:g}s, lookback {self.options.lookback:g}s)"
+                + ("one pass" if self.options.once else f"every {self.options.interval:g}s")
+                + f", lookback {self.options.lookback:g}s)"
             )
             self.start()
             while True:

@@ -131,10 +131,10 @@ class Event:
     def from_env(cls, environ: Mapping[str, str]) -> Event:
         name = environ.get("GITHUB_EVENT_NAME", "")
         path = environ.get("GITHUB_EVENT_PATH")
-        if not name or not path:
-            raise UsageError(
-                "not running in GitHub Actions: GITHUB_EVENT_NAME and GITHUB_EVENT_PATH are not set"
-            )
+        missing = [n for n, v in (("GITHUB_EVENT_NAME", name), ("GITHUB_EVENT_PATH", path)) if not v]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise UsageError(f"not running in GitHub Actions: {' and '.join(missing)} {verb} not set")
         try:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -119,7 +119,7 @@ def trigger_push(
 
 def describe(result: PushResult) -> list[str]:
     """What happened, for a terminal and for logs: the range compared, each rule's verdict, each run."""
-    lines = [f"Changed paths ({result.changed.why}): {len(result.changed.paths)}"]
+    lines = [f"Changed paths, {result.changed.why}: {len(result.changed.paths)}"]
     lines.extend(f"  {path}" for path in result.changed.paths[:50])
     if len(result.changed.paths) > 50:
         lines.append(f"  ... and {len(result.changed.paths) - 50} more")
