@@ -33,6 +33,9 @@ import functools
 import zlib
 from importlib import resources
 
+# The image of a push pool that sets none: Prefect's, as Prefect's ECS and ACI workers default to
+# (Cloud Run's template names it itself). It has Python and Prefect, so plain functions and @flows run.
+PREFECT_IMAGE = "prefecthq/prefect:3-latest"
 RUNTIME_FILE = "runtime.py"
 LOCAL_ONLY = frozenset({"supervise"})  # the --exec supervisor is for local process pools only
 

@@ -222,11 +222,20 @@ def test_a_group_of_that_name_from_another_run_is_refused(
     assert fake.count("PUT", "put_group") == 1
 
 
-def test_a_job_without_image_is_refused_before_any_create(
+def test_a_job_without_image_runs_prefects_image_as_prefects_worker_does(
     fake: AciFake, launcher: AciLauncher, tmp_path: Path
 ) -> None:
     job = make_job(fake, tmp_path, pool={"image": None})
-    with pytest.raises(LaunchError, match="sets no image"):
+    launcher.submit(job)
+    group = fake.group(spec.group_name(job)).body
+    assert group["properties"]["containers"][0]["properties"]["image"] == bootstrap.PREFECT_IMAGE
+
+
+def test_an_unresolved_image_is_refused_before_any_create(
+    fake: AciFake, launcher: AciLauncher, tmp_path: Path
+) -> None:
+    job = make_job(fake, tmp_path, pool={"image": "{{ build-image.image }}"})
+    with pytest.raises(LaunchError, match="image of hello/greet is not resolved"):
         launcher.submit(job)
     assert fake.count("PUT", "put_group") == 0
 

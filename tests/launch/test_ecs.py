@@ -421,9 +421,9 @@ def test_normal_form_ignores_what_real_ecs_adds_but_not_what_changes_behaviour()
     assert taskdef.comparable(not_essential) != taskdef.comparable(ours)
 
 
-def test_a_job_without_an_image_is_a_clear_error(moto) -> None:
-    with pytest.raises(LaunchError, match="set the `image` job variable"):
-        taskdef.wanted_task_definition(make_job(moto, "c", pool={"image": None}), region=None)
+def test_a_job_without_an_image_runs_prefects_image_as_prefects_worker_does(moto) -> None:
+    body = taskdef.wanted_task_definition(make_job(moto, "c", pool={"image": None}), region=None)
+    assert body["containerDefinitions"][0]["image"] == bootstrap.PREFECT_IMAGE
 
 
 # -- through the CLI -----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 
 from reconciler import desired as desired_state
 from reconciler.errors import LaunchError
+from reconciler.launch import bootstrap
 from reconciler.launch.base import Job
 
 PROVIDER = "Microsoft.ContainerInstance"
@@ -148,11 +149,13 @@ def build(
     first = copy.deepcopy(containers[0])
     first["name"] = CONTAINER_NAME
     cprops = first.setdefault("properties", {})
-    image = cprops.get("image")
+    if cprops.get("image") in (None, ""):
+        cprops["image"] = bootstrap.PREFECT_IMAGE  # as Prefect's worker: its own image by default
+    image = cprops["image"]
     if not image or not isinstance(image, str) or "{{" in image:
         raise LaunchError(
-            f"work pool {job.pool!r} sets no image for {job.deployment}: set the image variable to an image "
-            "with prefect-reconciler (or Prefect, with PREFECT_API_URL) installed"
+            f"work pool {job.pool!r}: the image of {job.deployment} is not resolved ({image!r}): set the image "
+            "variable to an image with Python (any: the runtime travels with the run)"
         )
     command, env = command_and_environment(job)
     cprops["command"] = command

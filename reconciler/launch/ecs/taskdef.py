@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.errors import LaunchError
+from reconciler.launch import bootstrap
 from reconciler.launch.base import Job, JobStatus
 from reconciler.state import RunState
 
@@ -192,10 +193,7 @@ def wanted_task_definition(job: Job, *, region: str | None) -> dict[str, Any]:
             containers.insert(0, container)
         container["name"] = name
     if not container.get("image"):
-        raise LaunchError(
-            f"work pool {job.pool}: set the `image` job variable (an image with prefect-reconciler "
-            "installed, or Prefect's image when runs report to a Prefect API)"
-        )
+        container["image"] = bootstrap.PREFECT_IMAGE  # as Prefect's worker: its own image by default
     container.setdefault("essential", True)
     if not fargate:
         container.setdefault("cpu", int(cpu))
