@@ -133,6 +133,7 @@ def test_action_yml_is_valid_action_metadata() -> None:
         "command",
         "working-directory",
         "state",
+        "public-env",
         "prune",
         "github-token",
         "comment",
