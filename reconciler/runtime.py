@@ -103,7 +103,9 @@ def main() -> int:
         traceback.print_exc()
         code, message = 2, f"could not set up run {run_id}: {type(exc).__name__}: {exc}"
     else:
-        print(f"[reconcile] run {run_id}: {entrypoint} with {json.dumps(parameters)}", flush=True)
+        hidden = set(json.loads(os.environ.get("RECONCILE_SECRET_PARAMETERS") or "[]"))
+        shown = {k: "***" if k in hidden else v for k, v in parameters.items()}
+        print(f"[reconcile] run {run_id}: {entrypoint} with {json.dumps(shown)}", flush=True)
         try:
             call(function, parameters)
         except BaseException as exc:

@@ -32,6 +32,7 @@ from reconciler.objects import Address, LiveState, Resource, iter_secrets, resol
 from reconciler.state import JobRuntime, RunRecord
 
 RUNTIME_MODULE = "reconciler.runtime"
+ENV_SECRET_PARAMETERS = "RECONCILE_SECRET_PARAMETERS"
 
 
 def deployment_of(live: LiveState, deployment: str) -> Resource:
@@ -131,8 +132,14 @@ def build_job(
         ENV_DEPLOYMENT: run.deployment,
         ENV_FLOW: body["flow_name"],
         ENV_ENTRYPOINT: body["entrypoint"],
-        ENV_PARAMETERS: json.dumps(dict(run.parameters), sort_keys=True),
+        # secret parameters are resolved here, from the launcher's environment, and never shown
+        ENV_PARAMETERS: json.dumps(
+            _resolve(dict(run.parameters), environ, what=f"a parameter of {run.deployment}"), sort_keys=True
+        ),
     }
+    secret_parameters = sorted(k for k, v in run.parameters.items() if next(iter_secrets(v), None))
+    if secret_parameters:  # the runtime prints these as *** in the run's log
+        contract[ENV_SECRET_PARAMETERS] = json.dumps(secret_parameters)
     if body.get("pull_steps"):
         contract[ENV_PULL_STEPS] = json.dumps(body["pull_steps"])
     launcher = _pool_type(pool).launcher
