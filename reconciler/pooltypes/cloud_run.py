@@ -3,7 +3,9 @@
 Both slugs are launched through the Cloud Run **v2** API (``google-cloud-run``), so both take the
 variables of prefect-gcp's ``cloud-run-v2`` worker. The v1 slug is kept because users name it in
 ``prefect.yaml``; its Prefect template (a ``run.googleapis.com/v1`` Job with metadata/spec) is not
-reproduced: a pool of that type gets the v2 variables and job body.
+reproduced: a pool of that type gets the v2 variables and job body. A pool that carries Prefect's v1
+template as its own ``base_job_template`` (as Prefect creates ``cloud-run`` pools) runs as is: the
+launcher translates the v1 body field by field (``reconciler.launch.cloud_run.v1``).
 
 The job configuration holds the worker settings at top level plus ``job_body``, a v2 Job body. The
 launcher finishes it as prefect-gcp's worker does: env (plain and from Secret Manager) into the

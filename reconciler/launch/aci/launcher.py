@@ -17,6 +17,21 @@
   ``stream_output`` needs no work here: ``run --wait`` streams through ``logs``.
 
 Azure SDK exceptions are translated in :mod:`reconciler.launch.aci.client`; none leaves this package.
+
+Documented Azure rules this launcher relies on:
+
+* container group names: 1-63 lowercase letters, numbers and hyphens, not starting or ending with a
+  hyphen, no consecutive hyphens ("Naming rules and restrictions for Azure resources",
+  Microsoft.ContainerInstance); the name is derived from the run, so it is found again;
+* a PUT on an existing container group updates and restarts it ("Container Groups - Create Or
+  Update", REST API 2023-05-01): hence the GET before every PUT;
+* tags: at most 50 per resource, names up to 512 characters without ``<>%&\\?/``, values up to 256
+  ("Use tags to organize your Azure resources", limitations);
+* ``secureValue`` environment variables are not returned by the API or shown in the portal
+  ("Set environment variables in container instances", secure values);
+* the container's command is the ``command`` array, run without a shell ("Set the command line in
+  a container instance"); its length limit is Linux's (see ``reconciler.launch.bootstrap``);
+* deleting a container group deletes its logs, so they are saved to the run directory first.
 """
 
 from __future__ import annotations

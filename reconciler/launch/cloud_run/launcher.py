@@ -19,15 +19,35 @@ One Cloud Run **job per deployment version**, one **execution per run**:
   that never ran or was stopped without an exit code (image pull, resources, task timeout) ->
   CRASHED with Cloud Run's message; cancelled -> CANCELLED.
 - cleanup, when the run has ended and ``keep_job`` is false: delete the run's execution, then the
-  job if no execution is left, with the job's ``etag`` so that a run started meanwhile (which
-  changes the etag) keeps its job. A launcher whose ``run_job`` meets a job deleted under it
-  creates it again.
+  job if no execution is left and its ``latestCreatedExecution`` is still this run's, with the
+  job's ``etag``. A launcher whose ``run_job`` meets a job deleted under it creates it again.
 - ``logs``: Cloud Run writes output to Cloud Logging, which we do not read; the chunk is empty and
   its ``location`` is the execution's ``logUri`` (a console link).
 
 Environment of the launching process: ``RECONCILE_CLOUD_RUN_ENDPOINT`` (an emulator or private
 endpoint, ``http://host:port`` for plain HTTP), plus Google's application-default variables when
 no credentials block is set.
+
+Documented Cloud Run rules this launcher relies on (Cloud Run Admin API v2 reference,
+cloud.google.com/run/docs/reference/rest/v2/):
+
+* ``jobs.run`` returns a long-running Operation whose metadata is the Execution (``run_v2``'s
+  ``metadata_type=Execution``): the execution's name comes from it, read once more from the
+  operation if the first answer lacks it, and is the infrastructure id the lifecycle saves before
+  the first poll.
+* Job ids: at most 63 lowercase letters, digits and hyphens, starting with a letter
+  (``jobs.create``, ``jobId``); labels: at most 64, keys and values up to 63 lowercase letters,
+  digits, ``_`` and ``-``, keys starting with a letter (Resource Manager "Labels" requirements).
+* Run overrides carry env, args, task count and timeout only (``RunJobRequest.Overrides``): the
+  command lives in the Job. An env value holds up to 32768 bytes, a container up to 1000 variables
+  (``EnvVar``; "Configure environment variables" for jobs).
+* ``Job.latestCreatedExecution`` and ``Job.etag`` (a fingerprint "used to detect modification
+  conflict") guard the cleanup; ``Execution.createTime`` bounds the search before a retry.
+
+Not documented, hence never carrying correctness: that an execution's ``template`` shows RunJob's
+override env. It is only a fallback for finding a run's execution; when executions do not show
+their run, an ambiguous ``run_job`` failure is not retried (see ``_run``), so the cost of a wrong
+assumption is an extra call or a reported launch error, never a second execution.
 """
 
 from __future__ import annotations

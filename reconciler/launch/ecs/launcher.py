@@ -16,6 +16,28 @@ The infrastructure id is ``{cluster}::{taskArn}``; the ARN carries the region, s
 can follow the run with the job's credentials. Runs whose job env sets ``PREFECT_API_URL`` use
 Prefect's contract (``prefect flow-run execute`` with ``PREFECT__FLOW_RUN_ID``). This module and
 ``ecs_aws`` are the only ones that see botocore: every AWS error becomes a ``LaunchError`` here.
+
+Documented ECS rules this launcher relies on (Amazon ECS API Reference, docs.aws.amazon.com/AmazonECS/
+latest/APIReference/):
+
+* ``RunTask.clientToken``: up to 64 ASCII characters (33-126), idempotent per cluster, with a
+  time to live of 24 hours; the same token with changed parameters is a ``ConflictException``
+  (ECS_Idempotency.html). The run id is the token, so a retry within a day gets the same task;
+  past that, the ``startedBy`` lookup below is what prevents a second task.
+* ``RunTask.startedBy``: up to 128 letters, numbers, hyphens, forward slashes and underscores
+  (API_RunTask.html); ``RunTask.overrides``: 8192 characters in total, JSON included (checked in
+  ``taskdef.check_override_size`` before the call).
+* ``ListTasks.startedBy``: "must be the only filter that you use" (API_ListTasks.html); without
+  ``desiredStatus`` ECS lists tasks whose desired status is RUNNING, so stopped tasks are listed by
+  ``desiredStatus=STOPPED`` alone and matched client-side.
+* ``RegisterTaskDefinition.family``: up to 255 letters, numbers, underscores and hyphens
+  (API_RegisterTaskDefinition.html); tags: keys up to 128 and values up to 256 characters of
+  letters, numbers, spaces and ``+ - = . _ : / @`` (API_Tag.html).
+* A deregistered (INACTIVE) revision cannot start new tasks (API_DeregisterTaskDefinition.html):
+  hence ``auto_deregister_task_definition`` retires only a revision no other run uses.
+* ``Task.stopCode`` ``SpotInterruption``/``TerminationNotice`` and the container reason
+  ``OutOfMemoryError`` (API_Task.html, "Amazon ECS stopped task error codes"): the infrastructure
+  ended the run, which is CRASHED.
 """
 
 from __future__ import annotations
