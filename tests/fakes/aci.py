@@ -15,6 +15,8 @@ the container groups' lifecycle in :mod:`tests.fakes.aci_groups`. ARM routes, as
   ``InProgress`` on the first poll, then ``Succeeded`` (``Failed`` if the group failed to start).
 * ``GET .../providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}`` (read by preflight):
   the subnets in :attr:`AciFake.subnets` with their delegations, else 404 ``NotFound``.
+* Azure Container Registry's data plane (read by preflight, :mod:`tests.fakes.aci_registry`): the
+  token exchange and manifest reads of the images in ``AciFake.acr.images``.
 
 Tests steer it: :attr:`AciFake.outcome` scripts new groups, :meth:`AciFake.execute` runs containers
 for real, :meth:`AciFake.inject` answers chosen requests with an error (429 with ``Retry-After``, a
@@ -39,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.aci_groups import Group, LocalExecutor, Outcome, invalid_group
 from tests.fakes.aci_identity import Answer, EntraStandIn, self_signed
+from tests.fakes.aci_registry import AcrStandIn
 
 __all__ = ["AciFake", "Fault", "Outcome", "Seen"]
 
@@ -64,9 +67,13 @@ ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("POST", "stop_group", _CG + r"/(?P<name>[^/]+)/stop"),
         ("GET", "logs", _CG + r"/(?P<name>[^/]+)/containers/(?P<container>[^/]+)/logs"),
         ("GET", "get_subnet", _SUBNET),
+        ("POST", "acr_exchange", r"/oauth2/exchange"),
+        ("POST", "acr_token", r"/oauth2/token"),
+        ("GET", "acr_manifest", r"/v2/(?P<repo>.+?)/manifests/(?P<ref>[^/]+)"),
     )
 )
 _IDENTITY_ROUTES = frozenset({"openid", "instance_discovery", "token"})
+_REGISTRY_ROUTES = frozenset({"acr_exchange", "acr_token", "acr_manifest"})
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class AciFake:
     created_groups: list[Group] = field(default_factory=list)  # every group ever created, deleted too
     cert_path: Path | None = None
     entra: EntraStandIn = field(init=False)
+    acr: AcrStandIn = field(init=False)
     _operations: dict[str, _Operation] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _server: ThreadingHTTPServer | None = None
@@ -132,6 +140,7 @@ class AciFake:
         self.entra = EntraStandIn(
             tenant_id=self.tenant_id, client_id=self.client_id, client_secret=self.client_secret
         )
+        self.acr = AcrStandIn(self.entra)
 
     # -- controls --------------------------------------------------------------------------------
 
@@ -219,6 +228,8 @@ class AciFake:
             return 404, {}, _error("NotFound", f"no route for {method} {path}"), "unknown"
         if route in _IDENTITY_ROUTES:
             return (*self._identity(route, params, body), route)
+        if route in _REGISTRY_ROUTES:
+            return (*self._registry(route, params, headers, body), route)
         if "api-version" not in query:
             message = "The api-version query parameter (?api-version=) is required for all requests."
             return 400, {}, _error("MissingApiVersionParameter", message), route
@@ -244,6 +255,15 @@ class AciFake:
         if route == "instance_discovery":
             return self.entra.instance_discovery(self.url)
         return self.entra.token(body)
+
+    def _registry(
+        self, route: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> Answer:
+        if route == "acr_exchange":
+            return self.acr.exchange(body)
+        if route == "acr_token":
+            return self.acr.token(body)
+        return self.acr.manifest(params, headers)
 
     def _fault(self, method: str, route: str, *, before: bool) -> Fault | None:
         with self._lock:

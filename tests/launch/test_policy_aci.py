@@ -4,7 +4,7 @@ The Azure fake records every request the real ``azure-mgmt-containerinstance`` c
 a full run: submit (resource group read, container group PUT with a managed identity and a
 subnet), poll to the end and cleanup (logs kept, group deleted), find after deletion (list), a run
 cancelled with ``keep_container_group`` (stop) and one cancelled without (delete, polled to the
-end), and a preflight. Each ARM method + path (the fake's route) maps to the RBAC action Azure
+end), and a preflight (an ACR image looked up through ACR's token exchange). Each ARM method + path (the fake's route) maps to the RBAC action Azure
 checks for it (https://learn.microsoft.com/azure/role-based-access-control/permissions/containers);
 a PUT also needs ``assign/action`` on each user-assigned identity and ``join/action`` on each subnet.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.launch.aci.launcher import AciLauncher
+from reconciler.launch.aci.preflight import ACR_ENDPOINT_ENV
 from reconciler.launch.preflight import Target, run_preflight
 from reconciler.state import RunState
 from tests.fakes.aci import AciFake, Outcome, Seen
@@ -38,8 +39,10 @@ ACTION = {
     ("GET", "logs"): f"{CI}/containerGroups/containers/logs/read",
     ("GET", "operation_status"): f"{CI}/locations/operations/read",
     ("GET", "get_subnet"): "Microsoft.Network/virtualNetworks/subnets/read",
+    ("GET", "acr_manifest"): "Microsoft.ContainerRegistry/registries/pull/read",
 }
-IDENTITY_ROUTES = frozenset({"openid", "instance_discovery", "token"})  # Entra ID, not ARM: no RBAC
+# Entra ID, and ACR's token exchange (it checks the token; the pull is what RBAC decides): no action
+IDENTITY_ROUTES = frozenset({"openid", "instance_discovery", "token", "acr_exchange", "acr_token"})
 
 
 def needs(seen: Seen) -> set[str]:
@@ -96,13 +99,14 @@ def full_run(fake: AciFake, tmp_path: Path) -> None:
         launcher.cancel(cancelled, other)
     finally:
         launcher.close()
-    job = make_job(fake, tmp_path, pool=pool, creds=creds)
+    fake.acr.images.add("acme.azurecr.io/flows:1")
+    job = make_job(fake, tmp_path, pool={**pool, "image": "acme.azurecr.io/flows:1"}, creds=creds)
     target = Target("aci-fake", "azure-container-instance:push", "aci", "hello/greet", job=job)
-    results = run_preflight([target], environ=environ(fake))
+    results = run_preflight([target], environ={**environ(fake), ACR_ENDPOINT_ENV: fake.url})
     assert all(r.ok for r in results), [r for r in results if not r.ok]
     routes = {r.route for r in fake.requests}
     assert routes >= {"put_group", "delete_group", "stop_group", "logs", "operation_status", "list_groups"}
-    assert "get_subnet" in routes
+    assert {"get_subnet", "acr_manifest"} <= routes
 
 
 @pytest.fixture

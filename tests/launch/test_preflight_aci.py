@@ -3,7 +3,7 @@ azure-identity and the ``azure-mgmt-containerinstance`` client's pipeline.
 
 The example project (examples/aci) passes; each crafted break (a refused secret, an unknown
 subscription or resource group, a missing or undelegated subnet, a size ACI refuses) fails with
-its field named. Images are reported as not checkable (see the module doc of the checks).
+its field named; an image missing from ACR too. Images elsewhere are reported as not checkable.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import desired as desired_state
+from reconciler.launch.aci.preflight import ACR_ENDPOINT_ENV
 from reconciler.launch.preflight import PreflightResult, Target, preflight_for, run_preflight
 from tests.fakes.aci import AciFake
 from tests.helpers import REPO
@@ -23,6 +24,7 @@ from tests.launch.test_preflight_ecs import name_of
 
 pytestmark = pytest.mark.cloud
 
+IMAGE = "acme.azurecr.io/flows:1.0"
 SUBNET = (
     "/subscriptions/{sub}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci"
 )
@@ -32,6 +34,7 @@ SUBNET = (
 def fake(tmp_path: Path) -> Iterator[AciFake]:
     groups = {"rg-prefect-flows": "westeurope", "rg-net": "westeurope", "rg-flows": "westeurope"}
     with AciFake.running(tmp_path / "fake", resource_groups=groups) as server:
+        server.acr.images.add(IMAGE)
         yield server
 
 
@@ -41,11 +44,12 @@ def example_environ(fake: AciFake, **changes: str) -> dict[str, str]:
         "tenant_id": fake.tenant_id,
         "client_secret": fake.client_secret,
         "subscription_id": fake.subscription_id,
-        "image": "acme.azurecr.io/flows:1.0",
+        "image": IMAGE,
         **changes,
     }
     return {
         **environ(fake),
+        ACR_ENDPOINT_ENV: fake.url,  # the fake plays acme.azurecr.io
         **{name_of(field, "aci"): value for field, value in values.items()},
         name_of("INVENTORY_API_TOKEN", "aci"): "inventory-token",
     }
@@ -85,11 +89,33 @@ def test_the_example_pool_passes_every_check(fake, tmp_path) -> None:
         ("image", "image-exists"),
         ("cpu", "aci-size"),
     }
-    (image,) = [r for r in results if r.field == "image"]
-    assert image.skipped and "ACR token" in image.message
-    assert [r for r in results if r.skipped] == [image]
+    assert not any(r.skipped for r in results)
     assert fake.count("GET", "resource_group") == 1  # shared by both deployments
-    assert {r.route for r in fake.requests} <= {"openid", "instance_discovery", "token", "resource_group"}
+    assert fake.count("GET", "acr_manifest") == 1
+    reads = {
+        "openid",
+        "instance_discovery",
+        "token",
+        "resource_group",
+        "acr_exchange",
+        "acr_token",
+        "acr_manifest",
+    }
+    assert {r.route for r in fake.requests} <= reads  # read-only
+
+
+def test_an_image_missing_from_acr_fails_on_the_image_field(fake, tmp_path) -> None:
+    failed = failures(preflight(tmp_path, example_environ(fake, image="acme.azurecr.io/flows:2.0")))
+
+    assert set(failed) == {"image"}
+    assert "MANIFEST_UNKNOWN" in failed["image"].message
+
+
+def test_an_image_outside_acr_is_reported_as_not_checkable(fake, tmp_path) -> None:
+    results = preflight(tmp_path, example_environ(fake, image="ghcr.io/acme/flows:1.0"))
+
+    (image,) = [r for r in results if r.field == "image"]
+    assert image.ok and image.skipped and "ghcr.io cannot be asked" in image.message
 
 
 def test_a_refused_secret_fails_on_the_credentials_field_only(fake, tmp_path) -> None:

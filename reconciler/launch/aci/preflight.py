@@ -5,10 +5,13 @@ What the first container group of a deployment needs:
 * ``aci_credentials``: Entra ID issues a token for the pool's principal and ARM accepts it;
 * ``subscription_id`` / ``resource_group_name``: ARM finds the resource group (its location is
   where the launcher creates groups);
-* ``image``: the group body can be built (an image is set). The image itself is **not** looked
-  up: Azure Container Registry's registry API takes an ACR token exchanged from the Entra token
-  (a data-plane call outside ARM and outside the published role), and other registries cannot be
-  asked with Azure credentials; the finding says so;
+* ``image``: the group body can be built (an image is set) and, for an Azure Container Registry
+  image (``NAME.azurecr.io/REPO[:TAG|@DIGEST]``), the registry has it: the pool's Entra token is
+  exchanged for an ACR token (``POST /oauth2/exchange``, then ``/oauth2/token`` for
+  ``repository:REPO:pull``, https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md) and the
+  manifest is read (``GET /v2/REPO/manifests/REF``). Other registries cannot be asked with Azure
+  credentials: reported as not checkable. ``RECONCILE_ACR_ENDPOINT`` replaces ``https://NAME.azurecr.io``
+  (a private endpoint or an emulator);
 * ``subnet_ids``: each subnet exists and is delegated to ``Microsoft.ContainerInstance/containerGroups``
   (https://learn.microsoft.com/azure/container-instances/container-instances-vnet: ACI deploys only
   into a delegated subnet);
@@ -20,10 +23,13 @@ Every call is in ``examples/aci/role-definition.json``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
@@ -36,6 +42,17 @@ from reconciler.launch.preflight import Cache, PreflightResult, Target, result
 from reconciler.pooltypes.aci import check_limits
 
 NETWORK_API = "2023-09-01"  # Microsoft.Network, to read a subnet and its delegations
+ACR_ENDPOINT_ENV = "RECONCILE_ACR_ENDPOINT"
+ACR_HOSTS = (".azurecr.io", ".azurecr.cn", ".azurecr.us")  # public, China and US Government clouds
+ACR_TIMEOUT = 30.0
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
 ACI_DELEGATION = "Microsoft.ContainerInstance/containerGroups"
 
 
@@ -81,21 +98,106 @@ def check(target: Target, environ: Mapping[str, str], cache: Cache) -> list[Pref
     except LaunchError as exc:
         return [*findings, result(target, "image", "image-set", False, str(exc))]
     container = spec.body["properties"]["containers"][0]["properties"]
-    findings.append(_image(target, str(container["image"])))
+    registry = Registry(client, session.endpoints, environ, principal)
+    findings.append(_image(target, str(container["image"]), registry, cache))
     for subnet in spec.body["properties"].get("subnetIds") or []:
         findings.append(_subnet(target, client, cache, str(subnet["id"]), principal))
     findings.extend(_size(target, container.get("resources", {}).get("requests", {})))
     return findings
 
 
-def _image(target: Target, image: str) -> PreflightResult:
-    host = image.split("/", 1)[0] if "/" in image else "docker.io"
-    if host.endswith(".azurecr.io"):
-        why = "an ACR registry answers only an ACR token exchanged from the Entra token (its data plane, not ARM)"
-    else:
-        why = f"{host} cannot be asked with Azure credentials"
-    message = f"{image} is not looked up: {why}; ACI pulls it when the group starts"
-    return result(target, "image", "image-exists", True, message, skipped=True)
+@dataclass(frozen=True)
+class Registry:
+    """How to reach ACR for one pool: its ARM client's credential, the CA settings, the principal."""
+
+    client: ContainerInstanceManagementClient
+    endpoints: Endpoints
+    environ: Mapping[str, str]
+    principal: Principal
+
+
+def _image(target: Target, image: str, registry: Registry, cache: Cache) -> PreflightResult:
+    match = re.match(
+        r"^(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]+))?$", image
+    )
+    host = match["host"] if match else "docker.io"
+    if match is None or not host.lower().endswith(ACR_HOSTS):
+        message = (
+            f"{image} is not in Azure Container Registry: {host} cannot be asked with Azure credentials "
+            "(ACI pulls it when the group starts)"
+        )
+        return result(target, "image", "image-exists", True, message, skipped=True)
+    reference = match["digest"] or match["tag"] or "latest"
+    key = ("aci", "acr", id(registry.client), host.lower(), match["repo"], reference)
+    if key not in cache:
+        cache[key] = _manifest(registry, host, match["repo"], reference)
+    found, reason = cache[key]
+    if found:
+        return result(target, "image", "image-exists", True, f"{image} exists in {host}")
+    return result(
+        target, "image", "image-exists", False, scrub(f"{image}: {reason}", registry.principal.secrets)
+    )
+
+
+def _manifest(registry: Registry, host: str, repository: str, reference: str) -> tuple[bool, str]:
+    """Whether ``host`` has the manifest, through ACR's documented token exchange; else why not."""
+    base = (registry.environ.get(ACR_ENDPOINT_ENV) or f"https://{host}").rstrip("/")
+    verify: str | bool = registry.endpoints.ca_bundle or True
+    try:
+        credential = registry.client._config.credential  # the pool's credential, as the launcher uses it
+        entra = credential.get_token(registry.endpoints.scope).token
+        with requests.Session() as http:
+            answer = http.post(
+                f"{base}/oauth2/exchange",
+                data={"grant_type": "access_token", "service": host, "access_token": entra},
+                timeout=ACR_TIMEOUT,
+                verify=verify,
+            )
+            if answer.status_code != 200:
+                return (
+                    False,
+                    f"{host} refused to exchange the Entra token of {registry.principal.label} ({_acr_error(answer)})",
+                )
+            scope = f"repository:{repository}:pull"
+            form = {"grant_type": "refresh_token", "service": host, "scope": scope}
+            answer = http.post(
+                f"{base}/oauth2/token",
+                data={**form, "refresh_token": answer.json()["refresh_token"]},
+                timeout=ACR_TIMEOUT,
+                verify=verify,
+            )
+            if answer.status_code != 200:
+                return False, f"{host} gave no pull token for {repository} ({_acr_error(answer)})"
+            answer = http.get(
+                f"{base}/v2/{repository}/manifests/{reference}",
+                headers={
+                    "Authorization": f"Bearer {answer.json()['access_token']}",
+                    "Accept": MANIFEST_TYPES,
+                },
+                timeout=ACR_TIMEOUT,
+                verify=verify,
+            )
+    except ClientAuthenticationError as exc:
+        return (
+            False,
+            f"no Entra token for {registry.principal.label}: {' '.join(str(exc.message).split())[:300]}",
+        )
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        return False, f"cannot ask {host}: {type(exc).__name__}"
+    if answer.status_code == 200:
+        return True, ""
+    if answer.status_code == 404:
+        return False, f"not in {host} ({_acr_error(answer)})"
+    return False, f"{host} answered HTTP {answer.status_code} ({_acr_error(answer)})"
+
+
+def _acr_error(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
+    return f"{first.get('code', response.status_code)}: {first.get('message', '')}".strip()
 
 
 def _subnet(
