@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import pooltypes
 from reconciler.desired import canonical, flows, templating
 from reconciler.desired.desired import Reference, RuleKind, RunRule
-from reconciler.desired.models import Deployment
+from reconciler.desired.models import Deployment, Schedule
 from reconciler.desired.names import NameKind, problem, show
 from reconciler.desired.source import SourceTree
 from reconciler.desired.yamlfile import Path
@@ -44,6 +44,9 @@ class DeploymentChecks:
         def _claim(self, address: Address, path: Path) -> bool: ...
         def _text(self, value: Any, path: Path) -> str | None: ...
         def _references(self, value: Any, path: Path, *, has_blocks: bool) -> list[Address]: ...
+        def _model(self, model: type[Schedule], raw: Any, path: Path, bad: set[Path]) -> Schedule | None: ...
+
+        problems: list[tuple[Path, str, bool]]
 
     # -- the section -------------------------------------------------------------------------------
 
@@ -71,9 +74,24 @@ class DeploymentChecks:
             dep = models.get(i)
             if dep is not None:
                 self._deployment(i, dep, raw, top_pull=top_pull, has_pools=has_pools)
-            elif isinstance(raw, dict) and isinstance(raw.get("entrypoint"), str):
-                self._flow_of(raw["entrypoint"], base)
+            elif isinstance(raw, dict):
+                self._unparsed(base, raw)
         return deployable
+
+    def _unparsed(self, base: Path, raw: dict[str, Any]) -> None:
+        """What can still be checked of an entry whose shape was refused: its flow and its schedules
+        (each one nothing was reported under yet), so fixing one problem never reveals another."""
+        if isinstance(raw.get("entrypoint"), str):
+            self._flow_of(raw["entrypoint"], base)
+        items: list[tuple[Path, Any]] = []
+        if isinstance(raw.get("schedules"), list):
+            items = [((*base, "schedules", j), item) for j, item in enumerate(raw["schedules"])]
+        if isinstance(raw.get("schedule"), dict):
+            items.append(((*base, "schedule"), raw["schedule"]))
+        reported = [path for path, _, _ in self.problems]
+        for path, item in items:
+            if isinstance(item, dict) and item and not any(p[: len(path)] == path for p in reported):
+                self._model(Schedule, item, path, set())
 
     def _require_declarations(self, data: Mapping[str, Any], *, deployable: int) -> None:
         """A file must declare something: an empty file is more likely a broken checkout than a wish

@@ -117,3 +117,20 @@ def test_a_missing_flow_file_hides_nothing_else(tmp_path: Path) -> None:
     assert any("flows/also_missing.py does not exist" in line for line in lines)
     assert any("unknown work pool 'locl'" in line for line in lines)
     assert any("two schedules have the slug 's'" in line for line in lines)
+
+
+def test_a_refused_shape_hides_neither_the_flow_nor_the_schedules(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        "deployments:\n  - name: a\n    entrypoint: flows/missing.py:f\n"
+        "    schedules: [{cron: bogus}, {interval: 60, timezone: Mars/Base}]\n"
+        "    work_pool: {name: 'p&q'}\n",
+    )
+    result = run_cli("-C", str(project), "validate")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "prefect.yaml:3:17: entrypoint file flows/missing.py does not exist in the project",
+        "prefect.yaml:4:24: deployments[0].schedules[0].cron: invalid cron expression 'bogus'",
+        "prefect.yaml:4:57: deployments[0].schedules[1].timezone: unknown time zone 'Mars/Base'",
+        "prefect.yaml:5:23: deployments[0].work_pool.name: may not contain / % & > <, a newline or any other control character",
+    ]
