@@ -214,3 +214,11 @@ def test_cleanup_keeps_a_job_another_run_started_even_if_running_leaves_the_etag
         pass
     assert len(fake.jobs()) == 1  # run-2's execution keeps the job
     assert [e["name"] for e in fake.executions()] == [second_execution]
+
+
+def test_env_over_cloud_runs_documented_limits_fails_before_any_call(
+    fake: CloudRunFake, info: dict[str, str], launcher: CloudRunLauncher
+) -> None:
+    with pytest.raises(LaunchError, match="over Cloud Run's 32768"):
+        launcher.submit(make_job(block(info), env={"BIG": "x" * 40000}))
+    assert fake.count("create_job") == 0 and fake.count("run_job") == 0

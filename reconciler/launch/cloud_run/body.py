@@ -34,6 +34,8 @@ CONTAINER = "flow"  # the container's name when the template leaves it unnamed (
 MAX_JOB_ID = 63
 HASH_LEN = 8
 MAX_LABELS = 64
+MAX_ENV_VARS = 1000  # per container
+MAX_ENV_VALUE_BYTES = 32768  # EnvVar.value
 LABEL_POOL = "reconcile-pool"
 LABEL_DEPLOYMENT = "reconcile-deployment"
 PREFECT_FLOW_RUN_ID = "PREFECT__FLOW_RUN_ID"
@@ -75,6 +77,7 @@ def plan(job: Job, *, project: str) -> JobPlan:
     env = run_env(job)
     body = job_body(job, prefect_contract="PREFECT_API_URL" in env)
     secret_names = {var["name"] for var in secret_env(config)}
+    check_env_limits(env, job.pool)
     overrides: dict[str, Any] = {
         "containerOverrides": [
             {
@@ -92,6 +95,23 @@ def plan(job: Job, *, project: str) -> JobPlan:
         body=body,
         overrides=overrides,
     )
+
+
+def check_env_limits(env: Mapping[str, str], pool: str) -> None:
+    """Cloud Run's documented env limits: a value holds at most 32768 bytes (``EnvVar.value``) and a
+    container at most 1000 variables ("Configure environment variables" for jobs). Checked before
+    anything is created, so the run fails with the reason instead of Cloud Run's 400."""
+    if len(env) > MAX_ENV_VARS:
+        raise LaunchError(
+            f"work pool {pool}: the run has {len(env)} env vars, over Cloud Run's {MAX_ENV_VARS}"
+        )
+    for name, value in env.items():
+        size = len(value.encode("utf-8"))
+        if size > MAX_ENV_VALUE_BYTES:
+            raise LaunchError(
+                f"work pool {pool}: env var {name} is {size} bytes, over Cloud Run's {MAX_ENV_VALUE_BYTES} "
+                "(pass less in parameters or env)"
+            )
 
 
 def run_env(job: Job) -> dict[str, str]:
