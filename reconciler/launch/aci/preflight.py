@@ -71,9 +71,9 @@ def check(target: Target, environ: Mapping[str, str], cache: Cache) -> list[Pref
     block = job.blocks.get("aci_credentials")
     principal = describe(credentials, pool=job.pool, block=block.split("/", 1)[-1] if block else None)
     try:
-        session = cache.get(("session", "aci"))
-        if session is None:
-            session = cache.setdefault(("session", "aci"), AzureSession(Endpoints.from_environ(environ)))
+        if ("session", "aci") not in cache:
+            cache[("session", "aci")] = AzureSession(Endpoints.from_environ(environ))  # closed at the end
+        session = cache[("session", "aci")]
         client = session.client(credentials, settings.subscription_id, principal=principal)
     except LaunchError as exc:
         return [result(target, "aci_credentials", "credentials", False, str(exc))]

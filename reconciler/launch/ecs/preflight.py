@@ -87,7 +87,9 @@ def check(target: Target, environ: Mapping[str, str], cache: Cache) -> list[Pref
     """The findings for one deployment's job on an ``ecs:push`` pool."""
     assert target.job is not None
     job = target.job
-    clients = cache.setdefault(("session", "ecs"), AwsClients(environ))
+    if ("session", "ecs") not in cache:
+        cache[("session", "ecs")] = AwsClients(environ)  # closed when the preflight ends
+    clients = cache[("session", "ecs")]
     credentials = Credentials.of(job.configuration)
     probe = JobAws(clients, credentials, None, job.pool, job.blocks.get("aws_credentials"))
     try:
