@@ -155,3 +155,29 @@ def test_run_wait_refuses_an_outside_entrypoint_stored_by_someone_else(layout: t
     assert "outside" in (result.stderr + result.stdout)
     assert not marker.exists()
     assert sorted(os.listdir(outside)) == ["evil.py"]
+
+
+def test_reading_a_git_ref_keeps_the_same_rule(tmp_path: Path) -> None:
+    outside = tmp_path / "evil.py"
+    outside.write_text(OUTSIDE)
+    repo = make_project(
+        tmp_path / "repo",
+        "deployments:\n  - name: a\n    entrypoint: flows/link.py:f\n  - name: b\n    entrypoint: ../evil.py:f\n",
+        {"flows/hello.py": FLOW},
+    )
+    (repo / "flows" / "link.py").symlink_to("../../evil.py")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@e"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    result = run_cli("-C", str(repo), "validate", "--ref", "HEAD")
+    assert result.returncode == 1
+    assert (
+        "prefect.yaml:3:17: entrypoint file flows/link.py is a symbolic link that leads outside"
+        in result.stderr
+    )
+    assert (
+        "prefect.yaml:5:17: entrypoint file ../evil.py is outside the project's Git work tree"
+        in result.stderr
+    )
+    assert "outside_secret_function_name" not in result.stderr
