@@ -57,6 +57,7 @@ ATTACKS = [
     "| a | b |",
     "&lt;/details&gt;",
     "#quot;",
+    "\n::add-mask::x\n::stop-commands::t\n",  # GitHub runner workflow commands start a log line
 ]
 TEXT = st.one_of(
     st.sampled_from(ATTACKS),
@@ -164,6 +165,7 @@ def test_random_strings_never_add_a_line_to_the_terminal_plan(strings: list[str]
     starts = [line for line in re.split(breaks, text) if line.lstrip().startswith("Plan:")]
     assert starts == [planning.summary_line(_plan(strings))]
     assert "\x1b" not in text and "\r" not in text
+    assert not [line for line in re.split(breaks, text) if line.lstrip().startswith("::")]
 
 
 def test_the_escaping_rules() -> None:
