@@ -22,7 +22,7 @@ full plan is (``overflow``). Sizes are counted in UTF-16 code units, never fewer
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ _LIST_LIMIT = 100  # risky notes / runs listed before "... and N more"
 
 _ICON = {
     Action.CREATE: "🟢 create",
+    Action.ADOPT: "🔵 adopt",
     Action.UPDATE: "🟡 update",
     Action.REPLACE: "🟣 replace",
     Action.DELETE: "🔴 delete",
@@ -55,6 +56,7 @@ _CLASS_DEFS = (
 )
 _MERMAID_CLASS = {
     Action.CREATE: "create",
+    Action.ADOPT: "update",
     Action.UPDATE: "update",
     Action.REPLACE: "replace",
     Action.DELETE: "delete",
@@ -231,6 +233,22 @@ def mermaid(plan: Plan) -> list[str]:
     lines.extend(f"  {ids[a]} --> {ids[b]}" for a, b in dict.fromkeys(edges))
     lines.extend(f"  {d}" for d in _CLASS_DEFS)
     return fence(lines, "mermaid")
+
+
+def markdown_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], *, code: Collection[int] = ()
+) -> list[str]:
+    """A GFM table of user text (a job summary's runs): every cell escaped, ``code`` columns as code.
+
+    ``|`` and line breaks are escaped like everything else, so no cell adds a column or a row.
+    """
+
+    def cell(index: int, text: str) -> str:
+        return f"<code>{escape(text)}</code>" if index in code and text else escape(text)
+
+    lines = ["| " + " | ".join(escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(cell(i, str(c)) for i, c in enumerate(row)) + " |" for row in rows)
+    return lines
 
 
 # -- size --------------------------------------------------------------------------------------------

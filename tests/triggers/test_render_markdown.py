@@ -16,7 +16,13 @@ from reconciler.plan.model import (
     RunRequest,
     StateRef,
 )
-from reconciler.plan.render_markdown import COMMENT_LIMIT, GRAPH_LIMIT, MarkdownOptions, size
+from reconciler.plan.render_markdown import (
+    COMMENT_LIMIT,
+    GRAPH_LIMIT,
+    MarkdownOptions,
+    markdown_table,
+    size,
+)
 
 POOL = Address.pool("ecs-push")
 BLOCK = Address.block("aws-credentials", "prod")
@@ -149,3 +155,25 @@ def test_secrets_never_reach_markdown() -> None:
     )
     text = planning.render_markdown(_plan([change]))
     assert "(sensitive)" in text and "hmac-sha256" not in text and "API_TOKEN" not in text
+
+
+def test_user_strings_in_the_comment_are_escaped_where_they_stand() -> None:
+    change = Change(
+        Address.deployment("etl", "d"),
+        Action.UPDATE,
+        1,
+        (FieldChange("description", "a", "</details> @here ```"),),
+        None,
+        reason="<b>bold</b> #4",
+    )
+    text = planning.render_markdown(_plan([change]), options=MarkdownOptions(marker="<!-- m -->"))
+    assert "&lt;b&gt;bold&lt;/b&gt; #\u200b4" in text  # in the HTML summary: entities
+    assert '+ description = "<\u200b/details> @\u200bhere ```"' in text  # in the diff: zero-width
+    assert "````diff" in text and text.count("</details>") == text.count("<details")
+
+
+def test_markdown_table_cells_cannot_add_columns_rows_or_markup() -> None:
+    lines = markdown_table(("run", "reason"), [("r1", "a | b\n| x | y |"), ("", "@team <img>")], code=(0,))
+    assert lines[2] == "| <code>r1</code> | a &#124; b\\n&#124; x &#124; y &#124; |"
+    assert lines[3] == "|  | @\u200bteam &lt;img&gt; |"
+    assert len(lines) == 4 and all(line.count(" | ") == 1 for line in lines if line.startswith("| "))
