@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import desired as desired_state
+from reconciler.desired.source import OutsideProject
 from reconciler.errors import SpecError
 from reconciler.objects import Address, Kind
 from tests.triggers.conftest import GitRepo
@@ -75,7 +76,8 @@ def test_project_in_a_subdirectory_reads_relative_to_it(repo: GitRepo) -> None:
         assert Address.deployment("etl", "daily") in _load(tree).resources
         assert tree.is_file("flows/etl.py") and tree.is_file("./flows/../flows/etl.py")
         assert not tree.is_file("flows")  # a directory is not a file
-        assert not tree.is_file("../../../etc/passwd")  # nothing outside the repository
+        with pytest.raises(OutsideProject):  # nothing outside the repository, and it says so
+            tree.is_file("../../../etc/passwd")
         assert tree.cache_key("flows/etl.py").startswith("git:")
     finally:
         tree.close()
