@@ -22,6 +22,8 @@ in ``examples/cloud-run/iam-role.yaml``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -56,7 +58,8 @@ def check(target: Target, environ: Mapping[str, str], cache: Cache) -> list[Pref
     job = target.job
     block = job.configuration.get("credentials")
     who = _who(job)
-    block_key = repr(sorted(block.items())) if isinstance(block, Mapping) else repr(block)
+    # a digest names the credentials in the cache (the key itself is not kept twice)
+    block_key = hashlib.sha256(json.dumps(block, sort_keys=True, default=str).encode()).hexdigest()
     if ("cloud-run", "auth", block_key) not in cache:
         auth = _authenticate(block, environ, who)
         if isinstance(auth, tuple):
@@ -77,8 +80,9 @@ def check(target: Target, environ: Mapping[str, str], cache: Cache) -> list[Pref
     ]
     try:
         plan = body_mod.plan(job, project=session.project)
-    except LaunchError as exc:
-        return [*findings, result(target, "image", "job-body", False, str(exc))]
+    except LaunchError as exc:  # no image, or a template Cloud Run cannot take
+        field = "image" if "image" in str(exc) else "job_body"
+        return [*findings, result(target, field, "job-body", False, str(exc))]
     findings.append(_region(target, session, plan, cache))
     task = plan.body["template"]["template"]
     container = task["containers"][0]
