@@ -306,3 +306,14 @@ def test_a_desired_state_finds_blocks_it_does_not_declare_in_the_stored_state(mo
     results = preflight_for(desired, {}, live=stored)
     assert all(r.ok for r in results), [r for r in results if not r.ok]
     assert "block aws-credentials/stored" in next(r for r in results if r.field == "aws_credentials").message
+
+
+def test_a_pool_without_deployments_is_not_checkable_and_process_pools_are_not_asked() -> None:
+    pools = [
+        Resource(Address.pool("idle"), {"type": "ecs:push", "job_variables": {}}),
+        Resource(Address.pool("local"), {"type": "process", "job_variables": {}}),
+    ]
+    live = LiveState("memory://", 1, {r.address: StoredObject(r, 1) for r in pools})
+
+    (finding,) = preflight_for(live, {})
+    assert (finding.pool, finding.field, finding.ok, finding.skipped) == ("idle", "deployments", True, True)
