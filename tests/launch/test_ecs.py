@@ -584,8 +584,8 @@ def test_runs_reconcile_adopts_a_task_started_by_a_launcher_that_died(
 
 def test_example_project_validates() -> None:
     env = {
-        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "example-secret",
+        "FLOW_AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "FLOW_AWS_SECRET_ACCESS_KEY": "example-secret",
         "ECS_CLUSTER": "prefect",
         "FLOWS_IMAGE": "ghcr.io/acme/flows:1",
         "ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
