@@ -120,7 +120,11 @@ def is_secret_capable(path: Path) -> bool:
 
 
 def is_sensitive_env(name: str) -> bool:
-    """Whether an env placeholder is a secret: its name contains SECRET, TOKEN, PASSWORD or KEY (any case)."""
+    """Whether a variable's *name* looks secret (contains SECRET, TOKEN, PASSWORD or KEY, any case).
+
+    Only a naming hint for places that pick names (``import`` suggests sensitive-looking ones, ACI
+    sends such container variables as secure values); what the loader treats as sensitive is every
+    placeholder not listed as public (see the module docstring)."""
     return _SENSITIVE_NAME.search(name) is not None
 
 
