@@ -190,7 +190,7 @@ def _summary_table(plan: Plan) -> str:
 
 
 def _change_section(change: Change) -> str:
-    title = f"{_ICON[change.action]} <code>{escape(str(change.address))}</code>"
+    title = f"{_ICON.get(change.action, change.action.value)} <code>{escape(str(change.address))}</code>"
     if change.reason:
         title += f" — {escape(change.reason)}"
     if change.drift:
@@ -229,7 +229,7 @@ def mermaid(plan: Plan) -> list[str]:
         label = (
             f"{action.value if action is not Action.NOOP else 'unchanged'}<br/>{mermaid_label(str(address))}"
         )
-        lines.append(f'  {ids[address]}["{label}"]:::{_MERMAID_CLASS[action]}')
+        lines.append(f'  {ids[address]}["{label}"]:::{_MERMAID_CLASS.get(action, "update")}')
     lines.extend(f"  {ids[a]} --> {ids[b]}" for a, b in dict.fromkeys(edges))
     lines.extend(f"  {d}" for d in _CLASS_DEFS)
     return fence(lines, "mermaid")
