@@ -19,13 +19,17 @@ from datetime import UTC, datetime
 from reconciler import desired as desired_state
 from reconciler import plan as planning
 from reconciler.errors import ReconcileError, SpecError, StaleVersion
-from reconciler.objects import Address, LiveState
+from reconciler.objects import Address, Claim, LiveState
 from reconciler.plan import Action, Change, Plan
-from reconciler.state import HistoryEntry, LockInfo, ObjectStore, WaveWrite, WritesInWaves
+from reconciler.state import HistoryEntry, KnowsClaims, LockInfo, ObjectStore, WaveWrite, WritesInWaves
 
 
 class EmptyDesiredState(ReconcileError):
     """The file declares nothing while the store manages objects: most likely a broken checkout."""
+
+
+class AdoptionRefused(ReconcileError):
+    """The plan takes over existing objects no project manages, and the operator did not consent."""
 
 
 class StalePlan(ReconcileError):
@@ -70,7 +74,13 @@ class ApplyResult:
 
     def describe(self) -> str:
         """``3 created, 1 updated`` (or ``nothing to do``), for people."""
-        done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+        done = {
+            "create": "created",
+            "adopt": "adopted",
+            "update": "updated",
+            "replace": "replaced",
+            "delete": "deleted",
+        }
         return ", ".join(f"{n} {done[a]}" for a, n in self.counts().items()) or "nothing to do"
 
 
@@ -84,7 +94,7 @@ def lock_info(purpose: str = "apply") -> LockInfo:
 def check_not_empty(plan: Plan, *, options: ApplyOptions) -> None:
     """Refuse to act on a file that declares nothing while the store manages objects."""
     s = plan.summary
-    declared = s["create"] + s["update"] + s["replace"] + s["no-op"]
+    declared = s["create"] + s.get("adopt", 0) + s["update"] + s["replace"] + s["no-op"]
     managed = s["delete"] + s["orphaned"]
     if declared == 0 and managed > 0 and not options.allow_empty:
         raise EmptyDesiredState(
@@ -93,13 +103,48 @@ def check_not_empty(plan: Plan, *, options: ApplyOptions) -> None:
         )
 
 
-def plan_for(desired: desired_state.Desired, live: LiveState, *, prune: bool = False) -> Plan:
+def plan_for(
+    desired: desired_state.Desired,
+    live: LiveState,
+    *,
+    prune: bool = False,
+    store: ObjectStore | None = None,
+) -> Plan:
     """Desired + live -> Plan, after checking the file's references to pools and blocks it does not
-    declare against the store (the one way every command plans)."""
+    declare against the store (the one way every command plans). With the ``store``, what the file
+    declares but the project does not manage is looked up first: an existing object is adopted or,
+    when another project manages it, refused (see :func:`claims_for`)."""
     problems = desired.unresolved_references(set(live.objects))
     if problems:
         raise SpecError(problems)
-    return planning.diff(desired, live, prune=prune)
+    claims = claims_for(store, desired, live) if store is not None else {}
+    return planning.diff(desired, live, prune=prune, claims=claims)
+
+
+def claims_for(store: ObjectStore, desired: desired_state.Desired, live: LiveState) -> dict[Address, Claim]:
+    """What exists at the addresses the file declares and this project does not manage: asked only
+    for those (a plan without creates asks nothing), of stores that can tell (:class:`KnowsClaims`)."""
+    unmanaged = [a for a in desired.resources if a not in live.objects]
+    if not unmanaged or not isinstance(store, KnowsClaims):
+        return {}
+    return dict(store.claims(unmanaged))
+
+
+def check_adoption(plan: Plan, *, allow: bool) -> None:
+    """Refuse, before anything is written, a plan that takes over objects no project manages unless
+    the operator consented (``apply --adopt``): adopting makes this project the owner of something
+    made by ``prefect deploy``, the UI or a script, and its next apply may change it."""
+    adopts = plan.adopts
+    if not adopts or allow:
+        return
+    listed = ", ".join(str(c.address) for c in adopts[:10])
+    more = f" (and {len(adopts) - 10} more)" if len(adopts) > 10 else ""
+    raise AdoptionRefused(
+        f"nothing was applied: {len(adopts)} object{'s' if len(adopts) != 1 else ''} already "
+        f"exist{'s' if len(adopts) == 1 else ''} and no project manages "
+        f"{'it' if len(adopts) == 1 else 'them'}: {listed}{more}. Review the plan's adopt entries, then "
+        "run `reconcile apply --adopt` to take them over (fields the file leaves unset are kept)"
+    )
 
 
 def verify(plan: Plan, live: LiveState) -> None:

@@ -192,3 +192,42 @@ def decode_body(value: Any) -> Any:
     if isinstance(value, list):
         return [decode_body(v) for v in value]
     return value
+
+
+# -- objects that exist but are not this project's -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An object that exists in the store (or on its server) at an address this project does not manage.
+
+    ``owner`` is the project that manages it, or None when no project does (made by ``prefect deploy``,
+    the UI, a script): the plan adopts those only with consent and refuses the others, naming the
+    owner. ``body`` is what exists, in canonical form (for the adopt's field-level diff).
+    """
+
+    address: Address
+    owner: str | None
+    body: Mapping[str, Any] | None = None
+
+
+def is_unset(value: Any) -> bool:
+    """Whether a canonical value says nothing: None, an empty mapping or an empty list. A file that
+    leaves a field out produces these, so on an adopted object they mean "keep what is there"."""
+    return value is None or (isinstance(value, Mapping | list | tuple) and not value)
+
+
+def keep_unset(existing: Any, wanted: Any) -> Any:
+    """``wanted`` with every unset leaf (and every key it lacks) filled from ``existing``: what adopting
+    an existing object writes, so fields the file does not declare (pull steps, version, job variables
+    of a template, parameters) are never clobbered. Mappings merge key by key; other values are leaves
+    (lists included, as in the diff: their order is meaningful)."""
+    if is_unset(wanted):
+        return existing if existing is not None else wanted
+    if isinstance(wanted, Mapping) and isinstance(existing, Mapping):
+        merged = {key: keep_unset(existing.get(key), value) for key, value in wanted.items()}
+        for key, value in existing.items():
+            if key not in merged:
+                merged[key] = value
+        return merged
+    return wanted

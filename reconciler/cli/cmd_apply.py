@@ -41,6 +41,9 @@ parallelism_option = click.option(
     help="Seconds to wait for the lock.",
 )
 @click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
+@click.option(
+    "--adopt", is_flag=True, help="Take over existing objects no project manages (the plan's adopt entries)."
+)
 @parallelism_option
 @ref_option
 @pass_app
@@ -52,6 +55,7 @@ def apply_cmd(
     allow_empty: bool,
     lock_timeout: float,
     allow_rollback: bool,
+    adopt: bool,
     parallelism: int,
     ref: str | None,
 ) -> int:
@@ -70,6 +74,7 @@ def apply_cmd(
         lock_timeout=lock_timeout,
         saved_plan=saved,
         parallelism=parallelism,
+        adopt=adopt,
     )
     with _Progress() as progress:
         outcome = engine.reconcile(

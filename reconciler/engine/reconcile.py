@@ -47,6 +47,7 @@ class ReconcileOptions:
     saved_plan: planning.Plan | None = None  # apply exactly this plan (``apply PLANFILE``)
     launch: bool = True  # launch the runs the plan and the event ask for
     parallelism: int = applying.DEFAULT_PARALLELISM  # writes of one dependency wave in flight at once
+    adopt: bool = False  # consent to take over existing objects no project manages (``apply --adopt``)
 
 
 DEFAULT_OPTIONS = ReconcileOptions()
@@ -81,7 +82,8 @@ def plan_only(ws: Workspace, *, prune: bool = False, sandbox: str | None = None)
     desired = _load(ws, sandbox)
     store = ws.store(desired.project)
     live = _scope(store.read_all(), sandbox)
-    return Outcome(_stamped(applying.plan_for(desired, live, prune=prune), store), None, desired=desired)
+    result = applying.plan_for(desired, live, prune=prune, store=store)
+    return Outcome(_stamped(result, store), None, desired=desired)
 
 
 def reconcile(
@@ -147,8 +149,9 @@ def _guarded_plan(
         result = options.saved_plan
     else:
         assert desired is not None
-        result = applying.plan_for(desired, live, prune=options.prune)
+        result = applying.plan_for(desired, live, prune=options.prune, store=store)
     applying.check_not_empty(result, options=applying.ApplyOptions(options.allow_empty))
+    applying.check_adoption(result, allow=options.adopt)
     git = result.source.git
     if git is not None:
         found = gitrules.relation_at(ws.project_dir, git.commit, live.last_commit)

@@ -4,6 +4,10 @@ Objects are paired by address (never by position). Equal canonical bodies are a 
 with one dictionary comparison, so a plan over 10,000 unchanged deployments costs a few milliseconds
 here. Changed bodies are compared leaf by leaf; lists are compared whole (their order is meaningful
 in Prefect: steps, args), and a Secret leaf is compared by template and fingerprint only.
+
+An address the project does not manage may still be taken (``claims``, read by the caller from the
+store): by no project (made by ``prefect deploy``, the UI) it is an ``adopt`` showing the field-level
+diff from what exists, never a ``create``; by another project it is an error naming that project.
 """
 
 from __future__ import annotations
@@ -13,8 +17,18 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from reconciler.desired import Desired, RuleKind
+from reconciler.errors import ReconcileError
 from reconciler.infra.redact import redact_url
-from reconciler.objects import Address, Kind, LiveState, Resource, Secret, StoredObject
+from reconciler.objects import (
+    Address,
+    Claim,
+    Kind,
+    LiveState,
+    Resource,
+    Secret,
+    StoredObject,
+    keep_unset,
+)
 from reconciler.plan.model import (
     Action,
     Change,
@@ -29,19 +43,38 @@ from reconciler.plan.model import (
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
+class OwnedElsewhere(ReconcileError):
+    """The file declares objects another project manages: nothing is planned (Argo CD's "resource is
+    managed by another application"). When this project manages nothing and another manages what the
+    file declares, the project was probably renamed: the message offers the move."""
+
+
 class Pair(NamedTuple):
-    """One address with what the file wants and what the store has (either may be missing)."""
+    """One address with what the file wants and what the store has (either may be missing), and what
+    exists there outside this project (``claim``)."""
 
     address: Address
     desired: Resource | None
     live: StoredObject | None
+    claim: Claim | None = None
 
 
-def diff(desired: Desired, live: LiveState, *, prune: bool = False) -> Plan:
-    """The plan that takes ``live`` to ``desired``."""
+def diff(
+    desired: Desired,
+    live: LiveState,
+    *,
+    prune: bool = False,
+    claims: Mapping[Address, Claim] | None = None,
+) -> Plan:
+    """The plan that takes ``live`` to ``desired``; ``claims`` are the objects that exist at addresses
+    the project does not manage (see :class:`~reconciler.objects.Claim`)."""
+    claims = claims or {}
+    refuse_foreign(desired, live, claims)
     changes: list[Change] = []
     unchanged = 0
     for pair in pair_by_address(desired.resources, live.objects):
+        if pair.live is None:
+            pair = pair._replace(claim=claims.get(pair.address))
         change = change_for(pair, prune=prune)
         if change.action is Action.NOOP:
             unchanged += 1
@@ -67,11 +100,42 @@ def pair_by_address(
         yield Pair(address, desired.get(address), live.get(address))
 
 
+def refuse_foreign(desired: Desired, live: LiveState, claims: Mapping[Address, Claim]) -> None:
+    """Raise :class:`OwnedElsewhere` when the file declares objects another project manages."""
+    foreign = sorted(
+        (c for a, c in claims.items() if c.owner and a in desired.resources and a not in live.objects),
+        key=lambda c: (c.address.kind.rank, c.address.name),
+    )
+    if not foreign:
+        return
+    owners = sorted({str(c.owner) for c in foreign})
+    parts = []
+    for owner in owners:
+        mine = [str(c.address) for c in foreign if c.owner == owner]
+        listed = ", ".join(mine[:5]) + (f" (and {len(mine) - 5} more)" if len(mine) > 5 else "")
+        parts.append(f"{listed} {'is' if len(mine) == 1 else 'are'} managed by project {owner!r}")
+    text = "; ".join(parts) + f" in {redact_url(live.url)}: a project never takes another's objects"
+    if not live.objects and len(owners) == 1:
+        text += (
+            f". If the project was renamed, move its state: "
+            f"`reconcile state mv-project {owners[0]} {desired.project}`"
+        )
+    else:
+        text += " (rename the objects in one of the files, or remove them from the other project first)"
+    raise OwnedElsewhere(text)
+
+
 def change_for(pair: Pair, *, prune: bool) -> Change:
     """Decide one object's action. The only place that decides."""
     desired, live = pair.desired, pair.live
     if live is None:
         assert desired is not None
+        claim = pair.claim
+        if claim is not None and claim.owner is None and claim.body is not None:
+            written = keep_unset(claim.body, desired.body)
+            fields = tuple(field_changes(claim.body, written))
+            reason = "exists, managed by no project: apply --adopt takes it over"
+            return Change(pair.address, Action.ADOPT, None, fields, desired, reason)
         return Change(pair.address, Action.CREATE, None, tuple(field_changes({}, desired.body)), desired)
     if desired is None:
         action = Action.DELETE if prune else Action.ORPHANED
@@ -144,4 +208,4 @@ def runs_after_apply(desired: Desired, changes: list[Change]) -> Iterator[RunReq
             yield RunRequest(change.address.name, "apply: changed")
 
 
-_CHANGED = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE})
+_CHANGED = frozenset({Action.CREATE, Action.ADOPT, Action.UPDATE, Action.REPLACE})

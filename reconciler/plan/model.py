@@ -24,6 +24,7 @@ class Action(StrEnum):
     """What apply will do to one object. The values are the plan JSON's words."""
 
     CREATE = "create"
+    ADOPT = "adopt"  # exists, managed by no project: taken over (only with --adopt), unset fields kept
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
@@ -42,6 +43,7 @@ class Action(StrEnum):
 
 _SYMBOLS = {
     Action.CREATE: "+",
+    Action.ADOPT: "<=",
     Action.UPDATE: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
@@ -49,6 +51,7 @@ _SYMBOLS = {
     Action.ORPHANED: "!",
 }
 SUMMARY_KEYS = ("create", "update", "replace", "delete", "no-op", "orphaned")
+OPTIONAL_SUMMARY_KEYS = ("adopt",)  # in a plan's summary only when non-zero: older plans stay as they were
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,10 @@ class Drift:
 class Change:
     """One object's planned action.
 
-    ``version`` is the stored version the change was planned against (None for a create): apply
-    refuses to write if the object moved since. ``after`` is the body to write (None for deletes).
+    ``version`` is the stored version the change was planned against (None for a create or an adopt):
+    apply refuses to write if the object moved since. ``after`` is the body to write (None for
+    deletes); for an adopt it is the file's body, and ``fields`` go from what exists to what the
+    server will hold (the file's fields over the existing object, unset ones kept).
     """
 
     address: Address
@@ -138,7 +143,9 @@ class Plan:
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action.value for c in self.changes)
         counts[Action.NOOP.value] += self.unchanged
-        return {key: counts.get(key, 0) for key in SUMMARY_KEYS}
+        summary = {key: counts.get(key, 0) for key in SUMMARY_KEYS}
+        summary.update({key: counts[key] for key in OPTIONAL_SUMMARY_KEYS if counts.get(key)})
+        return summary
 
     @property
     def has_changes(self) -> bool:
@@ -148,6 +155,11 @@ class Plan:
     @property
     def writes(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action.writes)
+
+    @property
+    def adopts(self) -> tuple[Change, ...]:
+        """Existing objects no project manages that applying would take over (needs consent)."""
+        return tuple(c for c in self.changes if c.action is Action.ADOPT)
 
 
 _RANK = {Kind.BLOCK: 0, Kind.WORK_POOL: 1, Kind.DEPLOYMENT: 2}

@@ -21,6 +21,7 @@ from reconciler.plan.render_preflight import preflight_text
 
 _COLORS = {
     Action.CREATE: "green",
+    Action.ADOPT: "cyan",
     Action.UPDATE: "yellow",
     Action.REPLACE: "magenta",
     Action.DELETE: "red",
@@ -60,6 +61,8 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {s['create']} to create, {s['update']} to update, {s['replace']} to replace, "
         f"{s['delete']} to delete, {s['no-op']} unchanged"
     )
+    if s.get("adopt"):
+        text += f", {s['adopt']} to adopt (existing, managed by no project: apply --adopt)"
     if s["orphaned"]:
         text += f", {s['orphaned']} orphaned (would delete with --prune)"
     return text + "."

@@ -3,7 +3,9 @@
 from reconciler.state.base import (
     CountsRequests,
     HistoryEntry,
+    HoldsProjects,
     JobRuntime,
+    KnowsClaims,
     LockInfo,
     ObjectStore,
     RunRecord,
@@ -19,7 +21,9 @@ from reconciler.state.open import open_store
 __all__ = [
     "CountsRequests",
     "HistoryEntry",
+    "HoldsProjects",
     "JobRuntime",
+    "KnowsClaims",
     "LockInfo",
     "MemoryStore",
     "ObjectStore",

@@ -9,14 +9,14 @@ small protocol of its own (:class:`CountsRequests`), never found by probing attr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.objects import Address, LiveState, Resource
+from reconciler.objects import Address, Claim, LiveState, Resource
 
 
 class RunState(StrEnum):
@@ -206,4 +206,28 @@ class WritesInWaves(Protocol):
 
     def write_wave(self, writes: Sequence[WaveWrite], *, parallelism: int) -> list[int | None]:
         """The new version of each write in order (None for a delete)."""
+        ...
+
+
+@runtime_checkable
+class KnowsClaims(Protocol):
+    """A store that can say what exists at addresses its project does not manage: another project's
+    objects (the plan refuses them) and, on a server, objects no project manages (the plan adopts)."""
+
+    def claims(self, addresses: Collection[Address]) -> Mapping[Address, Claim]:
+        """The objects found at ``addresses`` (absent addresses are left out)."""
+        ...
+
+
+@runtime_checkable
+class HoldsProjects(Protocol):
+    """A store shared by several projects: it lists them and moves one's state to a new name."""
+
+    def projects(self) -> Mapping[str, int]:
+        """Every project in the store with how many objects it manages."""
+        ...
+
+    def move_project(self, old: str, new: str) -> int:
+        """Give project ``old``'s objects, history and runs to ``new`` (which must hold nothing);
+        returns how many objects moved. The store's lineage and fingerprint key move with them."""
         ...

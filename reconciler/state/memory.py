@@ -1,7 +1,10 @@
 """An in-memory Store: the reference implementation of the contract, used by unit tests.
 
 It keeps the same rules as the real backends (per-object versions, idempotency keys, a lock that
-times out) so that the contract suite can run against it first and fast.
+times out) so that the contract suite can run against it first and fast. Stores made with
+:meth:`MemoryStore.sibling` share one :class:`MemorySpace`, as projects share a database or a
+server: each sees the others' objects as claims, and objects no project manages can be placed in
+the space (``space.unmanaged``) the way ``prefect deploy`` leaves them on a server.
 """
 
 from __future__ import annotations
@@ -9,15 +12,24 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from reconciler.errors import LockTimeout, StaleVersion, StateError
 from reconciler.infra.redact import redact_url
-from reconciler.objects import Address, LiveState, Resource, StoredObject
+from reconciler.objects import Address, Claim, LiveState, Resource, StoredObject
 from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord
+
+
+@dataclass
+class MemorySpace:
+    """What several in-memory projects share: each project's store, and the objects none manages."""
+
+    stores: dict[str, MemoryStore] = field(default_factory=dict)
+    unmanaged: dict[Address, Mapping[str, object]] = field(default_factory=dict)
+    mutex: threading.RLock = field(default_factory=threading.RLock)
 
 
 class MemoryStore:
@@ -25,9 +37,13 @@ class MemoryStore:
 
     job_runtime = JobRuntime.RECONCILER
 
-    def __init__(self, project: str = "default", url: str = "memory://") -> None:
+    def __init__(
+        self, project: str = "default", url: str = "memory://", *, space: MemorySpace | None = None
+    ) -> None:
         self.url = redact_url(url)
         self.project = project
+        self.space = space if space is not None else MemorySpace()
+        self.space.stores.setdefault(project, self)
         self._objects: dict[Address, StoredObject] = {}
         self._serial = 0
         self._key = secrets.token_bytes(32)
@@ -57,6 +73,11 @@ class MemoryStore:
             actual = current.version if current else None
             if actual != expected_version:
                 raise StaleVersion(str(resource.address), expected_version, actual)
+            if actual is None:
+                owner = self._owner_of(resource.address)
+                if owner is not None:
+                    raise StateError(f"{resource.address} is managed by project {owner!r}")
+                self.space.unmanaged.pop(resource.address, None)  # adopted: this project's now
             version = (actual or 0) + 1
             self._serial += 1
             self._objects[resource.address] = StoredObject(resource, version, datetime.now(UTC))
@@ -70,6 +91,52 @@ class MemoryStore:
                 raise StaleVersion(str(address), expected_version, actual)
             del self._objects[address]
             self._serial += 1
+
+    # -- other projects in the space ----------------------------------------------------------------
+
+    def sibling(self, project: str) -> MemoryStore:
+        """The store of another project in the same space (made empty on first use)."""
+        with self.space.mutex:
+            found = self.space.stores.get(project)
+            return found if found is not None else MemoryStore(project, self.url, space=self.space)
+
+    def claims(self, addresses: Collection[Address]) -> dict[Address, Claim]:
+        found: dict[Address, Claim] = {}
+        with self.space.mutex:
+            for address in addresses:
+                owner = self._owner_of(address)
+                if owner is not None:
+                    found[address] = Claim(address, owner)
+                elif address in self.space.unmanaged:
+                    found[address] = Claim(address, None, self.space.unmanaged[address])
+        return found
+
+    def projects(self) -> dict[str, int]:
+        with self.space.mutex:
+            return {
+                name: len(store._objects)
+                for name, store in sorted(self.space.stores.items())
+                if store._objects or store._history or store._runs
+            }
+
+    def move_project(self, old: str, new: str) -> int:
+        with self.space.mutex:
+            source = self.space.stores.get(old)
+            if source is None or not (source._objects or source._history or source._runs):
+                raise StateError(f"no project {old!r} in {self.url}")
+            target = self.sibling(new)
+            if target._objects or target._history or target._runs:
+                raise StateError(f"project {new!r} already holds state in {self.url}: nothing was moved")
+            for name in ("_objects", "_serial", "_key", "_lineage", "_history", "_runs", "_last_commit"):
+                setattr(target, name, getattr(source, name))
+            source._objects, source._history, source._runs, source._serial = {}, [], {}, 0
+            return len(target._objects)
+
+    def _owner_of(self, address: Address) -> str | None:
+        for name, store in self.space.stores.items():
+            if name != self.project and address in store._objects:
+                return name
+        return None
 
     @contextmanager
     def lock(self, *, timeout: float, info: LockInfo) -> Iterator[None]:
