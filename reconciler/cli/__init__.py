@@ -43,6 +43,14 @@ from reconciler.cli.group import ReconcileGroup
 )
 @click.option("--no-color", is_flag=True, help="Plain output (also NO_COLOR=1, or any non-TTY).")
 @click.option(
+    "--public-env",
+    "public_env",
+    multiple=True,
+    metavar="NAME",
+    help="An environment variable whose value may be shown in plans (repeatable; also RECONCILE_PUBLIC_ENV). "
+    "Every other {{ $NAME }} value is treated as a secret.",
+)
+@click.option(
     "--watch", "watch", is_flag=True, help="Watch the project and reconcile on every change (see `watch`)."
 )
 @watch_options
@@ -55,6 +63,7 @@ def cli(
     state_url: str | None,
     project: str | None,
     no_color: bool,
+    public_env: tuple[str, ...],
     watch: bool,
     **watch_settings: Any,
 ) -> int:
@@ -63,7 +72,12 @@ def cli(
     if not project_dir.is_dir():
         raise click.UsageError(f"project directory {str(project_dir)!r} does not exist")
     app = App(
-        project_dir=project_dir, file=file, state_url=state_url, no_color=no_color, project_override=project
+        project_dir=project_dir,
+        file=file,
+        state_url=state_url,
+        no_color=no_color,
+        project_override=project,
+        public_env=frozenset(public_env),
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

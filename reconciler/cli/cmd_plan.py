@@ -74,6 +74,11 @@ def write_plan_file(path: Path, result: planning.Plan) -> None:
 )
 @click.option("--prune", is_flag=True, help="Plan deletes for objects removed from the file.")
 @click.option(
+    "--preflight",
+    is_flag=True,
+    help="Also check each push pool against its cloud with read-only calls (exit 1 if a check fails).",
+)
+@click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none, 1 on error."
 )
 @ref_option
@@ -84,6 +89,7 @@ def plan_cmd(
     as_markdown: bool,
     out: Path | None,
     prune: bool,
+    preflight: bool,
     detailed_exitcode: bool,
     ref: str | None,
 ) -> int:
@@ -93,7 +99,7 @@ def plan_cmd(
     fmt = "json" if as_json else "markdown" if as_markdown else "text"
     if ref:
         app.use_ref(ref)
-    result = engine.plan_only(app, prune=prune).plan
+    result = engine.plan_only(app, prune=prune, preflight=preflight).plan
     app.out(render(app, result, fmt))
     _report_requests(app)
     for note in engine.source_notes(app, result):
@@ -102,6 +108,10 @@ def plan_cmd(
         write_plan_file(out, result)
         if fmt == "text":
             app.out(f"\nSaved the plan to {out}. Apply exactly this plan with: reconcile apply {out}")
+    failed = [f for f in result.preflight or () if not f.ok and not f.skipped]
+    if failed:
+        app.err(f"error: preflight: {len(failed)} check(s) failed (see the plan's preflight section)")
+        return 1
     return 2 if detailed_exitcode and result.has_changes else 0
 
 

@@ -22,6 +22,7 @@ from reconciler.engine import gitrules
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import PlanFileError, ReconcileError
+from reconciler.launch import preflight as launch_preflight
 from reconciler.objects import Kind, LiveState
 from reconciler.state import ObjectStore
 
@@ -77,13 +78,19 @@ class Outcome:
         return any(r.failed for r in self.runs)
 
 
-def plan_only(ws: Workspace, *, prune: bool = False, sandbox: str | None = None) -> Outcome:
-    """Desired + live -> Plan through every planning guard, without the lock (nothing is written)."""
+def plan_only(
+    ws: Workspace, *, prune: bool = False, sandbox: str | None = None, preflight: bool = False
+) -> Outcome:
+    """Desired + live -> Plan through every planning guard, without the lock (nothing is written).
+    With ``preflight``, the push pools are also checked against their clouds (read-only calls)."""
     desired = _load(ws, sandbox)
     store = ws.store(desired.project)
     live = _scope(store.read_all(), sandbox)
-    result = applying.plan_for(desired, live, prune=prune, store=store)
-    return Outcome(_stamped(result, store), None, desired=desired)
+    result = _stamped(applying.plan_for(desired, live, prune=prune, store=store), store)
+    if preflight:
+        findings = launch_preflight.preflight_for(desired, ws.environ, live=live)
+        result = dataclasses.replace(result, preflight=findings)
+    return Outcome(result, None, desired=desired)
 
 
 def reconcile(

@@ -96,6 +96,7 @@ class Workspace:
             environ=self.environ,
             fingerprint_key=lambda project: self.store(project).fingerprint_key(),
             project=self.project_override,
+            public_env=self.public_env,
         )
         self._project = desired.project
         for warning in desired.warnings:
@@ -103,13 +104,16 @@ class Workspace:
         return desired
 
     def validate_only(self) -> desired_state.Desired:
-        """The desired state checked without touching any store (fingerprints under a throwaway key)."""
+        """The desired state checked without touching any store (fingerprints under a throwaway key).
+        It needs no environment: a placeholder whose variable is unset is a "not checked" warning."""
         return desired_state.load(
             self.tree,
             self.file,
             environ=self.environ,
             fingerprint_key=secrets.token_bytes(32),
             project=self.project_override,
+            public_env=self.public_env,
+            strict_env=False,
         )
 
     # -- live --------------------------------------------------------------------------------------
