@@ -86,6 +86,7 @@ SECRET_CAPABLE: tuple[tuple[str | None, ...], ...] = (
 """Where a value may be a Secret: these paths and everything below them (None: any index)."""
 
 _NOT_RESOLVED_AT_PLAN = frozenset({"build", "push", "pull"})
+_REDACT_ANYWHERE = 6  # hidden values this long are cut from every message, not only their own field's
 
 
 def is_reserved_env(name: str) -> bool:
@@ -332,10 +333,13 @@ class EnvResolver:
         return None
 
     def redact(self, message: str, path: Path) -> str:
-        """``message`` without the value of any non-public placeholder at, above or below ``path``
-        (a check's message may quote the value it refused)."""
+        """``message`` without the value of any non-public placeholder (a check's message may quote the
+        value it refused): at, above or below ``path`` whatever its length, elsewhere when it is long
+        enough not to be an ordinary word of the message."""
         for where, source in self.sources.items():
-            if source.public or not source.value or not _related(where, path):
+            if source.public or not source.value:
+                continue
+            if len(source.value) < _REDACT_ANYWHERE and not _related(where, path):
                 continue
             # the value as a word of its own: ``deployments[0]`` keeps its index when the value is 0
             bounded = r"(?<![\w\[])" + re.escape(source.value) + r"(?![\w\]])"

@@ -228,3 +228,12 @@ def test_the_sqlite_store_keeps_only_the_fingerprint(tmp_path: Path) -> None:
     with sqlite3.connect(project / ".reconcile" / "state.db") as db:
         dump = "\n".join(db.iterdump())
     assert CANARY not in dump and "{{ $WHO }}" in dump
+
+
+def test_hidden_values_are_cut_from_every_message() -> None:
+    resolver = templating.EnvResolver({"LONG": "long-hidden-value", "SHORT": "0"}, lambda: b"k" * 32)
+    resolver.substitute({"a": {"b": "{{ $LONG }}", "c": "{{ $SHORT }}"}})
+    elsewhere = ("z", 1)
+    assert resolver.redact("got 'long-hidden-value' here", elsewhere) == "got '{{ $LONG }}' here"
+    assert resolver.redact("deployments[0] got 0", ("a", "c")) == "deployments[0] got {{ $SHORT }}"
+    assert resolver.redact("deployments[0] got 0", elsewhere) == "deployments[0] got 0"
