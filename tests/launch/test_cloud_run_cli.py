@@ -228,5 +228,5 @@ def test_the_example_project_validates():
     env = {"RUN_SERVICE_ACCOUNT_JSON": json.dumps({"type": "service_account"})}
     result = run_cli("-C", str(example), "validate", env=env)
     assert result.returncode == 0, result.stderr
-    missing = run_cli("-C", str(example), "validate")
-    assert missing.returncode == 1 and "RUN_SERVICE_ACCOUNT_JSON" in missing.stderr
+    missing = run_cli("-C", str(example), "validate")  # validate needs no environment: a warning
+    assert missing.returncode == 0 and "not checked: $RUN_SERVICE_ACCOUNT_JSON unset" in missing.stderr
