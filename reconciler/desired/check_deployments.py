@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 from reconciler import pooltypes
-from reconciler.desired import canonical, flows, templating
+from reconciler.desired import canonical, flow_version, flows, parameters, pull_steps, templating
 from reconciler.desired.desired import Reference, RuleKind, RunRule
 from reconciler.desired.models import Deployment, Schedule
 from reconciler.desired.names import NameKind, problem, show
@@ -37,6 +38,7 @@ class DeploymentChecks:
     rules: dict[Address, tuple[RunRule, ...]]
     warnings: list[tuple[Path, str]]
     entrypoints: dict[str, flows.FlowInfo | flows.EntrypointError]
+    top_build: Any = None
 
     if TYPE_CHECKING:  # provided by the loader (and the other mixin); no stubs at run time
 
@@ -144,25 +146,48 @@ class DeploymentChecks:
         address = Address.deployment(info.name, dep.name)
         if not self._claim(address, base):
             return
-        pull = dep.pull if "pull" in raw else top_pull
+        pull = self._pull_steps(dep, raw, top_pull, pool_body, base)
         body = {
             "flow_name": info.name,
             "name": dep.name,
             "entrypoint": dep.entrypoint,
             "description": self.resolver.resolve(dep.description, (*base, "description")) or info.docstring,
-            "version": self._text(dep.version, (*base, "version")),
+            "version": self._text(dep.version, (*base, "version")) or flow_version.of(self.tree, info),
             "tags": canonical.tags_body(self.resolver.resolve(dep.tags, (*base, "tags"))),
             "parameters": canonical.plain(self.resolver.resolve(dep.parameters, (*base, "parameters"))),
             "enforce_parameter_schema": dep.enforce_parameter_schema,
+            "parameter_openapi_schema": parameters.schema_of(self.tree, info),
             "work_pool": pool_body,
             "schedules": self.resolver.resolve(schedules, (*base, "schedules")),
             "paused": bool(dep.paused),
             "concurrency_limit": canonical.concurrency_body(dep.concurrency_limit),
-            "pull_steps": canonical.steps_body(pull),
+            "pull_steps": pull,
             "triggers": canonical.plain(dep.triggers or []),
         }
         self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
         self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
+
+    def _pull_steps(
+        self, dep: Deployment, raw: dict[str, Any], top_pull: Any, pool: dict[str, Any] | None, base: Path
+    ) -> list[Any] | None:
+        """The file's pull steps, else the ones ``prefect deploy`` stores (see ``pull_steps``); a
+        warning when those point at a CI runner's checkout, which Prefect's workers do not have."""
+        pool_type = self.pool_types.get(pool["name"]) if pool else None
+        steps = pull_steps.effective(
+            own=canonical.steps_body(dep.pull) if "pull" in raw else None,
+            has_own="pull" in raw,
+            top=canonical.steps_body(top_pull),
+            build=raw.get("build") if "build" in raw else self.top_build,
+            job_variables=(pool or {}).get("job_variables") or {},
+            project_dir=FsPath(self.tree.root),
+            container=pool_type is not None and pool_type.launcher != "process",
+        )
+        directory = pull_steps.working_directory(steps) if dep.pull is None and not top_pull else None
+        shown_by = pull_steps.ci_checkout(directory, self.resolver.environ) if directory else None
+        if directory and shown_by:
+            message = pull_steps.ci_warning(str(dep.name), directory, shown_by)
+            self.warnings.append((base, message))
+        return steps
 
     def _flow_of(self, entrypoint: str, base: Path) -> flows.FlowInfo | None:
         """The flow an entrypoint names, its name checked like any name; None (reported) otherwise."""

@@ -36,6 +36,7 @@ _DEPLOYMENT_FIELDS = frozenset(
         "tags",
         "parameters",
         "enforce_parameter_schema",
+        "parameter_openapi_schema",  # derived from the flow's source, never written to the file
         "work_pool",
         "schedules",
         "paused",

@@ -21,6 +21,7 @@ from reconciler.desired import flows, schema, templating
 from reconciler.desired.check_deployments import DeploymentChecks
 from reconciler.desired.check_pools import PoolAndBlockChecks
 from reconciler.desired.desired import Desired, Reference, RunRule, SourceInfo
+from reconciler.desired.identity import lenient_name
 from reconciler.desired.marks import Marks
 from reconciler.desired.models import Block, Deployment, ProjectFile, WorkPool
 from reconciler.desired.source import SourceTree
@@ -89,9 +90,13 @@ def project_of(tree: SourceTree, file: str, *, override: str | None = None) -> s
     if override:
         return override
     try:
-        data = parse(tree.read_text(file), file=file)
-    except (OSError, SpecError):
-        data = None
+        text = tree.read_text(file)
+    except (OSError, UnicodeDecodeError):
+        return project_name(None, tree)
+    try:
+        data = parse(text, file=file)
+    except SpecError:  # mid-edit: the name line usually still reads (identity.lenient_name)
+        data = {"name": lenient_name(text)}
     return project_name(data, tree)
 
 
@@ -168,6 +173,7 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         for i, pool in pools:
             self._pool(i, pool, has_blocks=has_blocks)
         top_pull = data.get("pull") if "pull" in data else None
+        self.top_build = data.get("build")  # prefect deploy's default pull step depends on it
         raw_deployments = data.get("deployments") if isinstance(data.get("deployments"), list) else []
         deployable = self._deployments(deployments, raw_deployments, top_pull=top_pull, has_pools=has_pools)
         if not self.allow_empty:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import dataclasses
 import enum
 import importlib
@@ -110,6 +111,11 @@ _TYPED_DICTS = (
 )  # Prefect drops these: they are not flow parameters
 
 
+# Thousands of deployments share a few flow functions: each schema is built once per file version.
+_CACHE: dict[object, dict[str, Json]] = {}
+_CACHE_SIZE = 4096
+
+
 class Unresolvable(Exception):
     """An annotation or default that cannot be rebuilt without importing user code."""
 
@@ -131,6 +137,18 @@ class _EmptyForUserClasses(GenerateJsonSchema):
 def schema_of(tree: SourceTree, info: FlowInfo) -> dict[str, Json]:
     """The parameter schema Prefect computes for the flow ``info`` names (an empty one if the function
     cannot be read again: the loader has already reported that)."""
+    try:
+        key: object = (tree.cache_key(info.file), info.function)
+    except (OSError, ValueError):
+        return empty_schema()
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[key] = _read_schema(tree, info)
+    return copy.deepcopy(_CACHE[key])
+
+
+def _read_schema(tree: SourceTree, info: FlowInfo) -> dict[str, Json]:
     try:
         module = ast.parse(tree.read_text(info.file))
     except (OSError, SyntaxError, ValueError):

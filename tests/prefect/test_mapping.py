@@ -174,6 +174,7 @@ def test_deployment_projection_only_patches_what_differs() -> None:
         "tags": ["a"],
         "parameters": {"x": 1},
         "enforce_parameter_schema": True,
+        "parameter_openapi_schema": {"title": "Parameters", "type": "object", "properties": {}},
         "work_pool": {"name": "p", "work_queue_name": "default", "job_variables": {}},
         "schedules": {},
         "paused": False,

@@ -163,6 +163,7 @@ def deployment_fields(body: Mapping[str, Any], *, marker: str) -> dict[str, Any]
         "pull_steps": body.get("pull_steps"),
         "entrypoint": body.get("entrypoint"),
         "enforce_parameter_schema": body.get("enforce_parameter_schema", True),
+        "parameter_openapi_schema": body.get("parameter_openapi_schema") or {},
     }
 
 
@@ -203,6 +204,7 @@ def deployment_projection(server: Mapping[str, Any]) -> dict[str, Any]:
         "pull_steps": server.get("pull_steps"),
         "entrypoint": server.get("entrypoint"),
         "enforce_parameter_schema": server.get("enforce_parameter_schema", True),
+        "parameter_openapi_schema": server.get("parameter_openapi_schema") or {},
     }
 
 
@@ -241,6 +243,7 @@ def deployment_body(
         "tags": sorted(t for t in projection["tags"] if t != marker),
         "parameters": dict(projection["parameters"]),
         "enforce_parameter_schema": bool(projection["enforce_parameter_schema"]),
+        "parameter_openapi_schema": projection["parameter_openapi_schema"],
         "work_pool": pool,
         "schedules": schedules_body(server.get("schedules") or ()),
         "paused": projection["paused"],
