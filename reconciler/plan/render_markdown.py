@@ -244,7 +244,9 @@ def markdown_table(
     """
 
     def cell(index: int, text: str) -> str:
-        return f"<code>{escape(text)}</code>" if index in code and text else escape(text)
+        if index in code and text:  # GFM splits cells at | even inside code: escape it there too
+            return code_span(text).replace("|", "\\|")
+        return escape(text)
 
     lines = ["| " + " | ".join(escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(cell(i, str(c)) for i, c in enumerate(row)) + " |" for row in rows)

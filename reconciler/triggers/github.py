@@ -23,6 +23,7 @@ from reconciler import desired as desired_state
 from reconciler import engine
 from reconciler import plan as planning
 from reconciler.engine import gitrules
+from reconciler.plan.render_markdown import markdown_table
 from reconciler.triggers import push
 from reconciler.triggers.github_api import GitHubClient, GitHubError
 from reconciler.triggers.github_comment import marker, upsert_comment
@@ -33,6 +34,7 @@ from reconciler.triggers.github_env import (
     Mode,
     append_summary,
     decide,
+    github_client,
     write_outputs,
     write_plan_json,
 )
@@ -83,8 +85,7 @@ def _plan(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[s
     ws.out(planning.render_text(result))
     notes = [f"> {n.removeprefix('note: ')}" for n in engine.source_notes(ws, result)]
     plan_json = write_plan_json(result, environ, ws.project_dir, inputs.working_directory)
-    token = environ.get("GITHUB_TOKEN", "")
-    client = GitHubClient(token=token, api_url=event.api_url) if token else None
+    client = github_client(inputs, event, environ)
     try:
         merge_runs: tuple[planning.RunRequest, ...] = ()
         if event.name in PULL_EVENTS:
@@ -210,14 +211,10 @@ def _apply_markdown(result: push.PushResult, inputs: Inputs, event: Event) -> st
     lines = [planning.render_markdown(result.plan, options=options)]
     lines.append(f"**Applied:** {result.applied.describe()}\n")
     if result.runs:
-        lines.append("| run | deployment | state | reason |\n|---|---|---|---|")
+        rows = []
         for item in result.runs:
-            run_id = f"`{item.run.id}`" if item.run else "—"
             state = item.run.state.value if item.run else f"not launched: {item.error}"
             state += "" if item.new or item.run is None else " (launched by an earlier attempt)"
-            lines.append(f"| {run_id} | `{item.deployment}` | {_cell(state)} | {_cell(item.reason)} |")
+            rows.append((item.run.id if item.run else "—", item.deployment, state, item.reason))
+        lines.extend(markdown_table(("run", "deployment", "state", "reason"), rows, code=(0, 1)))
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")

@@ -173,7 +173,10 @@ def test_user_strings_in_the_comment_are_escaped_where_they_stand() -> None:
 
 
 def test_markdown_table_cells_cannot_add_columns_rows_or_markup() -> None:
-    lines = markdown_table(("run", "reason"), [("r1", "a | b\n| x | y |"), ("", "@team <img>")], code=(0,))
-    assert lines[2] == "| <code>r1</code> | a &#124; b\\n&#124; x &#124; y &#124; |"
+    lines = markdown_table(
+        ("run", "reason"), [("r1", "a | b\n| x | y |"), ("", "@team <img>"), ("p|q", "")], code=(0,)
+    )
+    assert lines[2] == "| `r1` | a &#124; b\\n&#124; x &#124; y &#124; |"
     assert lines[3] == "|  | @\u200bteam &lt;img&gt; |"
-    assert len(lines) == 4 and all(line.count(" | ") == 1 for line in lines if line.startswith("| "))
+    assert lines[4] == "| `p\\|q` |  |"  # a | inside a code cell is escaped for the table
+    assert len(lines) == 5 and all(line.count(" | ") == 1 for line in lines if line.startswith("| "))
