@@ -10,6 +10,7 @@ import click
 import orjson
 
 from reconciler.cli.app import App, pass_app
+from reconciler.cli.cmd_state import require_state
 from reconciler.errors import ReconcileError, UsageError
 from reconciler.launch import LogChunk, RunContext, runs
 from reconciler.state import RunRecord, RunState
@@ -126,6 +127,7 @@ def _finish(app: App, run: RunRecord, timeout: float | None) -> int:
 @pass_app
 def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, grace: float, limit: int) -> int:
     """List runs, newest first (states refreshed from their infrastructure)."""
+    require_state(app)  # a broken or renamed file never shows an empty list that looks like lost runs
     ctx = app.run_context()
     try:
         if recover:

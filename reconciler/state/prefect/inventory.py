@@ -114,6 +114,7 @@ class Entry:
     names: tuple[str, ...] | None = None  # pools: the job variables the file sets
     originals: Mapping[str, Any] | None = None  # pools with their own template: the defaults replaced
     triggers: bool = False  # deployments with triggers: read their automations too
+    adopted: bool = False  # taken over from what existed: every write keeps the fields the file leaves unset
 
     def encode(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"v": self.version, "h": self.hash}
@@ -129,6 +130,8 @@ class Entry:
             doc["g"] = dict(self.originals)
         if self.triggers:
             doc["t"] = 1
+        if self.adopted:
+            doc["a"] = 1
         return doc
 
     @classmethod
@@ -142,6 +145,7 @@ class Entry:
             names=tuple(doc["n"]) if "n" in doc else None,
             originals=doc.get("g"),
             triggers=bool(doc.get("t")),
+            adopted=bool(doc.get("a")),
         )
 
 

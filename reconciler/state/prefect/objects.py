@@ -19,12 +19,12 @@ store can hash what it wrote.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from reconciler import pooltypes
 from reconciler.errors import StateError
-from reconciler.objects import Address, Kind
+from reconciler.objects import Address, Claim, Kind
 from reconciler.state.prefect import mapping, values
 from reconciler.state.prefect import triggers as prefect_triggers
 from reconciler.state.prefect.client import PAGE, PrefectClient
@@ -32,6 +32,7 @@ from reconciler.state.prefect.inventory import Entry
 
 log = logging.getLogger(__name__)
 Json = Any
+_OWNER_TAG = "managed-by:prefect-reconciler/"  # followed by the managing project's name
 
 
 class ServerObjects:
@@ -190,6 +191,76 @@ class ServerObjects:
                 )
             found[Address.deployment(flow, deployment["name"])] = body
         return {a: b for a, b in found.items() if a not in exclude}
+
+    def claims(self, addresses: Collection[Address], owners: Mapping[Address, str]) -> dict[Address, Claim]:
+        """What exists at ``addresses`` (which this project does not manage), one filter call per kind.
+
+        A deployment's owner is its ``managed-by:`` tag; a pool's or block's is its ownership record
+        (``owners``, from :mod:`~reconciler.state.prefect.owners`). What no project manages comes with
+        its canonical body (the adopt's diff starts from it) and is remembered, so that a write made
+        under the same lease starts from it too. A deployment carrying this project's own tag but no
+        inventory entry (a write whose record was lost) is left out: creating it converges.
+        """
+        found: dict[Address, Claim] = {}
+        for address, server in self._existing(addresses).items():
+            owner = owners.get(address)
+            if address.kind is Kind.DEPLOYMENT:
+                tags = server.get("tags") or ()
+                if self.marker in tags:
+                    continue
+                owner = next((t.split("/", 1)[1] for t in tags if t.startswith(_OWNER_TAG)), None)
+            if address.kind is Kind.BLOCK:  # read without secrets: shown, never cached for writes
+                body = mapping.block_body(server) if owner is None else None
+                found[address] = Claim(address, owner, body)
+                continue
+            if owner is None:  # a write under the same lease adopts it from here
+                table = self.pools if address.kind is Kind.WORK_POOL else self.deployments
+                table[address.name] = server
+            found[address] = Claim(address, owner)
+        self._name_blocks(self._referenced_ids())
+        for address, claim in list(found.items()):
+            if claim.owner is None and address.kind is not Kind.BLOCK:
+                mapped = self.map(address, None)
+                found[address] = Claim(address, None, mapped[1] if mapped else None)
+        return found
+
+    def _existing(self, addresses: Collection[Address]) -> dict[Address, Json]:
+        """The server objects at ``addresses``, looked up by name (pools, deployments, blocks)."""
+        existing: dict[Address, Json] = {}
+        pools = sorted(a.name for a in addresses if a.kind is Kind.WORK_POOL)
+        for start in range(0, len(pools), PAGE):
+            criteria = {"work_pools": {"name": {"any_": pools[start : start + PAGE]}}, "limit": PAGE}
+            for pool in self.client.post("/work_pools/filter", criteria).json():
+                existing[Address.pool(pool["name"])] = pool
+        wanted = {a.name for a in addresses if a.kind is Kind.DEPLOYMENT}
+        if wanted:
+            flows = sorted({n.split("/", 1)[0] for n in wanted})
+            names = sorted({n.split("/", 1)[1] for n in wanted})
+            by_flow = {"flows": {"name": {"any_": flows}}}
+            flow_names = {str(f["id"]): f["name"] for f in self.client.paged("/flows/filter", by_flow)}
+            criteria = {**by_flow, "deployments": {"name": {"any_": names}}}
+            for deployment in self.client.paged("/deployments/filter", criteria):
+                flow_name = flow_names.get(str(deployment["flow_id"]))
+                key = f"{flow_name}/{deployment['name']}"
+                if flow_name is not None and key in wanted:
+                    self.flow_ids[flow_name] = str(deployment["flow_id"])
+                    self.flow_names[str(deployment["flow_id"])] = flow_name
+                    existing[Address(Kind.DEPLOYMENT, key)] = deployment
+        blocks = {a.name for a in addresses if a.kind is Kind.BLOCK}
+        if blocks:
+            criteria = {
+                "block_documents": {
+                    "name": {"any_": sorted({b.split("/", 1)[1] for b in blocks})},
+                    "is_anonymous": {"eq_": False},
+                },
+                "block_types": {"slug": {"any_": sorted({b.split("/", 1)[0] for b in blocks})}},
+            }
+            for document in self.client.paged("/block_documents/filter", criteria):
+                key = f"{(document.get('block_type') or {}).get('slug')}/{document.get('name')}"
+                if key in blocks:
+                    self.block_names[str(document["id"])] = tuple(key.split("/", 1))  # type: ignore[assignment]
+                    existing[Address(Kind.BLOCK, key)] = document
+        return existing
 
     # -- lookups used by writers ---------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from reconciler.errors import StaleVersion, StateError
-from reconciler.objects import Address, Kind, LiveState, Resource, StoredObject
+from reconciler.objects import Address, Claim, Kind, LiveState, Resource, StoredObject, keep_unset
 from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord, WaveWrite
 from reconciler.state.prefect import history as prefect_history
 from reconciler.state.prefect import lock as prefect_lock
@@ -49,6 +49,7 @@ from reconciler.state.prefect.inventory import (
     shard_index,
 )
 from reconciler.state.prefect.objects import ServerObjects
+from reconciler.state.prefect.owners import OwnerRecords
 from reconciler.state.prefect.variables import InventoryVariables
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class PrefectStore:
         self.url = self._client.display
         self._names = Names(project)
         self._objects = ServerObjects(self._client, marker=self._names.marker)
+        self._owners = OwnerRecords(self._client, project=project, marker=self._names.marker)
+        self._looked_up: set[Address] = set()  # asked about by claims(): what exists there is known
         self._lease_policy = lease_policy
         self._write_lock_timeout = write_lock_timeout
         self._mutex = threading.RLock()
@@ -131,6 +134,15 @@ class PrefectStore:
     def lineage(self) -> str:
         return str(self._inventory.head(create=True).lineage)  # type: ignore[union-attr]
 
+    def claims(self, addresses: Collection[Address]) -> dict[Address, Claim]:
+        """What exists on the server at ``addresses`` outside this project's inventory: deployments
+        with another project's tag, pools and blocks with another project's ownership record (both an
+        error at plan), and objects no project manages (adopted with consent)."""
+        wanted = [a for a in addresses if a not in self._entries]
+        found = self._objects.claims(wanted, self._owners.owners(wanted))
+        self._looked_up.update(wanted)
+        return {a: c for a, c in found.items() if c.owner != self.project}
+
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
         version = self.write_wave([WaveWrite(resource.address, expected_version, resource)], parallelism=1)[0]
         assert version is not None
@@ -160,6 +172,9 @@ class PrefectStore:
                     actual = None  # deleted (or untagged) on the server: a create makes it ours again
                 if actual != item.expected_version:
                     raise StaleVersion(str(item.address), item.expected_version, actual)
+            for item, entry in zip(writes, entries, strict=True):  # pools and blocks: ours, or refused
+                if item.resource is not None and entry is None:
+                    self._owners.claim(item.address)
             key = bytes.fromhex(head.key)
             with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(writes)))) as pool:
                 futures = [
@@ -194,9 +209,13 @@ class PrefectStore:
         address = item.address
         if item.resource is None:
             prefect_writers.delete(self._objects, address, entry)
+            self._owners.release(address)
             return None
         body = item.resource.body
         raw, secret_values = values.resolve(body, self._environ, what=str(address))
+        existing = self._adopting(address, entry)
+        if existing is not None:  # never clobber what the file leaves unset on an adopted object
+            raw = keep_unset(existing, raw)
         _, mapped, names, originals = self._write_object(address, raw, entry, secret_values)
         records = values.secret_records(key, body, mapped)
         readable = values.restore_secrets(key, mapped, records)
@@ -209,6 +228,7 @@ class PrefectStore:
             names=names,
             originals=originals,
             triggers=bool(body.get("triggers")) if address.kind is Kind.DEPLOYMENT else False,
+            adopted=existing is not None,
         )
         if new.overlay:
             log.debug("%s: kept by the server differently at %s", address, [o.path for o in new.overlay])
@@ -326,9 +346,12 @@ class PrefectStore:
     def read_unmanaged(self) -> dict[Address, Mapping[str, Any]]:
         """Pools, deployments and blocks (of our block types) on the server that no project of ours
         manages, as canonical bodies (for ``import``). Secret block fields read as Prefect shows them
-        (``********``), never as values; deployments carrying another project's tag are left out."""
+        (``********``), never as values; deployments carrying another project's tag, and pools and
+        blocks with another project's ownership record, are left out."""
         managed = {_address(a) for s in self._inventory.read()[1] for a in s.entries}
-        return self._objects.discover(exclude=managed)
+        found = self._objects.discover(exclude=managed)
+        owned = self._owners.owners(found)  # pools and blocks another project records as its own
+        return {a: b for a, b in found.items() if a not in owned}
 
     def job_environment(self, run: RunRecord) -> dict[str, str]:
         """Prefect's own contract for the job: the API to report to, the run, and the credentials."""
@@ -378,6 +401,32 @@ class PrefectStore:
             updated_by=str(by.get("display_value", "")) if isinstance(by, Mapping) else "",
             drifted_at=updated if drifted else None,
         )
+
+    def _adopting(self, address: Address, entry: Entry | None) -> Any:
+        """The raw body of the existing object a write takes over (a create over an object no project
+        manages) or keeps adopted (an adopted entry); None for a plain create or a managed object.
+        Known from :meth:`claims` when the plan asked under this lease, else read fresh; blocks are
+        always read fresh, with their secret values (the plan saw only the UI's ``********``)."""
+        if entry is not None:
+            if not entry.adopted:
+                return None
+            server = self._objects.before_write(address)
+        elif address in self._looked_up and address.kind is not Kind.BLOCK:
+            server = self._objects.seen(address)
+        else:
+            server = self._objects.current(address)
+        if server is None:
+            return None
+        if entry is None and address.kind is Kind.DEPLOYMENT:
+            tags = server.get("tags") or ()
+            if self._names.marker in tags:
+                return None  # ours already (its inventory record was lost): a plain write converges
+            foreign = [t for t in tags if t.startswith("managed-by:prefect-reconciler/")]
+            if foreign:
+                owner = foreign[0].split("/", 1)[1]
+                raise StateError(f"{address} is managed by project {owner!r}: nothing was written to it")
+        mapped = self._objects.map(address, entry)
+        return mapped[1] if mapped is not None else None
 
     def _still_there(self, address: Address) -> bool:
         """Whether an inventoried object is still on the server as read_all would show it."""

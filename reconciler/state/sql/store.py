@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import getpass
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import (
     SECRET_KEY,
     Address,
+    Claim,
     Kind,
     LiveState,
     Resource,
@@ -36,6 +37,7 @@ from reconciler.objects import (
 from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord, RunState
 from reconciler.state.sql import engine as sql_engine
 from reconciler.state.sql import lock as sql_lock
+from reconciler.state.sql import projects as sql_projects
 from reconciler.state.sql import schema as sql_schema
 from reconciler.state.sql.schema import history, objects, projects, runs
 
@@ -71,6 +73,7 @@ class SqlStore:
         if not project:
             raise StateError("a project name is required")
         self.url = sql_engine.display_url(url)
+        self._source_url = url  # other projects of the database are read through their own engine
         self.project = project
         self._lock_policy = lock_policy
         self._holder: LockInfo | None = None
@@ -223,6 +226,18 @@ class SqlStore:
         with self._errors("read the history"), self._engine.connect() as conn:
             rows = conn.execute(statement).all()
         return [_history_from_row(row) for row in rows]
+
+    # -- other projects in this database (``projects.py``) --------------------------------------------
+
+    def claims(self, addresses: Collection[Address]) -> dict[Address, Claim]:
+        """The addresses among ``addresses`` that another project of this database manages."""
+        return sql_projects.claims(self._source_url, self.project, addresses)
+
+    def projects(self) -> dict[str, int]:
+        return sql_projects.counts(self._source_url)
+
+    def move_project(self, old: str, new: str) -> int:
+        return sql_projects.move(self._source_url, old, new)
 
     # -- runs --------------------------------------------------------------------------------
 
