@@ -173,6 +173,7 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         for i, pool in pools:
             self._pool(i, pool, has_blocks=has_blocks)
         top_pull = data.get("pull") if "pull" in data else None
+        self.top_build = data.get("build")  # prefect deploy's default pull step depends on it
         raw_deployments = data.get("deployments") if isinstance(data.get("deployments"), list) else []
         deployable = self._deployments(deployments, raw_deployments, top_pull=top_pull, has_pools=has_pools)
         if not self.allow_empty:
