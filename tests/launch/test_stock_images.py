@@ -10,7 +10,8 @@ container would run them, by the Python of a venv that does not have this packag
   run through Prefect's engine.
 
 Both venvs are checked to fail ``import reconciler``; every command runs with ``-I`` semantics
-(isolated: no user site, no PYTHONPATH) from a directory that is not this repository.
+(isolated: no user site, no PYTHONPATH) from a directory that is not this repository. The last test
+runs the command and env as each stand-in *received* them (moto, the Cloud Run and ARM fakes).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import site
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +32,19 @@ import pytest
 
 from reconciler.launch import bootstrap
 from reconciler.launch.aci import body as aci_body
+from reconciler.launch.aci.launcher import AciLauncher
 from reconciler.launch.base import Job
 from reconciler.launch.cloud_run import body as cloud_run_body
+from reconciler.launch.cloud_run.gcp import ENDPOINT_ENV
+from reconciler.launch.cloud_run.launcher import CloudRunLauncher
 from reconciler.launch.ecs import taskdef
+from reconciler.launch.ecs.launcher import EcsLauncher
+from tests.fakes.aci import AciFake
+from tests.fakes.cloud_run import CloudRunFake, service_account
+from tests.fakes.cloud_run import Outcome as CloudRunOutcome
+from tests.fakes.moto_server import MotoStandIn
+from tests.launch.aci_support import CLIENT_SECRET
+from tests.launch.aci_support import environ as aci_environ
 from tests.launch.live_support import job_of, live_state
 
 PLAIN_FLOW = '''
@@ -221,3 +233,92 @@ def test_a_pull_step_only_prefect_knows_needs_prefect_and_says_so(
     result = run_in_container(venvs["plain"], list(bootstrap.inline_command()), env, workdir, tmp_path)
     assert result.returncode == 2
     assert "needs Prefect installed in the job image" in result.stderr
+
+
+# -- the command as the stand-ins received it over the wire -------------------------------------------
+
+
+def _ecs_wire(tmp_path: Path, moto: MotoStandIn) -> tuple[list[str], dict[str, str], Path]:
+    cluster = f"stock-{uuid.uuid4().hex[:8]}"
+    moto.create_cluster(cluster)
+    data = {
+        "aws_access_key_id": "AKIASTOCKIMAGE0001",
+        "aws_secret_access_key": "stock-secret",
+        "region_name": "us-east-1",
+        "aws_client_parameters": {"endpoint_url": moto.url},
+    }
+    variables = {"aws_credentials": "{{ prefect.blocks.aws-credentials.moto }}", "cluster": cluster}
+    live = live_state("ecs:push", pool_variables=variables, blocks={("aws-credentials", "moto"): data})
+    workdir = project(tmp_path, PLAIN_FLOW)
+    launcher = EcsLauncher(environ={})
+    try:
+        ref = taskdef.TaskRef.parse(launcher.submit(job_of(live, workdir, parameters={"name": "ecs"})))
+    finally:
+        launcher.close()
+    task = moto.client("ecs").describe_tasks(cluster=ref.cluster, tasks=[ref.task_arn])["tasks"][0]
+    override = task["overrides"]["containerOverrides"][0]
+    return override["command"], {e["name"]: e["value"] for e in override["environment"]}, workdir
+
+
+def _cloud_run_wire(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    with CloudRunFake() as fake:
+        fake.outcome = CloudRunOutcome.hang()
+        data = {"service_account_info": service_account(fake), "project": "demo-project"}
+        variables = {"credentials": "{{ prefect.blocks.gcp-credentials.prod }}", "image": "python:3.12-slim"}
+        live = live_state(
+            "cloud-run-v2:push", pool_variables=variables, blocks={("gcp-credentials", "prod"): data}
+        )
+        workdir = project(tmp_path, PLAIN_FLOW)
+        launcher = CloudRunLauncher(environ={ENDPOINT_ENV: fake.url})
+        try:
+            launcher.submit(job_of(live, workdir, parameters={"name": "cloud-run"}))
+        finally:
+            launcher.close()
+        (created,) = fake.calls("create_job", status=200)
+        (ran,) = fake.calls("run_job", status=200)
+    container = created.body["template"]["template"]["containers"][0]
+    env = {e["name"]: e["value"] for e in ran.body["overrides"]["containerOverrides"][0]["env"]}
+    return container["command"], env, workdir
+
+
+def _aci_wire(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    with AciFake.running(tmp_path / "fake", client_secret=CLIENT_SECRET) as fake:
+        data = {"client_id": fake.client_id, "tenant_id": fake.tenant_id, "client_secret": CLIENT_SECRET}
+        variables = {
+            "aci_credentials": "{{ prefect.blocks.azure-container-instance-credentials.test }}",
+            "resource_group_name": "rg-flows",
+            "subscription_id": fake.subscription_id,
+            "image": "python:3.12-slim",
+        }
+        blocks = {("azure-container-instance-credentials", "test"): data}
+        live = live_state("azure-container-instance:push", pool_variables=variables, blocks=blocks)
+        workdir = project(tmp_path, PLAIN_FLOW)
+        job = job_of(live, workdir, parameters={"name": "aci"})
+        launcher = AciLauncher(environ=aci_environ(fake))
+        try:
+            launcher.submit(job)
+        finally:
+            launcher.close()
+        props = fake.group(aci_body.group_name(job)).body["properties"]["containers"][0]["properties"]
+    env = {e["name"]: e.get("value", e.get("secureValue")) for e in props["environmentVariables"]}
+    return props["command"], env, workdir
+
+
+@pytest.mark.cloud
+@pytest.mark.parametrize("launcher", ["ecs", "cloud-run", "aci"])
+def test_the_command_each_stand_in_received_runs_in_a_python_image(
+    launcher: str, venvs: dict[str, Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """What went over the wire (RunTask's override, the Cloud Run Job and RunJob's overrides, the ACI
+    container group), run as the container runs it: the request alone is enough, nothing installed."""
+    if launcher == "ecs":
+        command, env, workdir = _ecs_wire(tmp_path, request.getfixturevalue("moto"))
+    elif launcher == "cloud-run":
+        command, env, workdir = _cloud_run_wire(tmp_path)
+    else:
+        command, env, workdir = _aci_wire(tmp_path)
+
+    result = run_in_container(venvs["plain"], command, env, workdir, tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"hello {launcher} from hello/greet" in result.stdout
