@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LaunchError, StaleVersion
-from reconciler.launch import lifecycle
+from reconciler.launch import lifecycle, run_inputs
 from reconciler.launch.base import Job, Launcher, LogChunk
 from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
 from reconciler.objects import LiveState
@@ -102,6 +102,7 @@ def create(
     pool = pool_of(ctx.live, dep)
     run_id = str(uuid.uuid4())
     merged = {**(dep.body.get("parameters") or {}), **(parameters or {})}
+    run_inputs.check(dep, pool, parameters=merged, job_variables=job_variables or {})  # before any record
     record = RunRecord(
         id=run_id,
         deployment=deployment,
