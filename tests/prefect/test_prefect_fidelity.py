@@ -1,0 +1,140 @@
+"""What `reconcile apply` writes to a Prefect server works with Prefect's own tools (issue 10).
+
+Prefect's worker, started in another directory, runs a deployment we applied to COMPLETED (it needs
+the pull steps ``prefect deploy`` would have stored); the server enforces the parameter schema we
+computed from the flow's source; ``reconcile run`` refuses what the schema refuses before any flow
+run exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.prefect_server import PrefectServer
+from tests.helpers import QUICKSTART
+from tests.prefect.conftest import cli, copy_project, destroy, unique
+
+pytestmark = pytest.mark.prefect_server
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def quickstart_copy(target: Path) -> tuple[Path, dict[str, str]]:
+    """The quickstart under names of its own (objects on the session's server are global)."""
+    project = copy_project(QUICKSTART, target)
+    names = {"project": unique("qs"), "pool": unique("local"), "deployment": unique("greet")}
+    path = project / "prefect.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("name: quickstart", f"name: {names['project']}")
+    text = text.replace("name: local", f"name: {names['pool']}")
+    text = text.replace("- name: greet", f"- name: {names['deployment']}")
+    text = re.sub(r"\n    run_on:\n      - apply: changed\n", "\n", text)
+    path.write_text(text, encoding="utf-8")
+    return project, names
+
+
+def prefect_cli(
+    server: PrefectServer, cwd: Path, *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Prefect's own CLI, as a user runs it against the server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RECONCILE_"))}
+    env.update(server.env(), PREFECT_CLI_PROMPT="false", NO_COLOR="1", COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "prefect", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def deployment(api: httpx.Client, flow: str, name: str) -> dict:
+    response = api.get(f"deployments/name/{flow}/{name}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_terminal(api: httpx.Client, run_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.get(f"flow_runs/{run_id}").json()
+        if run["state_type"] in TERMINAL or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def test_prefects_worker_runs_an_applied_deployment_to_completed(
+    tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
+) -> None:
+    project, names = quickstart_copy(tmp_path / "quickstart")
+    applied = cli(prefect_server, project, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    try:
+        stored = deployment(api, "hello", names["deployment"])
+        assert stored["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(project.resolve())}}
+        ]
+        assert (
+            stored["version"]
+            and stored["parameter_openapi_schema"]["properties"]["times"]["type"] == "integer"
+        )
+
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        started = prefect_cli(prefect_server, elsewhere, "deployment", "run", f"hello/{names['deployment']}")
+        assert started.returncode == 0, started.stdout + started.stderr
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout)
+        assert run_id, started.stdout
+        worker = prefect_cli(
+            prefect_server,
+            elsewhere,
+            "worker",
+            "start",
+            "--pool",
+            names["pool"],
+            "--type",
+            "process",
+            "--run-once",
+        )
+        run = wait_terminal(api, run_id.group(1))
+        assert run["state_type"] == "COMPLETED", (run["state"], worker.stdout[-3000:], worker.stderr[-3000:])
+    finally:
+        destroy(prefect_server, project, names["project"])
+
+
+def test_the_server_enforces_the_schema_and_run_refuses_first(
+    tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
+) -> None:
+    project, names = quickstart_copy(tmp_path / "quickstart")
+    applied = cli(prefect_server, project, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    try:
+        stored = deployment(api, "hello", names["deployment"])
+        refused = api.post(
+            f"deployments/{stored['id']}/create_flow_run", json={"parameters": {"times": "abc"}}
+        )
+        assert refused.status_code == 409, (
+            refused.text
+        )  # the server checks our schema, as for prefect deploy's
+        before = api.post("flow_runs/filter", json={"deployments": {"id": {"any_": [stored["id"]]}}}).json()
+        for args, expected in (
+            (("--param", "bogus=1"), "unknown parameter 'bogus'"),
+            (("--param", "times=abc"), "parameter times: expected integer"),
+        ):
+            result = cli(prefect_server, project, "run", f"hello/{names['deployment']}", *args)
+            assert result.returncode == 1 and expected in result.stderr, result.stdout + result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        after = api.post("flow_runs/filter", json={"deployments": {"id": {"any_": [stored["id"]]}}}).json()
+        assert after == before  # no flow run was created
+        again = cli(prefect_server, project, "plan", "--detailed-exitcode")
+        assert again.returncode == 0, again.stdout + again.stderr  # what we read back is what we wrote
+    finally:
+        destroy(prefect_server, project, names["project"])
