@@ -59,6 +59,7 @@ class _Module:
 _CACHE: dict[tuple[object, ...] | str, _Module | SyntaxError] = {}
 
 _FORMS = "path/to/file.py:function or package.module:function"
+_FLOW_DECORATORS = frozenset({"flow", "prefect.flow"})
 
 
 def inspect_entrypoint(tree: SourceTree, entrypoint: str) -> FlowInfo:
@@ -266,7 +267,55 @@ def _index(node: ast.Module, file: str, package: str | None) -> _Module:
             for alias in stmt.names:
                 if alias.name != "*":
                     imports[alias.asname or alias.name] = (stmt.module or "", stmt.level, alias.name)
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                made = _assigned_flow(stmt.value, functions)
+                if made is not None:
+                    functions[targets[0].id] = made
     return _Module(file, package, functions, classes, imports)
+
+
+def _assigned_flow(value: ast.expr, functions: dict[str, FlowInfo]) -> FlowInfo | None:
+    """A flow made by assignment from a function defined above: ``f = flow(g)``,
+    ``f = flow(name="x")(g)``, ``f = g.with_options(name="x")`` or ``f = g``; None otherwise."""
+    if isinstance(value, ast.Name):
+        return functions.get(value.id)
+    if not isinstance(value, ast.Call):
+        return None
+    func = value.func
+    if isinstance(func, ast.Attribute) and func.attr == "with_options" and isinstance(func.value, ast.Name):
+        base = functions.get(func.value.id)
+        name = _name_keyword(value.keywords)
+        return None if base is None else _renamed(base, name, value.lineno, is_flow=base.is_flow)
+    keywords = list(value.keywords)
+    if isinstance(func, ast.Call) and _dotted_name(func.func) in _FLOW_DECORATORS:
+        keywords = list(func.keywords)
+    elif _dotted_name(func) not in _FLOW_DECORATORS:
+        return None
+    if len(value.args) != 1 or not isinstance(value.args[0], ast.Name):
+        return None
+    base = functions.get(value.args[0].id)
+    if base is None:
+        return None
+    name = _name_keyword(keywords)
+    return _renamed(
+        base, name if name is not None else base.function.replace("_", "-"), value.lineno, is_flow=True
+    )
+
+
+def _renamed(base: FlowInfo, name: str | None, line: int, *, is_flow: bool) -> FlowInfo:
+    if name is None:
+        return FlowInfo(base.name, base.function, base.file, base.docstring, is_flow, base.line)
+    return FlowInfo(name, base.function, base.file, base.docstring, is_flow, line)
+
+
+def _name_keyword(keywords: list[ast.keyword]) -> str | None:
+    for keyword in keywords:
+        value = keyword.value
+        if keyword.arg == "name" and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+    return None
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -299,7 +348,7 @@ def _flow_decoration(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str 
     """``(name given to @flow, whether it is a flow, line)`` for ``@flow``, ``@flow(...)``, ``@prefect.flow``."""
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if _dotted_name(target) in {"flow", "prefect.flow"}:
+        if _dotted_name(target) in _FLOW_DECORATORS:
             keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
             for keyword in keywords:
                 value = keyword.value
