@@ -43,6 +43,7 @@ from tests.fakes.aci import AciFake
 from tests.fakes.cloud_run import CloudRunFake, service_account
 from tests.fakes.cloud_run import Outcome as CloudRunOutcome
 from tests.fakes.moto_server import MotoStandIn
+from tests.fixtures.prefect_server import PrefectServer
 from tests.launch.aci_support import CLIENT_SECRET
 from tests.launch.aci_support import environ as aci_environ
 from tests.launch.live_support import job_of, live_state
@@ -191,11 +192,13 @@ def test_a_plain_function_runs_in_a_python_image_without_this_package(
     assert f"run {job.run_id} completed" in result.stdout
 
 
+@pytest.mark.prefect_server
 def test_a_prefect_flow_runs_through_prefects_engine_in_prefects_image(
-    venvs: dict[str, Path], tmp_path: Path
+    venvs: dict[str, Path], tmp_path: Path, prefect_server: PrefectServer
 ) -> None:
-    """All four launchers' commands, one after the other with one Prefect home (its database is
-    made once: the ephemeral API Prefect starts for a flow called without a server is slow)."""
+    """All four launchers' commands, one after the other. The engine reports to the session's real
+    server (a job's env points it at one): Prefect's ephemeral server would start inside each run, with a
+    start-up timeout a loaded machine can miss."""
     workdir = project(tmp_path, PREFECT_FLOW)
     home = tmp_path / "home"
     home.mkdir()
@@ -203,6 +206,7 @@ def test_a_prefect_flow_runs_through_prefects_engine_in_prefects_image(
         pool_type, variables = POOLS[launcher]
         job = job_of(live_state(pool_type, pool_variables=variables), workdir, parameters={"name": launcher})
         command, env = RENDER[launcher](job)
+        env = {**env, "PREFECT_API_URL": prefect_server.api_url}
 
         result = run_in_container(venvs["prefect"], command, env, workdir, home)
 
