@@ -199,6 +199,15 @@ class DeploymentChecks:
         if reason is not None:
             self.error((*base, "entrypoint"), f"{reason} (set in {info.file}:{info.line})")
             return None
+        if info.computed:
+            self.warnings.append(
+                (
+                    (*base, "entrypoint"),
+                    f"warning: the flow's name is computed in {info.file}:{info.line}, which is read, "
+                    f"never run: taken as {show(info.name)} (the function's name); give @flow a literal "
+                    "name so the plan names the flow as Prefect will",
+                )
+            )
         return info
 
     def _inspect(self, entrypoint: str) -> flows.FlowInfo | flows.EntrypointError:

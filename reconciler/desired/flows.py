@@ -39,6 +39,7 @@ class FlowInfo:
     docstring: str | None
     is_flow: bool  # decorated with Prefect's @flow
     line: int = 1  # where the function (or its @flow(name=...)) is written in ``file``
+    computed: bool = False  # @flow(name=...) is computed at import time: ``name`` is the function's
 
 
 class EntrypointError(ValueError):
@@ -254,12 +255,13 @@ def _index(node: ast.Module, file: str, package: str | None) -> _Module:
     functions: dict[str, FlowInfo] = {}
     classes: dict[str, dict[str, FlowInfo]] = {}
     imports: dict[str, tuple[str, int, str]] = {}
+    constants: dict[str, str] = {}  # module-level string constants, for @flow(name=NAME)
     for stmt in _module_level(node.body):
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            functions[stmt.name] = _info(stmt, file)
+            functions[stmt.name] = _info(stmt, file, constants)
         elif isinstance(stmt, ast.ClassDef):
             classes[stmt.name] = {
-                item.name: _info(item, file)
+                item.name: _info(item, file, constants)
                 for item in stmt.body
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
             }
@@ -270,13 +272,51 @@ def _index(node: ast.Module, file: str, package: str | None) -> _Module:
         elif isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if len(targets) == 1 and isinstance(targets[0], ast.Name):
-                made = _assigned_flow(stmt.value, functions)
+                target = targets[0].id
+                text = _string(stmt.value, constants)
+                if isinstance(text, str):
+                    constants[target] = text
+                made = _assigned_flow(stmt.value, functions, constants)
                 if made is not None:
-                    functions[targets[0].id] = made
+                    functions[target] = made
     return _Module(file, package, functions, classes, imports)
 
 
-def _assigned_flow(value: ast.expr, functions: dict[str, FlowInfo]) -> FlowInfo | None:
+class _Computed:
+    """A name Prefect would compute at import time (a call, an attribute...): not readable here."""
+
+
+_COMPUTED = _Computed()
+
+
+def _string(value: ast.expr, constants: dict[str, str]) -> str | _Computed:
+    """A string expression made of literals and module-level string constants, as Python evaluates it."""
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, ast.Name) and value.id in constants:
+        return constants[value.id]
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+        left, right = _string(value.left, constants), _string(value.right, constants)
+        if isinstance(left, str) and isinstance(right, str):
+            return left + right
+    if isinstance(value, ast.JoinedStr):
+        parts = []
+        for part in value.values:
+            if isinstance(part, ast.FormattedValue):
+                if part.conversion != -1 or part.format_spec is not None:
+                    return _COMPUTED
+                part = part.value
+            text = _string(part, constants)
+            if not isinstance(text, str):
+                return _COMPUTED
+            parts.append(text)
+        return "".join(parts)
+    return _COMPUTED
+
+
+def _assigned_flow(
+    value: ast.expr, functions: dict[str, FlowInfo], constants: dict[str, str]
+) -> FlowInfo | None:
     """A flow made by assignment from a function defined above: ``f = flow(g)``,
     ``f = flow(name="x")(g)``, ``f = g.with_options(name="x")`` or ``f = g``; None otherwise."""
     if isinstance(value, ast.Name):
@@ -286,7 +326,7 @@ def _assigned_flow(value: ast.expr, functions: dict[str, FlowInfo]) -> FlowInfo 
     func = value.func
     if isinstance(func, ast.Attribute) and func.attr == "with_options" and isinstance(func.value, ast.Name):
         base = functions.get(func.value.id)
-        name = _name_keyword(value.keywords)
+        name = _name_keyword(value.keywords, constants)
         return None if base is None else _renamed(base, name, value.lineno, is_flow=base.is_flow)
     keywords = list(value.keywords)
     if isinstance(func, ast.Call) and _dotted_name(func.func) in _FLOW_DECORATORS:
@@ -298,24 +338,34 @@ def _assigned_flow(value: ast.expr, functions: dict[str, FlowInfo]) -> FlowInfo 
     base = functions.get(value.args[0].id)
     if base is None:
         return None
-    name = _name_keyword(keywords)
+    name = _name_keyword(keywords, constants)
     return _renamed(
-        base, name if name is not None else base.function.replace("_", "-"), value.lineno, is_flow=True
+        base, name if name is not None else _default_name(base.function), value.lineno, is_flow=True
     )
 
 
-def _renamed(base: FlowInfo, name: str | None, line: int, *, is_flow: bool) -> FlowInfo:
+def _renamed(base: FlowInfo, name: str | _Computed | None, line: int, *, is_flow: bool) -> FlowInfo:
     if name is None:
-        return FlowInfo(base.name, base.function, base.file, base.docstring, is_flow, base.line)
+        return FlowInfo(
+            base.name, base.function, base.file, base.docstring, is_flow, base.line, base.computed
+        )
+    if isinstance(name, _Computed):
+        return FlowInfo(
+            _default_name(base.function), base.function, base.file, base.docstring, is_flow, line, True
+        )
     return FlowInfo(name, base.function, base.file, base.docstring, is_flow, line)
 
 
-def _name_keyword(keywords: list[ast.keyword]) -> str | None:
+def _name_keyword(keywords: list[ast.keyword], constants: dict[str, str]) -> str | _Computed | None:
+    """The ``name=`` argument: its text, ``_COMPUTED`` when only running the code could tell, or None."""
     for keyword in keywords:
-        value = keyword.value
-        if keyword.arg == "name" and isinstance(value, ast.Constant) and isinstance(value.value, str):
-            return value.value
+        if keyword.arg == "name":
+            return _string(keyword.value, constants)
     return None
+
+
+def _default_name(function: str) -> str:
+    return function.replace("_", "-")
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -332,30 +382,26 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _module_level(stmt.body)
 
 
-def _info(node: ast.FunctionDef | ast.AsyncFunctionDef, file: str) -> FlowInfo:
-    flow_name, is_flow, line = _flow_decoration(node)
+def _info(node: ast.FunctionDef | ast.AsyncFunctionDef, file: str, constants: dict[str, str]) -> FlowInfo:
+    is_flow, name, line = False, None, node.lineno
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if _dotted_name(target) in _FLOW_DECORATORS:  # @flow, @flow(...), @prefect.flow(...)
+            is_flow = True
+            name = _name_keyword(decorator.keywords, constants) if isinstance(decorator, ast.Call) else None
+            if name is not None:
+                line = decorator.lineno
+            break
+    computed = isinstance(name, _Computed)
     return FlowInfo(
-        name=flow_name if flow_name is not None else node.name.replace("_", "-"),
+        name=name if isinstance(name, str) else _default_name(node.name),
         function=node.name,
         file=file,
         docstring=ast.get_docstring(node),
         is_flow=is_flow,
         line=line,
+        computed=computed,
     )
-
-
-def _flow_decoration(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str | None, bool, int]:
-    """``(name given to @flow, whether it is a flow, line)`` for ``@flow``, ``@flow(...)``, ``@prefect.flow``."""
-    for decorator in node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if _dotted_name(target) in _FLOW_DECORATORS:
-            keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
-            for keyword in keywords:
-                value = keyword.value
-                if keyword.arg == "name" and isinstance(value, ast.Constant) and isinstance(value.value, str):
-                    return value.value, True, value.lineno
-            return None, True, node.lineno
-    return None, False, node.lineno
 
 
 def _dotted_name(node: ast.expr) -> str:

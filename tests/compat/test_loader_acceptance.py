@@ -134,3 +134,16 @@ def test_a_refused_shape_hides_neither_the_flow_nor_the_schedules(tmp_path: Path
         "prefect.yaml:4:57: deployments[0].schedules[1].timezone: unknown time zone 'Mars/Base'",
         "prefect.yaml:5:23: deployments[0].work_pool.name: may not contain / % & > <, a newline or any other control character",
     ]
+
+
+def test_a_computed_flow_name_is_a_warning_at_the_entrypoint(tmp_path: Path) -> None:
+    flow = "import os\nfrom prefect import flow\n\n\n@flow(name=os.environ['X'])\ndef computed_one():\n    pass\n"
+    project = _project(
+        tmp_path,
+        "deployments:\n  - name: a\n    entrypoint: flows/c.py:computed_one\n",
+        {"flows/c.py": flow},
+    )
+    result = run_cli("-C", str(project), "validate")
+    assert result.returncode == 0, result.stderr
+    assert "prefect.yaml:3:5: warning: the flow's name is computed in flows/c.py:5" in result.stderr
+    assert "'computed-one'" in result.stderr
