@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import orjson
@@ -15,6 +16,8 @@ from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_plan import ref_option, render
 from reconciler.errors import PlanFileError, ReconcileError
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 parallelism_option = click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
@@ -24,27 +27,41 @@ parallelism_option = click.option(
 )
 
 
+APPLY_OPTIONS = (
+    click.option("--yes", "-y", is_flag=True, help="Apply without asking (required when not on a terminal)."),
+    click.option(
+        "--prune", is_flag=True, help="Delete objects this project created that are gone from the file."
+    ),
+    click.option(
+        "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
+    ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="Seconds to wait for the lock.",
+    ),
+    click.option(
+        "--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied."
+    ),
+    parallelism_option,
+)
+"""What every command that applies takes (``apply``, ``trigger push``): one definition."""
+
+
+def apply_options(command: F) -> F:
+    for option in reversed(APPLY_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.command("apply")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--yes", "-y", is_flag=True, help="Apply without asking (required when not on a terminal).")
-@click.option(
-    "--prune", is_flag=True, help="Delete objects this project created that are gone from the file."
-)
-@click.option(
-    "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the lock.",
-)
-@click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
+@apply_options
 @click.option(
     "--adopt", is_flag=True, help="Take over existing objects no project manages (the plan's adopt entries)."
 )
-@parallelism_option
 @ref_option
 @pass_app
 def apply_cmd(

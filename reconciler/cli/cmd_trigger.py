@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from reconciler import desired as desired_state
+from reconciler import engine
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.cmd_apply import reviewer
+from reconciler.cli.cmd_apply import apply_options, reviewer
 from reconciler.triggers import push
 
 
@@ -21,21 +22,7 @@ def trigger_group() -> None:
 )
 @click.option("--after", required=True, metavar="SHA", help="The pushed commit: applied and recorded.")
 @click.option("--branch", default=None, help="The branch pushed to (default: the checkout's branch).")
-@click.option(
-    "--prune", is_flag=True, help="Delete objects this project created that are gone from the file."
-)
-@click.option("--yes", "-y", is_flag=True, help="Apply without asking (required when not on a terminal).")
-@click.option("--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied.")
-@click.option(
-    "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the lock.",
-)
+@apply_options
 @pass_app
 def push_cmd(
     app: App,
@@ -47,13 +34,18 @@ def push_cmd(
     allow_rollback: bool,
     allow_empty: bool,
     lock_timeout: float,
+    parallelism: int,
 ) -> int:
     """Apply the pushed commit, then launch the runs whose run_on rules match what it changed."""
     if branch is None:
         working = desired_state.detect(app.project_dir)
         branch = working.ref if working else None
-    options = push.PushOptions(
-        prune=prune, allow_rollback=allow_rollback, allow_empty=allow_empty, lock_timeout=lock_timeout
+    options = engine.ReconcileOptions(
+        prune=prune,
+        allow_rollback=allow_rollback,
+        allow_empty=allow_empty,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
     )
 
     with desired_state.GitRepo.open(app.project_dir) as repo:

@@ -184,7 +184,7 @@ def _apply(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[
             ws,
             repo,
             push.PushEvent(before=before, after=after, branch=event.branch),
-            options=push.PushOptions(prune=inputs.prune),
+            options=engine.ReconcileOptions(prune=inputs.prune),
             review=lambda p: ws.out(planning.render_text(p)) is None,
         )
     for line in push.describe(result):

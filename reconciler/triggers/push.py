@@ -9,6 +9,7 @@ same CI job returns the runs it launched the first time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,17 +28,6 @@ class PushEvent:
     before: str | None
     after: str
     branch: str | None = None
-
-
-@dataclass(frozen=True)
-class PushOptions:
-    prune: bool = False
-    allow_rollback: bool = False
-    allow_empty: bool = False
-    lock_timeout: float = 60.0
-
-
-DEFAULT_PUSH = PushOptions()
 
 
 @dataclass(frozen=True)
@@ -89,7 +79,7 @@ def trigger_push(
     repo: desired_state.GitRepo,
     event: PushEvent,
     *,
-    options: PushOptions = DEFAULT_PUSH,
+    options: engine.ReconcileOptions = engine.DEFAULT_OPTIONS,
     review: engine.Review | None = None,
 ) -> PushResult:
     """Apply ``event.after`` through the engine and launch the runs it triggers (``review`` may
@@ -100,13 +90,7 @@ def trigger_push(
     rules = _PushRules(repo, event, before, after, repo.prefix(ws.project_dir))
     outcome = engine.reconcile(
         ws,
-        engine.ReconcileOptions(
-            prune=options.prune,
-            allow_rollback=options.allow_rollback,
-            allow_empty=options.allow_empty,
-            lock_timeout=options.lock_timeout,
-            purpose="trigger push",
-        ),
+        dataclasses.replace(options, purpose="trigger push"),
         review=review,
         runs_for=rules,
         run_key=lambda deployment: f"push:{after}:{deployment}",
