@@ -16,9 +16,17 @@ from reconciler.desired.gitsource import (
 from reconciler.desired.load import load, project_of
 from reconciler.desired.sandbox import check_prefix, in_sandbox, sandbox, sandboxed_name
 from reconciler.desired.source import GitInfo, SourceTree, WorkingTree
-from reconciler.desired.templating import fingerprint, is_sensitive_env, step_output_source
+from reconciler.desired.templating import (
+    RESERVED_ENV,
+    fingerprint,
+    is_reserved_env,
+    is_sensitive_env,
+    public_env_names,
+    step_output_source,
+)
 
 __all__ = [
+    "RESERVED_ENV",
     "ZERO_SHA",
     "ChangeType",
     "Desired",
@@ -37,9 +45,11 @@ __all__ = [
     "detect",
     "fingerprint",
     "in_sandbox",
+    "is_reserved_env",
     "is_sensitive_env",
     "load",
     "project_of",
+    "public_env_names",
     "sandbox",
     "sandboxed_name",
     "step_output_source",
