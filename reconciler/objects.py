@@ -8,6 +8,8 @@ same canonical form: ``spec`` produces it and ``state`` stores it verbatim.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +90,11 @@ class Secret:
         if missing:
             raise KeyError(missing[0])
         return ENV_PLACEHOLDER.sub(lambda m: environ[m.group(1)], self.template)
+
+
+def fingerprint(key: bytes, value: str) -> str:
+    """A secret value's fingerprint: HMAC-SHA256 under the store's key (comparable, not reversible)."""
+    return "hmac-sha256:" + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

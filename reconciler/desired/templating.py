@@ -31,8 +31,6 @@ launcher at run time; step outputs (``{{ build-image.image }}``), ``{{ prefect.v
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +39,7 @@ from typing import Any
 import orjson
 
 from reconciler.errors import UsageError
-from reconciler.objects import ENV_PLACEHOLDER, SECRET_KEY, Secret
+from reconciler.objects import ENV_PLACEHOLDER, SECRET_KEY, Secret, fingerprint
 
 Path = tuple[str | int, ...]
 
@@ -127,11 +125,6 @@ def is_sensitive_env(name: str) -> bool:
     sends such container variables as secure values); what the loader treats as sensitive is every
     placeholder not listed as public (see the module docstring)."""
     return _SENSITIVE_NAME.search(name) is not None
-
-
-def fingerprint(key: bytes, value: str) -> str:
-    """HMAC-SHA256 of a secret value under the store's key: comparable, not reversible."""
-    return "hmac-sha256:" + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def block_references(value: Any) -> list[tuple[str, str]]:

@@ -11,9 +11,11 @@ import hashlib
 import hmac
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -720,6 +722,38 @@ def test_schema_1_stores_are_migrated_with_their_waiting_runs(tmp_path: Path) ->
     store.close()
 
 
+def test_a_ready_sqlite_state_is_read_without_sqlalchemy(tmp_path: Path) -> None:
+    """``plan`` only reads: a SQLite state at the latest schema is opened and read by the standard
+    library, and SQLAlchemy (a large part of start-up) is imported only when something writes."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    made = SqlStore(url, project="p")  # creates the file, the schema and the project: SQLAlchemy
+    made.write(Resource(POOL, _body()), expected_version=None)
+    lineage = made.lineage()
+    made.close()
+    probe = f"""
+import sys
+from reconciler.objects import Address
+from reconciler.state.sql.store import SqlStore
+pool = Address.parse({str(POOL)!r})
+store = SqlStore({url!r}, project="p")
+live = store.read_all()
+assert live.serial == 1 and list(live.objects) == [pool], live
+assert store.lineage() == {lineage!r}
+print("sqlalchemy" in sys.modules)
+store.write(live.objects[pool].resource, expected_version=1)
+print("sqlalchemy" in sys.modules, store.read_all().serial)
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "2"]
+
+
+def test_the_stdlib_reader_knows_the_latest_schema() -> None:
+    from reconciler.state.sql import sqlite_read
+
+    assert sqlite_read.SCHEMA_VERSION == sql_schema.LATEST
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/state.db"
     SqlStore(url, project="p").close()
@@ -735,7 +769,9 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_missing_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "psycopg", None)
-    with pytest.raises(StateError, match=r"pip install 'prefect-reconciler\[postgres\]'"):
+    from reconciler.infra.install import install_hint
+
+    with pytest.raises(StateError, match=re.escape(f"psycopg driver: {install_hint('postgres')}")):
         SqlStore("postgres://postgres@127.0.0.1:1/none", project="p")
 
 

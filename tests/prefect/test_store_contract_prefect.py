@@ -262,7 +262,7 @@ def test_secret_values_stay_out_of_the_inventory(store_factory: PrefectFactory, 
     store = store_factory(project=unique("secrets"))
     store._environ["APP_TOKEN"] = value  # the environment a real apply resolves secrets from
     name = unique("token")
-    from reconciler.desired.templating import fingerprint
+    from reconciler.objects import fingerprint
 
     secret = Secret("{{ $APP_TOKEN }}", fingerprint(store.fingerprint_key(), value))
     block = Resource(

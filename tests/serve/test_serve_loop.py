@@ -85,7 +85,7 @@ def test_two_serve_loops_racing_on_one_sqlite_store_launch_each_slot_once(tmp_pa
     first = harness(tmp_path, store=SqlStore(url, project="svc"))
     second = Harness(SqlStore(url, project="svc"), first.root)
     reports: list[serve.PassReport] = []
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=60)  # a thread that fails first must not hang the other
 
     def one_pass(h: Harness) -> None:
         loop = h.loop

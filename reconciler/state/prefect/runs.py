@@ -23,9 +23,8 @@ from typing import Any
 
 import orjson
 
-from reconciler.desired.templating import fingerprint
 from reconciler.errors import StaleVersion, StateError
-from reconciler.objects import Address, Kind, Secret, decode_body, encode_body, parse_iso
+from reconciler.objects import Address, Kind, Secret, decode_body, encode_body, fingerprint, parse_iso
 from reconciler.state.base import RunRecord, RunState
 from reconciler.state.prefect.client import PAGE, PrefectClient
 from reconciler.state.prefect.objects import ServerObjects

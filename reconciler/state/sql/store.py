@@ -1,120 +1,76 @@
-"""The SQL Store: one SQLAlchemy Core implementation for SQLite (the default) and PostgreSQL.
+"""The SQL Store: SQLite (the default) or PostgreSQL, one project per store, several per database.
 
 Every mutation is one short transaction that checks the object's version (``UPDATE ... WHERE
 version = expected``, or an INSERT that a unique violation refuses) and bumps the project's serial,
 so a crash leaves each object either fully written or untouched, and the serial counts the writes
 that happened. Bodies are stored as :func:`~reconciler.objects.encode_body` JSON: templates and
-fingerprints, never secret values. Tables and migrations live in ``schema``, the lock in ``lock``,
-URL rules and error translation in ``engine``.
+fingerprints, never secret values. The work is done by SQLAlchemy Core (``database.py``; tables and
+migrations in ``schema.py``, the lock in ``lock.py``), opened on first need: a SQLite state that is
+ready is opened and read with the standard library alone (``sqlite_read.py``), so a ``plan`` never
+imports SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import gc
-import getpass
-import socket
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-import orjson
-from sqlalchemy import Row, delete, exc, insert, select, update
+from reconciler.errors import StateError
+from reconciler.infra.redact import redact_url
+from reconciler.objects import Address, Claim, LiveState, Resource
+from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord
+from reconciler.state.sql import sqlite_read
 
-from reconciler.errors import StaleVersion, StateError
-from reconciler.objects import (
-    SECRET_KEY,
-    Address,
-    Claim,
-    Kind,
-    LiveState,
-    Resource,
-    Secret,
-    StoredObject,
-    decode_body,
-    encode_body,
-)
-from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord, RunState
-from reconciler.state.sql import engine as sql_engine
-from reconciler.state.sql import lock as sql_lock
-from reconciler.state.sql import projects as sql_projects
-from reconciler.state.sql import schema as sql_schema
-from reconciler.state.sql.schema import history, objects, projects, runs
-
-_KINDS = {kind.value: kind for kind in Kind}
-_SECRET_MARK = f'"{SECRET_KEY}"'  # how encode_body's marker key looks in JSON text
-_OBJECT_COLUMNS = (
-    objects.c.address,
-    objects.c.kind,
-    objects.c.body,
-    objects.c.depends_on,
-    objects.c.version,
-    objects.c.updated_at,
-    objects.c.updated_by,
-)
-
-
-class _Conflict(Exception):
-    """The row is not at the expected version (raised inside a transaction to roll it back)."""
+if TYPE_CHECKING:
+    from reconciler.state.sql.database import SqlDatabase
+    from reconciler.state.sql.lock import LockPolicy
 
 
 class SqlStore:
     """The state of one ``project`` in a SQLite file or a PostgreSQL database.
 
-    Several projects may share one database; every row carries its project. Opening migrates the
-    schema and creates the project's row and the store's fingerprint key, all in one transaction.
+    Opening migrates the schema and creates the project's row and the store's fingerprint key, all
+    in one transaction; a SQLite file that needs none of that is only read until something writes.
     """
 
     job_runtime = JobRuntime.RECONCILER  # a launched job never talks to the database
 
-    def __init__(
-        self, url: str, *, project: str, lock_policy: sql_lock.LockPolicy = sql_lock.DEFAULT_POLICY
-    ) -> None:
+    def __init__(self, url: str, *, project: str, lock_policy: LockPolicy | None = None) -> None:
         if not project:
             raise StateError("a project name is required")
-        self.url = sql_engine.display_url(url)
-        self._source_url = url  # other projects of the database are read through their own engine
+        self.url = redact_url(url)
         self.project = project
-        self._lock_policy = lock_policy
-        self._holder: LockInfo | None = None
-        self._actor = _default_actor()
-        self._engine = sql_engine.create(sql_engine.normalize_url(url))
-        self._writer = self._engine.execution_options(**{sql_engine.WRITE: True})
-        # read_all reads the serial and the objects: on PostgreSQL both must come from one snapshot.
-        postgres = self._engine.dialect.name == "postgresql"
-        self._snapshot = (
-            self._engine.execution_options(isolation_level="REPEATABLE READ") if postgres else self._engine
-        )
-        try:
-            with self._errors("open the state"), self._writer.begin() as conn:
-                sql_schema.migrate(conn)
-                self._key, self._lineage = sql_schema.ensure_project(conn, project)
-        except BaseException:
-            self._engine.dispose()
-            raise
+        self._source_url, self._lock_policy = url, lock_policy
+        self._reader: sqlite_read.SqliteReader | None = None
+        path = sqlite_read.ready_file(url)
+        if path is not None:
+            reader = sqlite_read.SqliteReader(path, project=project, display_url=self.url)
+            opened = reader.open()
+            if opened is None:
+                reader.close()
+            else:
+                self._reader, self._key, self._lineage = reader, opened.key, opened.lineage
+        if self._reader is None:
+            self._key, self._lineage = self._db.fingerprint_key(), self._db.lineage()
 
     def __repr__(self) -> str:
         return f"SqlStore({self.url!r}, project={self.project!r})"
 
+    @cached_property
+    def _db(self) -> SqlDatabase:
+        """The SQLAlchemy side, opened (and the schema migrated) on first need."""
+        from reconciler.state.sql.database import SqlDatabase
+
+        if self._lock_policy is None:
+            return SqlDatabase(self._source_url, project=self.project)
+        return SqlDatabase(self._source_url, project=self.project, lock_policy=self._lock_policy)
+
     # -- objects -----------------------------------------------------------------------------
 
     def read_all(self) -> LiveState:
-        statement = (
-            select(*_OBJECT_COLUMNS).where(objects.c.project == self.project).order_by(objects.c.address)
-        )
-        head = select(projects.c.serial, projects.c.last_commit).where(projects.c.project == self.project)
-        collecting = gc.isenabled()
-        gc.disable()  # see _objects_from_rows
-        try:
-            with self._errors("read the state"), self._snapshot.connect() as conn, conn.begin():
-                serial, last_commit = conn.execute(head).one()
-                rows = conn.execute(statement).all()
-            return LiveState(
-                url=self.url, serial=serial, objects=_objects_from_rows(rows), last_commit=last_commit
-            )
-        finally:
-            if collecting:
-                gc.enable()
+        return self._reader.read_all() if self._reader is not None else self._db.read_all()
 
     def fingerprint_key(self) -> bytes:
         return self._key
@@ -123,304 +79,64 @@ class SqlStore:
         return self._lineage
 
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
-        address = str(resource.address)
-        values = {
-            "kind": resource.address.kind.value,
-            "body": _dumps(encode_body(resource.body), what=address),
-            "depends_on": _dumps([str(a) for a in resource.depends_on], what=address),
-            "updated_at": datetime.now(UTC),
-            "updated_by": self._holder.holder if self._holder else self._actor,
-        }
-        version = 1 if expected_version is None else expected_version + 1
-        where = (objects.c.project == self.project, objects.c.address == address)
-        with self._errors(f"write {address}"):
-            try:
-                with self._writer.begin() as conn:
-                    if expected_version is None:
-                        conn.execute(
-                            insert(objects).values(project=self.project, address=address, version=1, **values)
-                        )
-                    else:
-                        statement = update(objects).where(*where, objects.c.version == expected_version)
-                        if conn.execute(statement.values(version=version, **values)).rowcount != 1:
-                            raise _Conflict
-                    self._bump_serial(conn)
-            except (_Conflict, exc.IntegrityError):
-                raise StaleVersion(address, expected_version, self._version_of(address)) from None
-        return version
+        return self._db.write(resource, expected_version=expected_version)
 
     def delete(self, address: Address, *, expected_version: int) -> None:
-        text = str(address)
-        where = (objects.c.project == self.project, objects.c.address == text)
-        with self._errors(f"delete {text}"):
-            try:
-                with self._writer.begin() as conn:
-                    statement = delete(objects).where(*where, objects.c.version == expected_version)
-                    if conn.execute(statement).rowcount != 1:
-                        raise _Conflict
-                    self._bump_serial(conn)
-            except _Conflict:
-                raise StaleVersion(text, expected_version, self._version_of(text)) from None
+        self._db.delete(address, expected_version=expected_version)
 
     def set_last_commit(self, commit: str | None) -> None:
-        with self._errors("record the last commit"), self._writer.begin() as conn:
-            conn.execute(
-                update(projects).where(projects.c.project == self.project).values(last_commit=commit)
-            )
+        self._db.set_last_commit(commit)
 
-    # -- lock --------------------------------------------------------------------------------
-
-    @contextmanager
-    def lock(self, *, timeout: float, info: LockInfo) -> Iterator[None]:
-        """Hold the project's apply lock (see ``sql_lock``); writes meanwhile are made by ``info.holder``.
-
-        Released on exit, also when the body raises; a failed release then only logs, so that it
-        never hides the error that ended the apply (the row goes stale and is taken over later).
-        """
-        held = sql_lock.acquire(
-            self._engine,
-            project=self.project,
-            info=info,
-            timeout=timeout,
-            policy=self._lock_policy,
-            errors=self._errors,
-        )
-        self._holder = info
-        try:
-            yield
-        except BaseException:
-            self._holder = None
-            try:
-                with self._errors("release the state lock"):
-                    held.release()
-            except StateError as err:  # do not hide the error that ended the apply
-                sql_lock.log.warning("%s", err)
-            raise
-        self._holder = None
-        with self._errors("release the state lock"):
-            held.release()
-
-    # -- history -----------------------------------------------------------------------------
+    def lock(self, *, timeout: float, info: LockInfo) -> AbstractContextManager[None]:
+        """Hold the project's apply lock (see ``lock.py``); writes meanwhile are made by ``info.holder``."""
+        return self._db.lock(timeout=timeout, info=info)
 
     def record_apply(self, entry: HistoryEntry) -> None:
-        row = {
-            "project": self.project,
-            "serial": entry.serial,
-            "applied_at": entry.applied_at,
-            "applied_by": entry.user,
-            "host": entry.host,
-            "git_commit": entry.commit,
-            "summary": _dumps(dict(entry.summary), what="history summary"),
-            "changes": _dumps(list(entry.changes), what="history changes"),
-        }
-        with self._errors("record the apply"), self._writer.begin() as conn:
-            conn.execute(insert(history).values(**row))
+        self._db.record_apply(entry)
 
     def history(self, *, limit: int = 50) -> list[HistoryEntry]:
-        statement = (
-            select(history)
-            .where(history.c.project == self.project)
-            .order_by(history.c.id.desc())
-            .limit(limit)
-        )
-        with self._errors("read the history"), self._engine.connect() as conn:
-            rows = conn.execute(statement).all()
-        return [_history_from_row(row) for row in rows]
+        return self._db.history(limit=limit)
 
     # -- other projects in this database (``projects.py``) --------------------------------------------
 
+    # (``projects.py`` uses SQLAlchemy: imported here, so that a plan without creates never loads it)
+
     def claims(self, addresses: Collection[Address]) -> dict[Address, Claim]:
         """The addresses among ``addresses`` that another project of this database manages."""
+        from reconciler.state.sql import projects as sql_projects
+
         return sql_projects.claims(self._source_url, self.project, addresses)
 
     def projects(self) -> dict[str, int]:
+        from reconciler.state.sql import projects as sql_projects
+
         return sql_projects.counts(self._source_url)
 
     def move_project(self, old: str, new: str) -> int:
+        from reconciler.state.sql import projects as sql_projects
+
         return sql_projects.move(self._source_url, old, new)
 
     # -- runs --------------------------------------------------------------------------------
 
     def create_run(self, run: RunRecord) -> RunRecord:
-        stored = run.evolve(version=1, created_at=run.created_at or datetime.now(UTC))
-        with self._errors(f"record run {run.id}"):
-            try:
-                with self._writer.begin() as conn:
-                    conn.execute(insert(runs).values(project=self.project, **_run_to_row(stored)))
-            except exc.IntegrityError:
-                existing = self._run_by_key(run.idempotency_key) if run.idempotency_key else None
-                if existing is None:
-                    raise StateError(f"run {run.id} already exists") from None
-                return existing
-        return stored
+        return self._db.create_run(run)
 
     def update_run(self, run: RunRecord) -> RunRecord:
-        stored = run.evolve(version=run.version + 1)
-        where = (runs.c.project == self.project, runs.c.id == run.id, runs.c.version == run.version)
-        with self._errors(f"update run {run.id}"):
-            with self._writer.begin() as conn:
-                moved = conn.execute(update(runs).where(*where).values(**_run_to_row(stored))).rowcount
-            if moved != 1:
-                current = self.get_run(run.id)
-                if current is None:
-                    raise StateError(f"run {run.id} does not exist")
-                raise StaleVersion(f"run {run.id}", run.version, current.version)
-        return stored
+        return self._db.update_run(run)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        statement = select(runs).where(runs.c.project == self.project, runs.c.id == run_id)
-        with self._errors(f"read run {run_id}"), self._engine.connect() as conn:
-            row = conn.execute(statement).one_or_none()
-        return _run_from_row(row) if row else None
+        return self._db.get_run(run_id)
 
     def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]:
-        statement = select(runs).where(runs.c.project == self.project)
-        if deployment is not None:
-            statement = statement.where(runs.c.deployment == deployment)
-        statement = statement.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
-        with self._errors("list runs"), self._engine.connect() as conn:
-            rows = conn.execute(statement).all()
-        return [_run_from_row(row) for row in rows]
+        return self._db.list_runs(deployment=deployment, limit=limit)
 
-    def job_environment(self, run: RunRecord) -> dict[str, str]:
+    def job_environment(self, run: RunRecord) -> Mapping[str, str]:
         """Nothing: a launched job never talks to the SQL state (the reconciler records its runs)."""
         return {}
 
     def close(self) -> None:
-        self._engine.dispose()
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _errors(self, action: str) -> AbstractContextManager[None]:
-        return sql_engine.db_errors(action, url=self.url)
-
-    def _bump_serial(self, conn: Any) -> None:
-        conn.execute(
-            update(projects).where(projects.c.project == self.project).values(serial=projects.c.serial + 1)
-        )
-
-    def _version_of(self, address: str) -> int | None:
-        statement = select(objects.c.version).where(
-            objects.c.project == self.project, objects.c.address == address
-        )
-        with self._engine.connect() as conn:
-            return conn.execute(statement).scalar()
-
-    def _run_by_key(self, key: str) -> RunRecord | None:
-        statement = select(runs).where(runs.c.project == self.project, runs.c.idempotency_key == key)
-        with self._engine.connect() as conn:
-            row = conn.execute(statement).one_or_none()
-        return _run_from_row(row) if row else None
-
-
-def _objects_from_rows(rows: Iterable[Row[Any]]) -> dict[Address, StoredObject]:
-    """The hot loop of read_all: per row, a few lookups, one orjson parse and three small records.
-
-    read_all runs it with the cyclic garbage collector paused. 10,000 objects make over a hundred
-    thousand dicts, lists and records, none of them in a cycle; with the collector on they trigger
-    collections that walk them again and again (BENCHMARKS.md, "Plan at scale", has the numbers).
-    The collector walks them once after it resumes; that single pass is the caller's normal cost.
-    """
-    kinds, loads, mark = _KINDS, orjson.loads, _SECRET_MARK
-    dependencies: dict[str, tuple[Address, ...]] = {"[]": ()}  # few distinct lists, shared by many rows
-    result: dict[Address, StoredObject] = {}
-    for text, kind, body, depends_on, version, updated_at, updated_by in rows:
-        address = Address(kinds[kind], text[len(kind) + 1 :])
-        data = loads(body)
-        if mark in body:  # only bodies with Secret leaves need a second walk
-            data = _revive_secrets(data)
-        deps = dependencies.get(depends_on)
-        if deps is None:
-            deps = dependencies[depends_on] = tuple(map(Address.parse, loads(depends_on)))
-        result[address] = StoredObject(Resource(address, data, deps), version, updated_at, updated_by)
-    return result
-
-
-def _revive_secrets(value: Any) -> Any:
-    """:func:`~reconciler.objects.decode_body` done in place, for a value fresh from ``orjson.loads``.
-
-    Nothing else holds that value, so replacing the ``{"$secret": ...}`` leaves where they stand
-    avoids copying every container. The contract's round-trip tests (one a property test) pin it
-    to encode_body.
-    """
-    if type(value) is dict:
-        if len(value) == 1 and SECRET_KEY in value:
-            inner = value[SECRET_KEY]
-            return Secret(template=inner["template"], fingerprint=inner["fingerprint"])
-        for key, item in value.items():
-            if type(item) is dict or type(item) is list:
-                value[key] = _revive_secrets(item)
-    elif type(value) is list:
-        for index, item in enumerate(value):
-            if type(item) is dict or type(item) is list:
-                value[index] = _revive_secrets(item)
-    return value
-
-
-def _history_from_row(row: Row[Any]) -> HistoryEntry:
-    m = row._mapping
-    return HistoryEntry(
-        serial=m["serial"],
-        applied_at=m["applied_at"],
-        user=m["applied_by"],
-        host=m["host"],
-        commit=m["git_commit"],
-        summary=orjson.loads(m["summary"]),
-        changes=tuple(orjson.loads(m["changes"])),
-        id=m["id"],
-    )
-
-
-_RUN_JSON = ("parameters", "job_variables")
-_RUN_FIELDS = (
-    "id",
-    "deployment",
-    "pool",
-    "pool_type",
-    "state",
-    "reason",
-    "idempotency_key",
-    "infrastructure_id",
-    "exit_code",
-    "message",
-    "log_path",
-    "created_at",
-    "scheduled_for",
-    "started_at",
-    "ended_at",
-    "version",
-    "waiting",
-)
-
-
-def _run_to_row(run: RunRecord) -> dict[str, Any]:
-    row = {name: getattr(run, name) for name in _RUN_FIELDS}
-    row["state"] = RunState(run.state).value
-    for name in _RUN_JSON:
-        row[name] = _dumps(encode_body(getattr(run, name)), what=f"run {run.id} {name}")
-    return row
-
-
-def _run_from_row(row: Row[Any]) -> RunRecord:
-    m = row._mapping
-    fields: dict[str, Any] = {name: m[name] for name in _RUN_FIELDS}
-    fields["state"] = RunState(m["state"])
-    for name in _RUN_JSON:
-        fields[name] = decode_body(orjson.loads(m[name]))
-    return RunRecord(**fields)
-
-
-def _dumps(value: Any, *, what: str) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError) as err:
-        raise StateError(f"cannot store {what}: not JSON-shaped ({err})") from None
-
-
-def _default_actor() -> str:
-    """Who writes when no lock names a holder: ``user@host``, as the history shows it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no USER/LOGNAME (slim containers)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+        if self._reader is not None:
+            self._reader.close()
+        if "_db" in self.__dict__:
+            self._db.close()
