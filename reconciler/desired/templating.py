@@ -15,9 +15,11 @@ the same place. What happens to the value then:
   schedules, work pool and queue names, triggers, run_on rules) the value shapes what the plan shows
   and does, so a placeholder there must be public.
 * **The reconciler's own configuration is out of reach.** :data:`RESERVED_ENV` names the variables
-  that configure this tool, Prefect's API access, the CI runner and the cloud SDKs; a placeholder
-  naming one is an error wherever it is (pull steps included), so a pull request can never copy
-  the state URL, an API key, the GitHub token or cloud credentials into an object.
+  that configure this tool and Prefect's API access, the CI runner's internals, and the credentials
+  of GitHub, Prefect and the cloud SDKs; a placeholder naming one is an error wherever it is (pull
+  steps included), so a pull request can never copy the state URL, an API key, the GitHub token or
+  cloud credentials into an object. Public context such as ``GITHUB_SHA`` or ``AWS_REGION`` stays
+  readable (and sensitive unless listed as public), as real ``prefect.yaml`` files use it.
 * **Unset variables.** At ``plan``/``apply`` (``strict``) an unset variable is an error at the
   placeholder; under ``validate`` it is a warning ("not checked: $X unset") and the value is left
   unchecked.
@@ -50,23 +52,25 @@ _STEP_OUTPUT = re.compile(r"^\s*([A-Za-z0-9][\w\-]*)\.[\w\-\.]+\s*$")
 _NOT_STEPS = frozenset({"prefect", "ctx", "flow_run", "flow", "deployment"})
 
 
+_CREDENTIAL_WORDS = (
+    "TOKEN", "SECRET", "KEY", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "CERTIFICATE", "SESSION",
+    "SERVICE_ACCOUNT", "PRIVATE",
+)  # fmt: skip
+_CREDENTIAL_NAMESPACES = ("GITHUB_", "GH_", "AWS_", "AZURE_", "ARM_", "GOOGLE_", "GCP_", "CLOUDSDK_")
+
 RESERVED_ENV: tuple[str, ...] = (
     "RECONCILE_*",  # this tool: the state URL, debug and public-name settings
     "PREFECT_API_*",  # Prefect's API URL, key, auth string, TLS settings
-    "PREFECT_*KEY*",  # any other Prefect key or auth setting
-    "PREFECT_*AUTH*",
-    "GITHUB_*",  # the Action: GITHUB_TOKEN and the workflow's context
-    "GH_*",  # the GitHub CLI's token (GH_TOKEN)
-    "ACTIONS_*",  # the runner's cache and OIDC request tokens
+    *(f"PREFECT_*{word}*" for word in _CREDENTIAL_WORDS),  # any other Prefect credential
+    "ACTIONS_*",  # the Actions runner's cache, results and OIDC request tokens and URLs
     "RUNNER_*",
-    "AWS_*",  # cloud SDK credentials and configuration the launchers use
-    "AZURE_*",
-    "ARM_*",
-    "GOOGLE_*",
-    "GCP_*",
-    "CLOUDSDK_*",
+    # GitHub's and the cloud SDKs' credentials (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, AZURE_CLIENT_SECRET,
+    # GOOGLE_APPLICATION_CREDENTIALS, ...); their other variables (GITHUB_SHA, AWS_REGION) stay readable
+    *(f"{space}*{word}*" for space in _CREDENTIAL_NAMESPACES for word in _CREDENTIAL_WORDS),
 )
-"""Environment variables no placeholder may read (shell patterns, any case)."""
+"""Environment variables no placeholder may read (shell patterns, any case): the reconciler's own
+configuration, the CI runner's internals, and every credential in GitHub's, Prefect's and the cloud
+SDKs' namespaces."""
 
 _RESERVED = re.compile("|".join(fnmatch.translate(p) for p in RESERVED_ENV), re.IGNORECASE)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -237,3 +237,25 @@ def test_hidden_values_are_cut_from_every_message() -> None:
     assert resolver.redact("got 'long-hidden-value' here", elsewhere) == "got '{{ $LONG }}' here"
     assert resolver.redact("deployments[0] got 0", ("a", "c")) == "deployments[0] got {{ $SHORT }}"
     assert resolver.redact("deployments[0] got 0", elsewhere) == "deployments[0] got 0"
+
+
+def test_public_context_real_files_use_stays_readable(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "p",
+        """
+        pull:
+          - prefect.deployments.steps.git_clone:
+              repository: https://github.com/acme/flows
+              commit_sha: "{{ $GITHUB_SHA }}"
+        deployments:
+          - name: greet
+            entrypoint: flows/hello.py:hello
+            version: "{{ $GITHUB_SHA }}"
+            parameters: {region: "{{ $AWS_REGION }}"}
+        """,
+    )
+    env = {"GITHUB_SHA": "0123abc" * 5, "AWS_REGION": "eu-west-1"}
+    result = run_cli("-C", str(project), "plan", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "0123abc" not in result.stdout and "eu-west-1" not in result.stdout  # sensitive by default
+    assert "version = (sensitive)" in result.stdout
