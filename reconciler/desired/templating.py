@@ -281,13 +281,14 @@ class EnvResolver:
         self.sources[path] = EnvSource(template=text, value=value, public=public)
         if not public and not is_secret_capable(path):
             hidden = ", ".join(f"${n}" for n in names if n not in self.public)
-            self.problems.append(
-                Problem(
-                    path,
-                    f"{hidden} is not a public environment variable, and this field is shown as it "
-                    "is in plans: allow it with --public-env (or RECONCILE_PUBLIC_ENV) if its value "
-                    "may be shown, else write the value in the file",
-                )
+            message = (
+                f"{hidden} is not a public environment variable, and this field is shown as it "
+                "is in plans: allow it with --public-env (or RECONCILE_PUBLIC_ENV) if its value "
+                "may be shown, else write the value in the file"
+            )
+            # validate shows no value: there it is a warning (plan and apply refuse it)
+            (self.problems if self.strict else self.warnings).append(
+                Problem(path, message if self.strict else f"warning: {message}")
             )
         return value
 

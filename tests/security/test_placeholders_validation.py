@@ -138,3 +138,23 @@ def test_validate_still_reports_real_problems_next_to_unchecked_placeholders(tmp
         _load(root, {}, strict_env=False)
     assert str(caught.value).startswith("prefect.yaml:5:")
     assert "invalid cron expression" in str(caught.value)
+
+
+def test_validate_warns_about_a_value_plan_will_refuse_to_show(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """
+        deployments:
+          - name: greet
+            entrypoint: flows/hello.py:hello
+            tags: ["{{ $TEAM }}"]
+        """,
+    )
+    checked = _load(root, {"TEAM": "data"}, strict_env=False)
+    assert checked.warnings == (
+        "prefect.yaml:4:12: warning: $TEAM is not a public environment variable, and this field is shown "
+        "as it is in plans: allow it with --public-env (or RECONCILE_PUBLIC_ENV) if its value may be "
+        "shown, else write the value in the file",
+    )
+    with pytest.raises(SpecError, match=r"^prefect\.yaml:4:12: \$TEAM is not a public"):
+        _load(root, {"TEAM": "data"}, strict_env=True)
