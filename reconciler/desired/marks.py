@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.desired.yamlfile import Path
+from reconciler.desired.yamlfile import Path, reference_loader
 from reconciler.errors import Diagnostic
 
 Position = tuple[int, int]
@@ -181,7 +181,7 @@ def _index_with_pyyaml(text: str) -> dict[Path, tuple[Position, Position]]:
     """Every key and value position from PyYAML's node graph (merge keys resolved like Prefect's)."""
     index: dict[Path, tuple[Position, Position]] = {}
     try:
-        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        root = yaml.compose(text, Loader=reference_loader(text))
     except yaml.YAMLError:
         return index
     stack: list[tuple[yaml.Node | None, Path]] = [(root, ())]

@@ -169,7 +169,7 @@ def _refuse_unacceptable_characters(text: str, *, file: str) -> None:
 
 def _parse_pyyaml(text: str, *, file: str) -> Any:
     """The reference parse (PyYAML, as Prefect): one compose, the shape checks, one construct."""
-    loader = _reference_loader(text)(text)
+    loader = reference_loader(text)(text)
     try:
         root = loader.get_single_node()
         if root is None:
@@ -192,7 +192,7 @@ def _parse_pyyaml(text: str, *, file: str) -> Any:
         loader.dispose()
 
 
-def _reference_loader(text: str) -> type[yaml.SafeLoader] | Any:
+def reference_loader(text: str) -> type[yaml.SafeLoader] | Any:
     """PyYAML's own ``SafeLoader``, which is what Prefect's ``yaml.safe_load`` uses, for every file of
     ordinary size (<= 64 KB: 0.1 s at most). libyaml's loader (~5x faster) only reads larger files,
     and only when they have none of the constructs where the two were found to differ (a bare ``!``
@@ -359,7 +359,7 @@ def key_as_written(text: str, path: Path, key: Any) -> str | None:
     """How the non-string ``key`` of the mapping at ``path`` is written (``on`` for True), so its
     line can be found. Error path only: composes the text once more with PyYAML."""
     try:
-        node: yaml.Node | None = yaml.compose(text, Loader=_reference_loader(text))
+        node: yaml.Node | None = yaml.compose(text, Loader=reference_loader(text))
     except yaml.YAMLError:
         return None
     for part in path:
