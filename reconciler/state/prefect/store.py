@@ -49,7 +49,7 @@ from reconciler.state.prefect.inventory import (
     shard_index,
 )
 from reconciler.state.prefect.objects import ServerObjects
-from reconciler.state.prefect.owners import OwnerRecords
+from reconciler.state.prefect.owners import RECORDED, OwnerRecords
 from reconciler.state.prefect.variables import InventoryVariables
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class PrefectStore:
         self._names = Names(project)
         self._objects = ServerObjects(self._client, marker=self._names.marker)
         self._owners = OwnerRecords(self._client, project=project, marker=self._names.marker)
+        self._unmanaged: set[Address] = set()  # found by claims(): exists, managed by no project
         self._looked_up: set[Address] = set()  # asked about by claims(): what exists there is known
         self._lease_policy = lease_policy
         self._write_lock_timeout = write_lock_timeout
@@ -123,6 +124,8 @@ class PrefectStore:
             for address, (server, raw) in self._objects.read(entries).items():
                 objects[address] = self._stored(key, address, entries[address], server, raw)
         self._objects.fresh = self._held > 0
+        if self._held:  # an apply: pools and blocks managed before ownership records get theirs
+            self._backfill_owners([a for a in objects if a.kind in RECORDED])
         self._live = {a: o.resource.body for a, o in objects.items()}
         return LiveState(
             url=self.url, serial=serial, objects=objects, last_commit=head.last_commit if head else None
@@ -141,6 +144,8 @@ class PrefectStore:
         wanted = [a for a in addresses if a not in self._entries]
         found = self._objects.claims(wanted, self._owners.owners(wanted))
         self._looked_up.update(wanted)
+        self._unmanaged.difference_update(wanted)
+        self._unmanaged.update(a for a, c in found.items() if c.owner is None)
         return {a: c for a, c in found.items() if c.owner != self.project}
 
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
@@ -172,9 +177,14 @@ class PrefectStore:
                     actual = None  # deleted (or untagged) on the server: a create makes it ours again
                 if actual != item.expected_version:
                     raise StaleVersion(str(item.address), item.expected_version, actual)
-            for item, entry in zip(writes, entries, strict=True):  # pools and blocks: ours, or refused
-                if item.resource is not None and entry is None:
-                    self._owners.claim(item.address)
+            creates = [w.address for w, e in zip(writes, entries, strict=True) if w.resource and e is None]
+            unknown = [a for a in creates if a not in self._looked_up]
+            foreign = {a: c.owner for a, c in self.claims(unknown).items() if c.owner} if unknown else {}
+            if foreign:  # a saved plan made before another project took them: nothing is written
+                listed = ", ".join(f"{a} (project {o!r})" for a, o in sorted(foreign.items()))
+                raise StateError(f"managed by another project, nothing was written: {listed}")
+            for address in creates:  # pools and blocks: recorded as ours, or refused
+                self._owners.claim(address)
             key = bytes.fromhex(head.key)
             with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(writes)))) as pool:
                 futures = [
@@ -402,29 +412,31 @@ class PrefectStore:
             drifted_at=updated if drifted else None,
         )
 
+    def _backfill_owners(self, addresses: list[Address]) -> None:
+        """Record this project as the owner of its pools and blocks that have no record yet (one
+        filter call when all have one). A record of another project's is left alone and logged."""
+        if not addresses:
+            return
+        recorded = self._owners.owners(addresses)
+        for address in addresses:
+            owner = recorded.get(address)
+            if owner is None:
+                self._owners.claim(address)
+            elif owner != self.project:
+                log.warning("%s is recorded as managed by project %r too", address, owner)
+
     def _adopting(self, address: Address, entry: Entry | None) -> Any:
         """The raw body of the existing object a write takes over (a create over an object no project
-        manages) or keeps adopted (an adopted entry); None for a plain create or a managed object.
-        Known from :meth:`claims` when the plan asked under this lease, else read fresh; blocks are
-        always read fresh, with their secret values (the plan saw only the UI's ``********``)."""
+        manages, found by :meth:`claims`) or keeps adopted (an adopted entry); None otherwise. Blocks
+        are read again, with their secret values (claims saw only the UI's ``********``)."""
         if entry is not None:
             if not entry.adopted:
                 return None
-            server = self._objects.before_write(address)
-        elif address in self._looked_up and address.kind is not Kind.BLOCK:
-            server = self._objects.seen(address)
-        else:
-            server = self._objects.current(address)
-        if server is None:
+            self._objects.before_write(address)
+        elif address not in self._unmanaged:
             return None
-        if entry is None and address.kind is Kind.DEPLOYMENT:
-            tags = server.get("tags") or ()
-            if self._names.marker in tags:
-                return None  # ours already (its inventory record was lost): a plain write converges
-            foreign = [t for t in tags if t.startswith("managed-by:prefect-reconciler/")]
-            if foreign:
-                owner = foreign[0].split("/", 1)[1]
-                raise StateError(f"{address} is managed by project {owner!r}: nothing was written to it")
+        elif address.kind is Kind.BLOCK:
+            self._objects.current(address)
         mapped = self._objects.map(address, entry)
         return mapped[1] if mapped is not None else None
 
