@@ -256,12 +256,13 @@ def _index(node: ast.Module, file: str, package: str | None) -> _Module:
     classes: dict[str, dict[str, FlowInfo]] = {}
     imports: dict[str, tuple[str, int, str]] = {}
     constants: dict[str, str] = {}  # module-level string constants, for @flow(name=NAME)
+    decorators = _flow_decorators(node.body)
     for stmt in _module_level(node.body):
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            functions[stmt.name] = _info(stmt, file, constants)
+            functions[stmt.name] = _info(stmt, file, constants, decorators)
         elif isinstance(stmt, ast.ClassDef):
             classes[stmt.name] = {
-                item.name: _info(item, file, constants)
+                item.name: _info(item, file, constants, decorators)
                 for item in stmt.body
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
             }
@@ -276,7 +277,7 @@ def _index(node: ast.Module, file: str, package: str | None) -> _Module:
                 text = _string(stmt.value, constants)
                 if isinstance(text, str):
                     constants[target] = text
-                made = _assigned_flow(stmt.value, functions, constants)
+                made = _assigned_flow(stmt.value, functions, constants, decorators)
                 if made is not None:
                     functions[target] = made
     return _Module(file, package, functions, classes, imports)
@@ -315,7 +316,7 @@ def _string(value: ast.expr, constants: dict[str, str]) -> str | _Computed:
 
 
 def _assigned_flow(
-    value: ast.expr, functions: dict[str, FlowInfo], constants: dict[str, str]
+    value: ast.expr, functions: dict[str, FlowInfo], constants: dict[str, str], decorators: frozenset[str]
 ) -> FlowInfo | None:
     """A flow made by assignment from a function defined above: ``f = flow(g)``,
     ``f = flow(name="x")(g)``, ``f = g.with_options(name="x")`` or ``f = g``; None otherwise."""
@@ -329,9 +330,9 @@ def _assigned_flow(
         name = _name_keyword(value.keywords, constants)
         return None if base is None else _renamed(base, name, value.lineno, is_flow=base.is_flow)
     keywords = list(value.keywords)
-    if isinstance(func, ast.Call) and _dotted_name(func.func) in _FLOW_DECORATORS:
+    if isinstance(func, ast.Call) and _dotted_name(func.func) in decorators:
         keywords = list(func.keywords)
-    elif _dotted_name(func) not in _FLOW_DECORATORS:
+    elif _dotted_name(func) not in decorators:
         return None
     if len(value.args) != 1 or not isinstance(value.args[0], ast.Name):
         return None
@@ -382,11 +383,28 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _module_level(stmt.body)
 
 
-def _info(node: ast.FunctionDef | ast.AsyncFunctionDef, file: str, constants: dict[str, str]) -> FlowInfo:
+def _flow_decorators(body: list[ast.stmt]) -> frozenset[str]:
+    """How this module spells Prefect's ``flow``: ``flow``, ``prefect.flow``, and any import alias
+    (``from prefect import flow as task_flow``, ``import prefect as pf`` then ``pf.flow``)."""
+    names = set(_FLOW_DECORATORS)
+    for stmt in _module_level(body):
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "prefect" and not stmt.level:
+            names.update(a.asname or a.name for a in stmt.names if a.name == "flow")
+        elif isinstance(stmt, ast.Import):
+            names.update(f"{a.asname}.flow" for a in stmt.names if a.name == "prefect" and a.asname)
+    return frozenset(names)
+
+
+def _info(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    file: str,
+    constants: dict[str, str],
+    decorators: frozenset[str],
+) -> FlowInfo:
     is_flow, name, line = False, None, node.lineno
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if _dotted_name(target) in _FLOW_DECORATORS:  # @flow, @flow(...), @prefect.flow(...)
+        if _dotted_name(target) in decorators:  # @flow, @flow(...), @prefect.flow(...), aliases
             is_flow = True
             name = _name_keyword(decorator.keywords, constants) if isinstance(decorator, ast.Call) else None
             if name is not None:

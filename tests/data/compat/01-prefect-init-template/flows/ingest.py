@@ -2,5 +2,5 @@ from prefect import flow
 
 
 @flow
-def ingest(day: str = 'today'):
+def ingest(day: str = "today"):
     return None

@@ -2,5 +2,5 @@ from prefect import flow
 
 
 @flow
-def sales(env: str = 'dev'):
+def sales(env: str = "dev"):
     return None

@@ -2,5 +2,5 @@ from prefect import flow
 
 
 @flow
-def stock(env: str = 'dev'):
+def stock(env: str = "dev"):
     return None

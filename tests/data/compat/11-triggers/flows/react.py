@@ -2,5 +2,5 @@ from prefect import flow
 
 
 @flow
-def react(key: str = ''):
+def react(key: str = ""):
     return None

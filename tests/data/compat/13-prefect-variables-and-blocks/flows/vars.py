@@ -2,5 +2,5 @@ from prefect import flow
 
 
 @flow
-def with_vars(threshold: str = '0'):
+def with_vars(threshold: str = "0"):
     return None

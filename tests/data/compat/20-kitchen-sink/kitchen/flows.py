@@ -2,6 +2,6 @@ from prefect import flow
 
 
 @flow
-def everything(mode: str = 'quick', retries: int = 0):
+def everything(mode: str = "quick", retries: int = 0):
     """Do everything."""
     return None

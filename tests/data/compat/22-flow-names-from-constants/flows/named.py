@@ -1,4 +1,6 @@
+import prefect as pf
 from prefect import flow
+from prefect import flow as prefect_flow
 
 TEAM = "billing"
 FLOW_NAME = "invoices-daily"
@@ -17,4 +19,14 @@ def by_fstring() -> None:
 
 @flow(name=PREFIX + "refunds")
 def by_concatenation() -> None:
+    return None
+
+
+@prefect_flow(name="aliased-decorator")
+def by_alias() -> None:
+    return None
+
+
+@pf.flow(name=TEAM + "-module-alias")
+def by_module_alias() -> None:
     return None

@@ -3,4 +3,4 @@ import prefect
 
 @prefect.flow(log_prints=True)
 def other():
-    print('hi')
+    print("hi")
