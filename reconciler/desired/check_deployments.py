@@ -46,6 +46,9 @@ class DeploymentChecks:
         def _claim(self, address: Address, path: Path) -> bool: ...
         def _text(self, value: Any, path: Path) -> str | None: ...
         def _references(self, value: Any, path: Path, *, has_blocks: bool) -> list[Address]: ...
+        def _local_directory(
+            self, pool_type: pooltypes.PoolType, variables: Mapping[str, Any], path: Path
+        ) -> None: ...
         def _model(self, model: type[Schedule], raw: Any, path: Path, bad: set[Path]) -> Schedule | None: ...
 
         problems: list[tuple[Path, str, bool]]
@@ -164,6 +167,12 @@ class DeploymentChecks:
             "pull_steps": pull,
             "triggers": canonical.plain(dep.triggers or []),
         }
+        if body["enforce_parameter_schema"] and body["parameter_openapi_schema"]:
+            schema = body["parameter_openapi_schema"]
+            for key, found in parameters.problems(schema, body["parameters"], require=False):
+                where = (*base, "parameters", key) if key is not None else (*base, "parameters")
+                message = f"warning: deployment {dep.name!r}: {found} (its runs will be refused)"
+                self.warnings.append((where, message))
         self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
         self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
 
@@ -256,10 +265,15 @@ class DeploymentChecks:
         resolved = canonical.plain(self.resolver.resolve(variables, jv_path))
         if pool_type is not None:
             resolved = canonical.coerce(resolved, pool_type.variables)
+            self._local_directory(pool_type, resolved, jv_path)
+        queue_path = (*base, "work_pool", "work_queue_name")
+        queue = self._text(ref.work_queue_name, queue_path)
+        if queue is not None and queue != ref.work_queue_name and problem(queue, NameKind.WORK_QUEUE):
+            # the value comes from the environment: say what is wrong, never what it is
+            self.error(queue_path, "the work queue name this placeholder gives breaks the rules of names")
         body = {
             "name": pool_name,
-            "work_queue_name": self._text(ref.work_queue_name, (*base, "work_pool", "work_queue_name"))
-            or "default",
+            "work_queue_name": queue or "default",
             "job_variables": resolved,
         }
         return body, depends

@@ -27,14 +27,17 @@ import ast
 import builtins
 import copy
 import dataclasses
+import difflib
 import enum
 import importlib
 import inspect
+import json
 import logging
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import jsonschema_rs
 import pydantic
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -42,6 +45,8 @@ from pydantic_core import core_schema
 
 from reconciler.desired.flows import FlowInfo
 from reconciler.desired.source import SourceTree
+from reconciler.objects import iter_secrets
+from reconciler.pooltypes.base import schema_message
 
 Json = Any
 
@@ -135,16 +140,19 @@ class _EmptyForUserClasses(GenerateJsonSchema):
 
 
 def schema_of(tree: SourceTree, info: FlowInfo) -> dict[str, Json]:
-    """The parameter schema Prefect computes for the flow ``info`` names (an empty one if the function
-    cannot be read again: the loader has already reported that)."""
+    """The parameter schema Prefect computes for the flow ``info`` names; ``{}`` (no schema: runs are
+    not checked) if the function cannot be read again (the loader has reported why) or rebuilt."""
     try:
         key: object = (tree.cache_key(info.file), info.function)
     except (OSError, ValueError):
-        return empty_schema()
+        return {}
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
-        _CACHE[key] = _read_schema(tree, info)
+        try:
+            _CACHE[key] = _read_schema(tree, info)
+        except Exception:  # a construct not foreseen must not stop a plan: no schema, as before
+            _CACHE[key] = {}
     return copy.deepcopy(_CACHE[key])
 
 
@@ -152,15 +160,11 @@ def _read_schema(tree: SourceTree, info: FlowInfo) -> dict[str, Json]:
     try:
         module = ast.parse(tree.read_text(info.file))
     except (OSError, SyntaxError, ValueError):
-        return empty_schema()
+        return {}
     function = _function(module, info.function)
     if function is None:
-        return empty_schema()
+        return {}
     return function_schema(module, function)
-
-
-def empty_schema() -> dict[str, Json]:
-    return {"title": "Parameters", "type": "object", "properties": {}}
 
 
 def function_schema(module: ast.Module, function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, Json]:
@@ -612,3 +616,56 @@ def _rebuilt(value: Any) -> bool:
 
 def _is_typeddict(value: Any) -> bool:
     return isinstance(value, type) and typing.is_typeddict(value)
+
+
+# -- checking parameters against a schema ------------------------------------------------------------
+
+
+def problems(
+    schema: Mapping[str, Any], parameters: Mapping[str, Any], *, require: bool
+) -> list[tuple[str | None, str]]:
+    """What the flow's call or Prefect's server would refuse in ``parameters``: (the parameter, a
+    sentence) each.
+
+    Beyond the schema itself (which the server checks): a name the flow does not take (unless its
+    last parameter may be ``**kwargs``) and, with ``require``, a required parameter left out (a run
+    needs them all; a deployment's own may leave some to the run). Values resolved when the run
+    starts (Secrets, Prefect's ``__prefect_kind`` values) are not type-checked.
+    """
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    found: list[tuple[str | None, str]] = []
+    open_ended = _may_take_any_keyword(properties)
+    for key in parameters:
+        if key not in properties and not open_ended:
+            hint = difflib.get_close_matches(key, list(properties), n=1)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            takes = ", ".join(sorted(properties)) or "no parameters"
+            found.append((key, f"unknown parameter {key!r}{tip}; the flow takes: {takes}"))
+    if require:
+        missing = [key for key in schema.get("required") or () if key not in parameters]
+        found.extend((None, f"missing required parameter {key!r}") for key in missing)
+    checked = {k: v for k, v in parameters.items() if k in properties and _checkable(v)}
+    validator = jsonschema_rs.Draft202012Validator(json.loads(json.dumps({**schema, "required": []})))
+    for error in validator.iter_errors(checked):
+        message = schema_message(error, schema)
+        where = error.instance_path[0] if error.instance_path else None
+        found.append((str(where) if where is not None else None, f"parameter {message}"))
+    return found
+
+
+def _may_take_any_keyword(properties: Mapping[str, Any]) -> bool:
+    """Whether the last parameter may be ``**kwargs`` (Prefect gathers unknown names into it).
+
+    The schema shows ``**kwargs`` as an object parameter defaulting to ``{}`` in the last position,
+    exactly as it shows such a keyword parameter: both are given the benefit of the doubt.
+    """
+    if not properties:
+        return False
+    last = max(properties.values(), key=lambda p: p.get("position", -1) if isinstance(p, Mapping) else -1)
+    return isinstance(last, Mapping) and last.get("type") == "object" and last.get("default") == {}
+
+
+def _checkable(value: Any) -> bool:
+    if next(iter_secrets(value), None) is not None:
+        return False
+    return not (isinstance(value, Mapping) and "__prefect_kind" in value)

@@ -83,3 +83,25 @@ def test_schema_off_or_kwargs_flow_accepts_other_names(project: Path) -> None:
     )
     assert "unknown parameter" not in extra.stderr, extra.stderr
     assert any(r["deployment"] == "anything/open" for r in runs_of(project))
+
+
+def test_validate_warns_at_the_line_of_a_parameter_the_flow_refuses(tmp_path: Path) -> None:
+    text = """
+name: warn
+work_pools:
+  - name: local
+    type: process
+deployments:
+  - name: d
+    entrypoint: flows/hello.py:hello
+    parameters:
+      times: abc
+      colour: red
+    work_pool: {name: local}
+"""
+    root = make_project(tmp_path / "p", text, FLOWS)
+    result = run_cli("-C", str(root), "validate")
+    assert result.returncode == 0, result.stderr  # Prefect accepts the file: so do we, with a warning
+    output = result.stdout + result.stderr
+    assert "prefect.yaml:9:" in output and "parameter times: expected integer, got string" in output, output
+    assert "unknown parameter 'colour'" in output
