@@ -7,12 +7,14 @@ A mixin of the loader's ``_Loader``: it reads the loader's state (``resources``,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 from reconciler import pooltypes
 from reconciler.desired import canonical, templating
 from reconciler.desired.desired import Reference
 from reconciler.desired.models import Block, WorkPool
+from reconciler.desired.source import OutsideProject, SourceTree, confine
 from reconciler.desired.yamlfile import Path
 from reconciler.objects import Address, Resource
 
@@ -20,6 +22,7 @@ from reconciler.objects import Address, Resource
 class PoolAndBlockChecks:
     """Blocks and work pools: types, names, credentials references, secrets, templates."""
 
+    tree: SourceTree
     resources: dict[Address, Resource]
     resolver: templating.EnvResolver
     pool_types: dict[str, pooltypes.PoolType]
@@ -103,6 +106,7 @@ class PoolAndBlockChecks:
             else:
                 variables[name] = self.resolver.resolve(value, (*jv_path, name))
         variables = canonical.coerce(canonical.plain(variables), pool_type.variables)
+        self._local_directory(pool_type, variables, jv_path)
         body = {
             "type": pool.type,
             "description": pool.description,
@@ -149,6 +153,19 @@ class PoolAndBlockChecks:
             else:
                 self.references.append(Reference(address, path))
         return addresses
+
+    def _local_directory(
+        self, pool_type: pooltypes.PoolType, variables: Mapping[str, Any], path: Path
+    ) -> None:
+        """A local pool runs its jobs in ``working_dir``, relative to the project: it must stay inside
+        the project's tree like every file the file names (a placeholder is checked when launched)."""
+        value = variables.get("working_dir")
+        if pool_type.launcher != "process" or not isinstance(value, str) or not value or "{{" in value:
+            return
+        try:
+            confine(FsPath(self.tree.root), value)
+        except OutsideProject as exc:
+            self.error((*path, "working_dir"), f"working_dir {exc}")
 
     def _check_template(self, template: dict[str, Any], path: Path) -> bool:
         """What Prefect's server checks (else 422): every placeholder in job_configuration is a variable."""

@@ -181,3 +181,22 @@ def test_reading_a_git_ref_keeps_the_same_rule(tmp_path: Path) -> None:
         in result.stderr
     )
     assert "outside_secret_function_name" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["pool", "deployment"])
+def test_a_local_working_dir_outside_the_project_is_refused_at_validate(
+    layout: tuple[Path, Path], where: str
+) -> None:
+    project, outside = layout
+    pool_vars = "{working_dir: ../outside}" if where == "pool" else "{}"
+    dep_vars = "{working_dir: ../outside}" if where == "deployment" else "{}"
+    (project / "prefect.yaml").write_text(
+        f"work_pools:\n  - {{name: local, type: process, job_variables: {pool_vars}}}\n"
+        "deployments:\n  - name: d\n    entrypoint: flows/hello.py:hello\n"
+        f"    work_pool: {{name: local, job_variables: {dep_vars}}}\n"
+    )
+    result = run_cli("-C", str(project), "validate")
+    assert result.returncode == 1
+    assert "working_dir ../outside is outside the project directory" in result.stderr
+    line = 2 if where == "pool" else 6
+    assert result.stderr.startswith(f"prefect.yaml:{line}:"), result.stderr
