@@ -645,12 +645,27 @@ def problems(
         missing = [key for key in schema.get("required") or () if key not in parameters]
         found.extend((None, f"missing required parameter {key!r}") for key in missing)
     checked = {k: v for k, v in parameters.items() if k in properties and _checkable(v)}
-    validator = jsonschema_rs.Draft202012Validator(json.loads(json.dumps({**schema, "required": []})))
-    for error in validator.iter_errors(checked):
+    if not checked:
+        return found
+    for error in _validator(schema).iter_errors(checked):
         message = schema_message(error, schema)
         where = error.instance_path[0] if error.instance_path else None
         found.append((str(where) if where is not None else None, f"parameter {message}"))
     return found
+
+
+_VALIDATORS: dict[str, Any] = {}  # by schema text: deployments of one flow share one validator
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """A validator of the schema without its ``required`` (checked separately, with better words)."""
+    text = json.dumps({**schema, "required": []}, sort_keys=True)
+    validator = _VALIDATORS.get(text)
+    if validator is None:
+        if len(_VALIDATORS) >= _CACHE_SIZE:
+            _VALIDATORS.clear()
+        validator = _VALIDATORS[text] = jsonschema_rs.Draft202012Validator(json.loads(text))
+    return validator
 
 
 def _may_take_any_keyword(properties: Mapping[str, Any]) -> bool:
