@@ -13,10 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import desired as desired_state
 from reconciler.desired import flows
-from reconciler.desired.source import OutsideProject
+from reconciler.desired.source import OutsideProject, confine_posix
 from tests.helpers import make_project, run_cli
 
 OUTSIDE = "def outside_secret_function_name():\n    pass\n"
@@ -187,7 +189,7 @@ def test_reading_a_git_ref_keeps_the_same_rule(tmp_path: Path) -> None:
 def test_a_local_working_dir_outside_the_project_is_refused_at_validate(
     layout: tuple[Path, Path], where: str
 ) -> None:
-    project, outside = layout
+    project, _outside = layout
     pool_vars = "{working_dir: ../outside}" if where == "pool" else "{}"
     dep_vars = "{working_dir: ../outside}" if where == "deployment" else "{}"
     (project / "prefect.yaml").write_text(
@@ -200,3 +202,36 @@ def test_a_local_working_dir_outside_the_project_is_refused_at_validate(
     assert "working_dir ../outside is outside the project directory" in result.stderr
     line = 2 if where == "pool" else 6
     assert result.stderr.startswith(f"prefect.yaml:{line}:"), result.stderr
+
+
+_PARTS = st.sampled_from(["..", ".", "flows", "hello.py", "link", "out", "", "/"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PARTS, min_size=1, max_size=6))
+def test_every_path_resolves_inside_or_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str]
+) -> None:
+    """Whatever path a file names (absolute, climbing, through symlinks), the tree either gives a
+    file inside the boundary or refuses it; the Git form agrees on paths without symlinks."""
+    base = tmp_path_factory.getbasetemp() / "prop"
+    project = base / "proj"
+    if not project.exists():
+        (project / "flows").mkdir(parents=True)
+        (project / "flows" / "hello.py").write_text(FLOW)
+        (base / "out").mkdir()
+        (project / "link").symlink_to(base / "out", target_is_directory=True)
+    relpath = "/".join(parts)
+    tree = desired_state.WorkingTree(project)
+    try:
+        resolved = tree.path(relpath)
+    except OutsideProject:
+        resolved = None
+    if resolved is not None:
+        assert resolved.is_relative_to(project.resolve())
+    if "link" not in parts:
+        try:
+            inside_git = confine_posix("", relpath)
+        except OutsideProject:
+            inside_git = None
+        assert (inside_git is None) == (resolved is None), relpath
