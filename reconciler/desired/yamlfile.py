@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -111,6 +112,7 @@ def needs_yaml11(text: str) -> bool:
 def parse(text: str, *, file: str) -> Any:
     """The document as Prefect would load it; a syntax error raises SpecError with its location."""
     _refuse_unacceptable_characters(text, file=file)
+    _refuse_deep_nesting(text, file=file)
     if not needs_yaml11(text):
         fast = _parse_fast(text)
         if fast is not _FALL_BACK:
@@ -146,6 +148,44 @@ def _parse_fast(text: str) -> Any:
     except TypeError:  # a non-string key, or nesting deeper than MAX_DEPTH
         return _FALL_BACK
     return data
+
+
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # opening +1, closing -1 (after -1)
+_BLOCK_PREFIX = re.compile(rb"^[ \t]*(?:[-?:][ \t]+)*", re.M)
+
+
+def _refuse_deep_nesting(text: str, *, file: str) -> None:
+    """Nesting deeper than MAX_DEPTH, refused before any parser sees it: PyYAML's composer and
+    libyaml's are recursive, so a few thousand ``[`` end in a RecursionError or a crashed process.
+
+    A cheap upper bound from the text (flow brackets, indentation and block indicators) settles
+    almost every file; only a file whose bound exceeds the limit is walked as an event stream (PyYAML's
+    parser keeps its own stack, it never recurses), which finds the real depth and where it is
+    exceeded.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    brackets = data.translate(None, _NOT_BRACKETS)
+    # running depth floored at 0, so closing brackets inside a string cannot hide real nesting
+    steps = (step - 1 for step in brackets.translate(_BRACKET_STEPS))
+    flow = max(accumulate(steps, lambda depth, step: depth + step if depth + step > 0 else 0), default=0)
+    block = max((len(m) for m in _BLOCK_PREFIX.findall(data)), default=0)
+    if flow + block + 1 <= MAX_DEPTH:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=reference_loader(text)):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    message = f"invalid YAML: nesting deeper than {MAX_DEPTH} levels"
+                    raise SpecError([Diagnostic(file, mark.line + 1, mark.column + 1, message)])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # a syntax error: the parse reports it, with its place
 
 
 def _refuse_unacceptable_characters(text: str, *, file: str) -> None:

@@ -84,3 +84,11 @@ def test_a_non_string_key_is_a_located_error_not_an_internal_one(
     assert result.returncode == 1
     assert result.stderr.startswith(where), result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_hundred_thousand_brackets_do_not_crash_the_process(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", "deployments: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = run_cli("-C", str(project), "validate", timeout=60)
+    assert result.returncode == 1  # was a segmentation fault (-11) in the recursive composer
+    assert result.stderr.startswith("prefect.yaml:1:"), result.stderr
+    assert "nesting deeper than 64 levels" in result.stderr

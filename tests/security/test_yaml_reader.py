@@ -229,3 +229,20 @@ def test_non_string_keys_are_listed_with_their_mapping() -> None:
     data = yamlfile.parse("1: a\nb: {on: 1, c: {null: 2}}\n", file="f.yaml")
     assert yamlfile.non_string_keys(data) == [((), 1), (("b",), True), (("b", "c"), None)]
     assert yamlfile.non_string_keys({"a": {"b": [1, {"c": 2}]}}) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 3000 + "]" * 3000 + "\n",
+        "a: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",
+        "a: " + "[" * 3000 + "\n",  # unclosed as well
+        "- " * 3000 + "x\n",
+        'a: "' + "]" * 3000 + '"\nb: ' + "[" * 3000 + "]" * 3000 + "\n",  # brackets in a string hide nothing
+    ],
+)
+def test_thousands_of_levels_are_refused_before_a_recursive_parser_sees_them(text: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(SpecError, match=r"^f\.yaml:\d+:\d+: invalid YAML: nesting deeper than 64 levels"):
+        yamlfile.parse(text, file="f.yaml")  # was RecursionError (an internal error), or a crash
+    assert time.perf_counter() - started < 2
