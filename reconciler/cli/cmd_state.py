@@ -25,8 +25,10 @@ def require_state(app: App) -> None:
     project = store.project
     if not held or project in held:  # held: objects, history or runs
         return
-    others = {name: n for name, n in held.items() if name != project}
-    listed = ", ".join(f"{name!r} ({n} object{'' if n == 1 else 's'})" for name, n in others.items())
+    others = sorted(((n, name) for name, n in held.items() if name != project), key=lambda x: (-x[0], x[1]))
+    listed = ", ".join(f"{name!r} ({n} object{'' if n == 1 else 's'})" for n, name in others[:10])
+    if len(others) > 10:
+        listed += f" and {len(others) - 10} more"
     hint = (
         f"pass --project NAME, or if the project was renamed move its state: "
         f"`reconcile state mv-project OLD {project}`"

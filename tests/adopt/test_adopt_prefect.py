@@ -144,3 +144,10 @@ def test_another_projects_pool_and_deployment_are_refused_naming_it(
     forced = cli(prefect_server, other, "apply", "--yes", "--adopt")
     assert forced.returncode == 1 and f"managed by project '{first}'" in forced.stderr
     assert f"managed-by:prefect-reconciler/{first}" in deployment_of(api, name)["tags"]
+
+    (owner / "prefect.yaml").write_text("")  # emptied: the state is not lost, nor shown as empty
+    listed = cli(prefect_server, owner, "state", "list")
+    assert listed.returncode == 1 and "has no objects" in listed.stderr, listed.stderr
+    assert f"'{first}' (2 objects)" in listed.stderr or " more: " in listed.stderr  # a busy server lists 10
+    moved = cli(prefect_server, owner, "state", "mv-project", first, second)
+    assert moved.returncode == 1 and "cannot move" in moved.stderr and "Traceback" not in moved.stderr

@@ -54,6 +54,7 @@ from reconciler.state.prefect.variables import InventoryVariables
 
 log = logging.getLogger(__name__)
 _KINDS = {kind.value: kind for kind in Kind}
+_MARK = "managed-by:prefect-reconciler/"  # a project's tag on its deployments and Variables
 
 
 class PrefectStore:
@@ -362,6 +363,32 @@ class PrefectStore:
         found = self._objects.discover(exclude=managed)
         owned = self._owners.owners(found)  # pools and blocks another project records as its own
         return {a: b for a, b in found.items() if a not in owned}
+
+    def projects(self) -> dict[str, int]:
+        """Every project with an inventory on this server (its head Variable), with how many objects
+        it manages: one paged filter call over the reconciler's Variables."""
+        criteria = {"variables": {"name": {"like_": "reconciler__"}}}
+        found = list(self._client.paged("/variables/filter", criteria))
+        heads: dict[str, Head] = {}
+        for variable in found:
+            for tag in variable.get("tags") or ():
+                project = tag.removeprefix(_MARK)
+                if tag.startswith(_MARK) and variable["name"] == Names(project).head:
+                    heads[project] = Head.from_variable(variable)
+        counts: dict[str, int] = {}
+        for project, head in heads.items():
+            names = Names(project)
+            shards = {names.shard(head.generation, i) for i in range(head.shards)}
+            counts[project] = sum(len(Shard.from_variable(v).entries) for v in found if v["name"] in shards)
+        return dict(sorted(counts.items()))
+
+    def move_project(self, old: str, new: str) -> int:
+        """Not on a Prefect server: the project's name is in its Variables' names, its deployments' tags
+        and its ownership records, which no single request renames."""
+        raise StateError(
+            f"a Prefect server cannot move project {old!r} to {new!r}: keep `name: {old}` in the file, "
+            f"or point `--project {old}` at it"
+        )
 
     def job_environment(self, run: RunRecord) -> dict[str, str]:
         """Prefect's own contract for the job: the API to report to, the run, and the credentials."""
