@@ -85,6 +85,22 @@ def working_directory(steps: list[Any] | None) -> str | None:
     return directory if isinstance(directory, str) else None
 
 
+def for_local_run(steps: list[Any] | None, project_dir: Path, *, boundary: Path) -> list[Any] | None:
+    """The steps a local run (our process launcher, in the checkout at ``project_dir``) follows.
+
+    A lone ``set_working_directory`` step to a directory outside this checkout is the directory
+    another checkout was applied from (stored for Prefect's workers on that machine): the code a local
+    run executes is this checkout's, which ``validate`` checked, so the run starts here instead.
+    """
+    directory = working_directory(steps)
+    if directory is None or not Path(directory).is_absolute():
+        return steps
+    target = Path(directory).resolve()
+    if target == boundary or boundary in target.parents:
+        return steps
+    return None
+
+
 def ci_checkout(directory: str, environ: Mapping[str, str]) -> str | None:
     """What shows that ``directory`` is a CI runner's (a variable name or a path), else None."""
     path = PurePosixPath(directory)

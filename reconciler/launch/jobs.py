@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import pooltypes
-from reconciler.desired import flows
+from reconciler.desired import flows, pull_steps
 from reconciler.desired.templating import BLOCK_REFERENCE
 from reconciler.errors import LaunchError
 from reconciler.launch import blockrefs, bootstrap
@@ -116,13 +116,19 @@ def build_job(
     configuration = _inline_blocks(configuration, live)
     configuration = _resolve(configuration, environ, what=f"work pool {pool.address.name}")
     body = deployment.body
+    local = _pool_type(pool).launcher == "process"
+    steps = body.get("pull_steps")
+    if local:  # a local run executes this checkout, not the one `apply` ran in
+        steps = pull_steps.for_local_run(
+            steps, Path(project_dir), boundary=flows.boundary_of(Path(project_dir))
+        )
     try:  # never run code from outside the project, whatever the store says
         flows.check_runnable(
             project_dir,
             str(body["entrypoint"]),
             working_dir=str(configuration["working_dir"]) if configuration.get("working_dir") else None,
-            pull_steps=body.get("pull_steps"),
-            local=_pool_type(pool).launcher == "process",
+            pull_steps=steps,
+            local=local,
         )
     except flows.EntrypointError as exc:
         raise LaunchError(f"refusing to run {run.deployment}: {exc}") from None
@@ -140,8 +146,8 @@ def build_job(
     secret_parameters = sorted(k for k, v in run.parameters.items() if next(iter_secrets(v), None))
     if secret_parameters:  # the runtime prints these as *** in the run's log
         contract[ENV_SECRET_PARAMETERS] = json.dumps(secret_parameters)
-    if body.get("pull_steps"):
-        contract[ENV_PULL_STEPS] = json.dumps(body["pull_steps"])
+    if steps:
+        contract[ENV_PULL_STEPS] = json.dumps(steps)
     launcher = _pool_type(pool).launcher
     python = sys.executable if launcher == "process" else "python"
     env = {**contract, **(store_env or {}), **job_env}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,26 @@ def test_plan_warns_when_workers_would_look_in_a_ci_checkout(
     assert ("a CI runner's checkout" in output) is warned, output
     if warned:
         assert "git_clone" in output and "prefect.yaml:" in output
+
+
+def test_a_run_from_another_checkout_executes_that_checkout(tmp_path: Path) -> None:
+    """Applied from one checkout, run from another with a shared store: the default pull step (the
+    first checkout, stored for Prefect's workers) does not send our local run there."""
+    state = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_project(tmp_path / "alice" / "repo", PROJECT)
+    applied = run_cli("--state", state, "-C", str(first), "apply", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    second = tmp_path / "bob" / "repo"
+    shutil.copytree(first, second)
+    shutil.rmtree(first)  # the directory apply ran in is gone
+    result = run_cli("--state", state, "-C", str(second), "run", "hello/d", "--wait", "--timeout", "60")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "COMPLETED" in result.stdout
+
+
+def test_local_runs_keep_steps_inside_the_checkout(tmp_path: Path) -> None:
+    inside = [{pull_steps.SET_WORKING_DIRECTORY: {"directory": str(tmp_path / "sub")}}]
+    outside = [{pull_steps.SET_WORKING_DIRECTORY: {"directory": "/elsewhere/repo"}}]
+    assert pull_steps.for_local_run(inside, tmp_path, boundary=tmp_path) == inside
+    assert pull_steps.for_local_run(outside, tmp_path, boundary=tmp_path) is None
+    assert pull_steps.for_local_run(CLONE, tmp_path, boundary=tmp_path) == CLONE
