@@ -57,7 +57,7 @@ class _Module:
     imports: dict[str, tuple[str, int, str]]  # local name -> (module, level, imported name)
 
 
-_CACHE: dict[tuple[object, ...] | str, _Module | SyntaxError] = {}
+_CACHE: dict[tuple[tuple[object, ...] | str, str | None], _Module | SyntaxError] = {}
 
 _FORMS = "path/to/file.py:function or package.module:function"
 _FLOW_DECORATORS = frozenset({"flow", "prefect.flow"})
@@ -191,7 +191,7 @@ def _module_source(tree: SourceTree, module_name: str) -> tuple[str, str] | None
 
 
 def _parse(tree: SourceTree, file: str, *, package: str | None) -> _Module:
-    key = tree.cache_key(file)
+    key = (tree.cache_key(file), package)  # one file is a script or a module: relative imports differ
     cached = _CACHE.get(key)
     if cached is None:
         try:
