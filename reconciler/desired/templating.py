@@ -73,6 +73,14 @@ configuration, the CI runner's internals, and every credential in GitHub's, Pref
 SDKs' namespaces."""
 
 _RESERVED = re.compile("|".join(fnmatch.translate(p) for p in RESERVED_ENV), re.IGNORECASE)
+_CLOUD_CREDENTIAL = re.compile(
+    "|".join(
+        fnmatch.translate(f"{space}*{word}*")
+        for space in ("AWS_", "AZURE_", "ARM_", "GOOGLE_", "GCP_", "CLOUDSDK_")
+        for word in _CREDENTIAL_WORDS
+    ),
+    re.IGNORECASE,
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PUBLIC_ENV_VARIABLE = "RECONCILE_PUBLIC_ENV"
 
@@ -91,9 +99,16 @@ _NOT_RESOLVED_AT_PLAN = frozenset({"build", "push", "pull"})
 _REDACT_ANYWHERE = 6  # hidden values this long are cut from every message, not only their own field's
 
 
-def is_reserved_env(name: str) -> bool:
-    """A variable of the reconciler's own configuration (:data:`RESERVED_ENV`)."""
-    return _RESERVED.match(name) is not None
+def is_reserved_env(name: str, *, in_block_data: bool = False) -> bool:
+    """A variable of the reconciler's own configuration (:data:`RESERVED_ENV`).
+
+    Inside a block's ``data`` a cloud SDK's credential variable is allowed (the design's own example
+    reads ``{{ $AWS_SECRET_ACCESS_KEY }}`` into an aws-credentials block): that is where a cloud
+    credential belongs, and its value is a Secret there, never shown. The tool's own configuration,
+    Prefect's API settings, the runner's internals and GitHub's token stay out of reach everywhere."""
+    if _RESERVED.match(name) is None:
+        return False
+    return not (in_block_data and _CLOUD_CREDENTIAL.match(name) is not None)
 
 
 def public_env_names(environ: Mapping[str, str], cli_names: Iterable[str] = ()) -> frozenset[str]:
@@ -256,7 +271,8 @@ class EnvResolver:
         names = list(dict.fromkeys(ENV_PLACEHOLDER.findall(text)))
         if not names:
             return text
-        reserved = [n for n in names if is_reserved_env(n)]
+        in_block_data = len(path) >= 3 and path[0] == "blocks" and path[2] == "data"
+        reserved = [n for n in names if is_reserved_env(n, in_block_data=in_block_data)]
         for name in reserved:
             self.problems.append(
                 Problem(
