@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.objects import Address
+from reconciler.state.prefect.owners import record_name
 from tests.fixtures.prefect_server import PrefectServer
 from tests.prefect.conftest import cli, unique
 
@@ -136,6 +138,11 @@ def test_another_projects_pool_and_deployment_are_refused_naming_it(
     owner = project(tmp_path / "first", name=first, pool=pool, deployment=name)
     applied = cli(prefect_server, owner, "apply", "--yes")
     assert applied.returncode == 0, applied.stderr
+    record = f"variables/name/{record_name(Address.pool(pool))}"
+    assert api.get(record).json()["value"] == {"address": f"work_pool.{pool}", "project": first}
+    api.delete(record)  # as for a pool applied before ownership records existed
+    assert cli(prefect_server, owner, "apply", "--yes").returncode == 0  # nothing to change, but...
+    assert api.get(record).json()["value"]["project"] == first  # ...the record is made again
     other = project(tmp_path / "second", name=second, pool=pool, deployment=name)
     planned = cli(prefect_server, other, "plan")
     assert planned.returncode == 1
