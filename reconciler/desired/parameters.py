@@ -33,6 +33,7 @@ import importlib
 import inspect
 import json
 import logging
+import re
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -110,6 +111,8 @@ _FACTORIES = (
 )
 _PSEUDO_PARAMETERS = ("self", "cls")
 _TYPE_ALIAS: Any = getattr(ast, "TypeAlias", None)
+# The titles of the Google-style sections griffe reads as parameters ("Args:", "Parameters:" ...).
+_PARAMETER_SECTION = re.compile(r"^\s*(args|arguments|params|parameters)\s*:", re.IGNORECASE | re.MULTILINE)
 _TYPED_DICTS = (
     typing.TypedDict,
     importlib.import_module("typing_extensions").TypedDict,
@@ -201,8 +204,8 @@ def function_schema(module: ast.Module, function: ast.FunctionDef | ast.AsyncFun
 
 def parameter_docstrings(docstring: str | None) -> dict[str, str]:
     """Parameter descriptions from a Google-style ``Args:`` section, parsed as Prefect parses it."""
-    if not docstring:
-        return {}
+    if not docstring or not _PARAMETER_SECTION.search(docstring):
+        return {}  # no section griffe could read as parameters: skip importing it (plan start-up time)
     from griffe import Docstring, DocstringSectionKind, Parser, parse
 
     griffe_log = logging.getLogger("griffe")

@@ -178,3 +178,19 @@ def any_typed(x: Any, y: object = None, z: typing.Any = 1):
 
 def positional_only(a: int, /, b: int = 2, *, c: int = 3):
     pass
+
+
+def other_section_titles(a: int = 1, b: str = "b"):
+    """Run.
+
+    Parameters:
+        a: the first
+        b: the second
+
+    Returns:
+        nothing
+    """
+
+
+def no_parameter_section(a: int = 1):
+    """Run with A. Args are described elsewhere: args: not a section."""
