@@ -158,3 +158,46 @@ def test_another_projects_pool_and_deployment_are_refused_naming_it(
     assert f"'{first}' (2 objects)" in listed.stderr or " more: " in listed.stderr  # a busy server lists 10
     moved = cli(prefect_server, owner, "state", "mv-project", first, second)
     assert moved.returncode == 1 and "cannot move" in moved.stderr and "Traceback" not in moved.stderr
+
+
+def test_a_hand_made_secret_block_is_adopted_with_its_value_never_shown(
+    tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
+) -> None:
+    block, proj = unique("ui-secret"), unique("blocks")
+    block_type = api.get("block_types/slug/secret").json()
+    schemas = api.post(
+        "block_schemas/filter", json={"block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}}
+    )
+    document = {
+        "name": block,
+        "block_type_id": block_type["id"],
+        "block_schema_id": schemas.json()[0]["id"],
+        "data": {"value": "made-in-the-ui"},
+    }
+    assert api.post("block_documents/", json=document).status_code == 201
+    root = tmp_path / "blocks"
+    root.mkdir()
+    text = f"""
+        name: {proj}
+        blocks:
+          - type: secret
+            name: {block}
+            data:
+              value: "{{{{ $ADOPTED_SECRET }}}}"
+    """
+    (root / "prefect.yaml").write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    env = {"ADOPTED_SECRET": "from-the-file"}
+    planned = cli(prefect_server, root, "plan", "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    (change,) = json.loads(planned.stdout)["changes"]
+    assert change["action"] == "adopt" and change["address"] == f"block.secret/{block}"
+    assert "made-in-the-ui" not in planned.stdout and "from-the-file" not in planned.stdout
+    adopted = cli(prefect_server, root, "apply", "--yes", "--adopt", env=env)
+    assert adopted.returncode == 0, adopted.stderr
+    held = api.get(
+        f"block_types/slug/secret/block_documents/name/{block}", params={"include_secrets": True}
+    ).json()
+    assert held["data"]["value"] == "from-the-file"
+    assert cli(prefect_server, root, "plan", "--detailed-exitcode", env=env).returncode == 0
+    owner = api.get(f"variables/name/{record_name(Address.block('secret', block))}").json()
+    assert owner["value"]["project"] == proj
