@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from reconciler.errors import StateError
@@ -50,7 +50,7 @@ def _sqlite_file(url: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _rows(url: str, sql: str, params: tuple[object, ...], *, action: str) -> list[tuple[object, ...]]:
+def _rows(url: str, sql: str, params: tuple[object, ...], *, action: str) -> list[tuple[Any, ...]]:
     """Rows of one read-only query (``?`` placeholders) on a SQLite file or, through SQLAlchemy, any
     other database."""
     path = _sqlite_file(url)
@@ -94,7 +94,7 @@ def counts(url: str) -> dict[str, int]:
         " UNION ALL SELECT DISTINCT project, 0 FROM runs"
         ") AS held GROUP BY project ORDER BY project"
     )
-    return {str(name): int(n or 0) for name, n in _rows(url, sql, (), action="list the projects")}  # type: ignore[call-overload]
+    return {str(name): int(n or 0) for name, n in _rows(url, sql, (), action="list the projects")}
 
 
 def move(url: str, old: str, new: str) -> int:
