@@ -78,6 +78,12 @@ class Schedule(_Ours):
     def _slug(cls, value: str | None) -> str | None:
         return _checked_name(value, NameKind.SLUG)
 
+    @field_validator("active", mode="before")
+    @classmethod
+    def _active_default(cls, value: Any) -> Any:
+        """``active: null`` (Prefect accepts it) leaves the default: active."""
+        return True if value is None else value
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
@@ -153,6 +159,13 @@ class WorkPoolRef(_Prefects):
 class ConcurrencyOptions(_Prefects):
     limit: int = Field(ge=0)
     collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = "ENQUEUE"
+
+    @field_validator("collision_strategy", mode="before")
+    @classmethod
+    def _strategy_default(cls, value: Any) -> Any:
+        """``collision_strategy: null`` (Prefect accepts it) is the server's default, ENQUEUE."""
+        return "ENQUEUE" if value is None else value
+
     grace_period_seconds: int | None = Field(default=None, ge=60, le=86400)
 
 
@@ -211,6 +224,24 @@ class Deployment(_Prefects):
     @classmethod
     def _name_chars(cls, value: str | None) -> str | None:
         return _checked_name(value, NameKind.DEPLOYMENT)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags(cls, value: Any) -> Any:
+        """``tags: null`` (Prefect accepts it) is no tags."""
+        return [] if value is None else value
+
+    @field_validator("enforce_parameter_schema", mode="before")
+    @classmethod
+    def _enforce_default(cls, value: Any) -> Any:
+        """``enforce_parameter_schema: null`` (Prefect accepts it) is Prefect's default: enforced."""
+        return True if value is None else value
+
+    @field_validator("concurrency_limit", mode="before")
+    @classmethod
+    def _no_limit(cls, value: Any) -> Any:
+        """``{limit: null}`` (Prefect accepts it) sets no limit."""
+        return None if isinstance(value, dict) and value.get("limit") is None else value
 
     @field_validator("schedule", mode="before")
     @classmethod
