@@ -191,14 +191,21 @@ def _module_source(tree: SourceTree, module_name: str) -> tuple[str, str] | None
 
 
 def _parse(tree: SourceTree, file: str, *, package: str | None) -> _Module:
-    key = (tree.cache_key(file), package)  # one file is a script or a module: relative imports differ
-    cached = _CACHE.get(key)
-    if cached is None:
-        try:
-            cached = _index(ast.parse(tree.read_text(file), filename=file), file, package)
-        except SyntaxError as exc:
-            cached = exc
-        _CACHE[key] = cached
+    try:
+        key = (tree.cache_key(file), package)  # a script or a module: relative imports differ
+        cached = _CACHE.get(key)
+        if cached is None:
+            try:
+                # a UTF-8 byte-order mark is allowed at the start of Python source; ast.parse of str is not
+                source = tree.read_text(file).removeprefix("\ufeff")
+                cached = _index(ast.parse(source, filename=file), file, package)
+            except SyntaxError as exc:
+                cached = exc
+            _CACHE[key] = cached
+    except UnicodeDecodeError:
+        raise EntrypointError(f"{file}: cannot read flow: not UTF-8 text") from None
+    except OSError as exc:
+        raise EntrypointError(f"{file}: cannot read flow: {exc.strerror or exc}") from None
     if isinstance(cached, SyntaxError):
         raise EntrypointError(f"{file}:{cached.lineno}: cannot read flow: {cached.msg}")
     return cached

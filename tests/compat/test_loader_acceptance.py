@@ -147,3 +147,17 @@ def test_a_computed_flow_name_is_a_warning_at_the_entrypoint(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "prefect.yaml:3:5: warning: the flow's name is computed in flows/c.py:5" in result.stderr
     assert "'computed-one'" in result.stderr
+
+
+def test_flow_files_are_read_as_python_reads_them(tmp_path: Path) -> None:
+    """A byte-order mark is fine (Python accepts it); bytes that are not UTF-8 are a located error."""
+    project = _project(
+        tmp_path,
+        "deployments:\n  - name: a\n    entrypoint: bom.py:bom\n  - name: b\n    entrypoint: latin.py:latin\n",
+        {"flows/hello.py": FLOW},
+    )
+    (project / "bom.py").write_bytes(b"\xef\xbb\xbfdef bom():\n    pass\n")
+    (project / "latin.py").write_bytes(b"# caf\xe9\ndef latin():\n    pass\n")
+    result = run_cli("-C", str(project), "validate")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["prefect.yaml:5:17: latin.py: cannot read flow: not UTF-8 text"]
