@@ -169,10 +169,14 @@ class DeploymentChecks:
         }
         if body["enforce_parameter_schema"] and body["parameter_openapi_schema"]:
             schema = body["parameter_openapi_schema"]
-            for key, found in parameters.problems(schema, body["parameters"], require=False):
+            for found in parameters.problems(schema, body["parameters"], require=False):
+                key = found.parameter
                 where = (*base, "parameters", key) if key is not None else (*base, "parameters")
-                message = f"warning: deployment {dep.name!r}: {found} (its runs will be refused)"
-                self.warnings.append((where, message))
+                if found.server_refuses:  # so does `prefect deploy`: Prefect's server refuses it
+                    self.error(where, f"deployment {dep.name!r}: {found.message}")
+                else:  # Prefect stores it, and then refuses every run of it
+                    message = f"warning: deployment {dep.name!r}: {found.message} (its runs will be refused)"
+                    self.warnings.append((where, message))
         self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
         self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
 

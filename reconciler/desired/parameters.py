@@ -624,36 +624,42 @@ def _is_typeddict(value: Any) -> bool:
 # -- checking parameters against a schema ------------------------------------------------------------
 
 
-def problems(
-    schema: Mapping[str, Any], parameters: Mapping[str, Any], *, require: bool
-) -> list[tuple[str | None, str]]:
-    """What the flow's call or Prefect's server would refuse in ``parameters``: (the parameter, a
-    sentence) each.
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One parameter the flow's call or Prefect's server would refuse."""
 
-    Beyond the schema itself (which the server checks): a name the flow does not take (unless its
-    last parameter may be ``**kwargs``) and, with ``require``, a required parameter left out (a run
-    needs them all; a deployment's own may leave some to the run). Values resolved when the run
-    starts (Secrets, Prefect's ``__prefect_kind`` values) are not type-checked.
+    parameter: str | None  # None: about the parameters as a whole
+    message: str
+    server_refuses: bool  # Prefect's server refuses a deployment with it (a wrong type), not only runs
+
+
+def problems(schema: Mapping[str, Any], parameters: Mapping[str, Any], *, require: bool) -> list[Problem]:
+    """What the flow's call or Prefect's server would refuse in ``parameters``.
+
+    Beyond the schema itself (which the server checks when a deployment is written and when a run is
+    created): a name the flow does not take (unless its last parameter may be ``**kwargs``) and, with
+    ``require``, a required parameter left out (a run needs them all; a deployment's own may leave
+    some to the run). Values resolved when the run starts (Secrets, Prefect's ``__prefect_kind``
+    values) are not type-checked.
     """
     properties: Mapping[str, Any] = schema.get("properties") or {}
-    found: list[tuple[str | None, str]] = []
+    found: list[Problem] = []
     open_ended = _may_take_any_keyword(properties)
     for key in parameters:
         if key not in properties and not open_ended:
             hint = difflib.get_close_matches(key, list(properties), n=1)
             tip = f" (did you mean {hint[0]!r}?)" if hint else ""
             takes = ", ".join(sorted(properties)) or "no parameters"
-            found.append((key, f"unknown parameter {key!r}{tip}; the flow takes: {takes}"))
+            found.append(Problem(key, f"unknown parameter {key!r}{tip}; the flow takes: {takes}", False))
     if require:
         missing = [key for key in schema.get("required") or () if key not in parameters]
-        found.extend((None, f"missing required parameter {key!r}") for key in missing)
+        found.extend(Problem(None, f"missing required parameter {key!r}", False) for key in missing)
     checked = {k: v for k, v in parameters.items() if k in properties and _checkable(v)}
     if not checked:
         return found
     for error in _validator(schema).iter_errors(checked):
-        message = schema_message(error, schema)
-        where = error.instance_path[0] if error.instance_path else None
-        found.append((str(where) if where is not None else None, f"parameter {message}"))
+        where = str(error.instance_path[0]) if error.instance_path else None
+        found.append(Problem(where, f"parameter {schema_message(error, schema)}", True))
     return found
 
 
@@ -684,6 +690,18 @@ def _may_take_any_keyword(properties: Mapping[str, Any]) -> bool:
 
 
 def _checkable(value: Any) -> bool:
-    if next(iter_secrets(value), None) is not None:
+    """Whether the value is final: Secrets, placeholders left for later (``{{ $X }}`` unset under
+    ``validate``) and Prefect's ``__prefect_kind`` values are resolved after this check."""
+    if next(iter_secrets(value), None) is not None or _has_placeholder(value):
         return False
     return not (isinstance(value, Mapping) and "__prefect_kind" in value)
+
+
+def _has_placeholder(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(_has_placeholder(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_placeholder(v) for v in value)
+    return False

@@ -36,7 +36,7 @@ def check(
     ):
         problems = desired_parameters.problems(schema, parameters, require=True)
         if problems:
-            raise LaunchError(f"run of {name}: {problems[0][1]}")
+            raise LaunchError(f"run of {name}: {problems[0].message}")
     if job_variables:
         problem = job_variable_problem(pool, job_variables)
         if problem is not None:

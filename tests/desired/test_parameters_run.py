@@ -85,7 +85,10 @@ def test_schema_off_or_kwargs_flow_accepts_other_names(project: Path) -> None:
     assert any(r["deployment"] == "anything/open" for r in runs_of(project))
 
 
-def test_validate_warns_at_the_line_of_a_parameter_the_flow_refuses(tmp_path: Path) -> None:
+def test_validate_reports_each_parameter_at_its_line(tmp_path: Path) -> None:
+    """A wrong type is an error (Prefect's server refuses such a deployment, so `prefect deploy`
+    fails too); a name the flow does not take is a warning (Prefect stores it, then refuses its runs);
+    a placeholder left unset under validate is not checked."""
     text = """
 name: warn
 work_pools:
@@ -97,11 +100,17 @@ deployments:
     parameters:
       times: abc
       colour: red
+      name: "{{ $WHO }}"
     work_pool: {name: local}
 """
     root = make_project(tmp_path / "p", text, FLOWS)
     result = run_cli("-C", str(root), "validate")
-    assert result.returncode == 0, result.stderr  # Prefect accepts the file: so do we, with a warning
-    output = result.stdout + result.stderr
-    assert "prefect.yaml:9:" in output and "parameter times: expected integer, got string" in output, output
-    assert "unknown parameter 'colour'" in output
+    assert result.returncode == 1
+    assert "prefect.yaml:9:" in result.stderr, result.stderr
+    assert "parameter times: expected integer, got string" in result.stderr
+    (root / "prefect.yaml").write_text(text.lstrip().replace("times: abc", "times: 3"), encoding="utf-8")
+    fixed = run_cli("-C", str(root), "validate")
+    assert fixed.returncode == 0, fixed.stderr
+    output = fixed.stdout + fixed.stderr
+    assert "prefect.yaml:10:" in output and "warning: deployment 'd': unknown parameter 'colour'" in output
+    assert "parameter name" not in output
