@@ -172,11 +172,10 @@ class DeploymentChecks:
             for found in parameters.problems(schema, body["parameters"], require=False):
                 key = found.parameter
                 where = (*base, "parameters", key) if key is not None else (*base, "parameters")
-                if found.server_refuses:  # so does `prefect deploy`: Prefect's server refuses it
-                    self.error(where, f"deployment {dep.name!r}: {found.message}")
-                else:  # Prefect stores it, and then refuses every run of it
-                    message = f"warning: deployment {dep.name!r}: {found.message} (its runs will be refused)"
-                    self.warnings.append((where, message))
+                # A warning even when Prefect's server refuses it: Prefect's loader accepts the file
+                refused = "the deployment and its runs are" if found.server_refuses else "its runs are"
+                message = f"warning: deployment {dep.name!r}: {found.message} ({refused} refused)"
+                self.warnings.append((where, message))
         self.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
         self.rules[address] = tuple(self._rule(r) for r in dep.run_on)
 
