@@ -1,5 +1,5 @@
 """What ``reconcile serve`` decides, as pure functions: which deployments it launches, what holds a run
-back, which runs recovery may touch; and the records of a pass. ``serve.py`` acts on these answers;
+back, which runs recovery may touch; and the records of a pass. ``loop.py`` acts on these answers;
 nothing here does I/O.
 """
 

@@ -3,7 +3,7 @@
 The canonical bodies are exactly what ``spec`` produces (``spec/load.py`` + ``spec/canonical.py``), so
 a body read back from the server compares equal to the file's when nothing changed. Values here are
 *raw*: secrets already resolved (writes) or not yet turned back into Secrets (reads), and block
-references already translated by the caller (``prefect_values``). What the server fills in or keeps
+references already translated by the caller (``values.py``). What the server fills in or keeps
 differently is normalised here (interval floats, schedule time zones and defaults, the concurrency
 limit read back through ``global_concurrency_limit``, our ownership tag); whatever cannot be
 inverted is left to the inventory's overlay.

@@ -2,14 +2,14 @@
 
 The objects are the server's own work pools, deployments (with their schedules) and block documents,
 where the UI shows them; what the server cannot say (ownership, versions, the hash of what we last
-wrote, secret fingerprints) is the inventory in Prefect Variables (``prefect_inventory``). Ownership
+wrote, secret fingerprints) is the inventory in Prefect Variables (``inventory.py``). Ownership
 is also visible on the server: our deployments and Variables carry the tag
 ``managed-by:prefect-reconciler/<project>`` (pools and blocks have no tags: the inventory alone says
 which are ours), and prune only ever touches inventoried objects.
 
 ``read_all`` is a handful of paged filter calls whatever the number of objects; a write sends only
 what differs from the server's object (nothing when nothing differs) and then records one inventory
-shard. Every inventory update happens under the server-side lease (``prefect_lock``): ``write`` and
+shard. Every inventory update happens under the server-side lease (``lock.py``): ``write`` and
 ``delete`` called without it take it for themselves, so the shard they read is still current when
 they write it back. ``requests_made`` counts every HTTP request (``requests_by_method`` splits it).
 """
@@ -286,7 +286,7 @@ class PrefectStore:
 
     @contextmanager
     def lock(self, *, timeout: float, info: LockInfo) -> Iterator[None]:
-        """The project's apply lease on the server (see ``prefect_lock``)."""
+        """The project's apply lease on the server (see ``lock.py``)."""
         with prefect_lock.hold(
             self._client, name=self._names.lock, info=info, timeout=timeout, policy=self._lease_policy
         ):

@@ -1,7 +1,7 @@
 """The inventory's Variables on the server: the head, the shards in force, and resharding.
 
 All of a project's Variables carry its tag, so one paged filter call reads the head and every shard.
-Writers hold the project's lease (``prefect_lock``) while they read a shard, write the object and
+Writers hold the project's lease (``lock.py``) while they read a shard, write the object and
 write the shard back, so no update is lost; resharding writes the new generation completely before
 the head points at it and only then deletes the old one.
 """

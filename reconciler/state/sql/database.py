@@ -150,7 +150,7 @@ class SqlDatabase:
 
     @contextmanager
     def lock(self, *, timeout: float, info: LockInfo) -> Iterator[None]:
-        """Hold the project's apply lock (see ``sql_lock``); writes meanwhile are made by ``info.holder``.
+        """Hold the project's apply lock (see ``lock.py``); writes meanwhile are made by ``info.holder``.
 
         Released on exit, also when the body raises; a failed release then only logs, so that it
         never hides the error that ended the apply (the row goes stale and is taken over later).

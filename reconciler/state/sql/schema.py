@@ -51,7 +51,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     SQLite has no time type: it keeps fixed-width ISO 8601 text with the offset
     (``2026-01-02T12:00:01.123456+00:00``), which sorts like the instants and parses back in one C
-    call. PostgreSQL keeps ``timestamptz``; the session's TimeZone is UTC (see ``sql_engine``), so
+    call. PostgreSQL keeps ``timestamptz``; the session's TimeZone is UTC (see ``engine.py``), so
     psycopg already returns UTC datetimes.
     """
 
