@@ -138,3 +138,61 @@ def test_the_server_enforces_the_schema_and_run_refuses_first(
         assert again.returncode == 0, again.stdout + again.stderr  # what we read back is what we wrote
     finally:
         destroy(prefect_server, project, names["project"])
+
+
+RICH_FLOW = '''
+from enum import Enum
+from typing import Literal, Optional
+
+from pydantic import BaseModel
+
+
+class Color(str, Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Source(BaseModel):
+    """Where rows come from."""
+
+    url: str
+    rows: int = 10
+
+
+def load(source: Source, color: Color = Color.RED, mode: Literal["a", "b"] = "a", limit: Optional[int] = None):
+    """Load rows.
+
+    Args:
+        source: where to read
+        limit: at most this many rows
+    """
+'''
+
+
+def test_a_schema_with_definitions_is_stored_as_prefect_computes_it_and_reads_back_unchanged(
+    tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
+) -> None:
+    callables = pytest.importorskip("prefect.utilities.callables")
+    project = tmp_path / "rich"
+    (project / "flows").mkdir(parents=True)
+    (project / "flows" / "load.py").write_text(RICH_FLOW, encoding="utf-8")
+    name, pool = unique("rich"), unique("pool")
+    (project / "prefect.yaml").write_text(
+        f"name: {name}\nwork_pools:\n  - name: {pool}\n    type: process\n"
+        f"deployments:\n  - name: {name}\n    entrypoint: flows/load.py:load\n"
+        f"    parameters: {{source: {{url: s3://b}}}}\n    work_pool: {{name: {pool}}}\n",
+        encoding="utf-8",
+    )
+    applied = cli(prefect_server, project, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    try:
+        namespace: dict = {}
+        exec(compile(RICH_FLOW, str(project / "flows" / "load.py"), "exec"), namespace)  # the test imports it
+        expected = callables.parameter_schema(namespace["load"]).model_dump(exclude_unset=True)
+        assert deployment(api, "load", name)["parameter_openapi_schema"] == expected
+        again = cli(prefect_server, project, "plan", "--detailed-exitcode")
+        assert again.returncode == 0, again.stdout + again.stderr
+        refused = cli(prefect_server, project, "run", f"load/{name}", "--param", "color=green")
+        assert refused.returncode == 1 and "parameter color: must be one of" in refused.stderr, refused.stderr
+    finally:
+        destroy(prefect_server, project, name)
