@@ -93,7 +93,7 @@ class ServeLoop:
         self._log = log
         self.store: Store = ctx.store
         self.source = self.store if isinstance(self.store, ScheduledRunsSource | PoolDueRuns) else None
-        self.cloud = rules.on_cloud(self.store.url, getattr(self.store, "api_url", None))
+        self.cloud = rules.on_cloud(self.store.url)  # a Prefect store's URL names its server's host
         self._until: datetime | None = None  # end of the last window that was scheduled
         self._watched: dict[str, tuple[int, datetime]] = {}  # PENDING run -> (version, unchanged since)
         self._said: set[tuple[str, ...]] = set()  # once-only log lines

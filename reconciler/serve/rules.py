@@ -90,8 +90,9 @@ class Tally:
         )
 
 
-def on_cloud(*urls: str | None) -> bool:
-    return any(CLOUD_HOST in (url or "") for url in urls)
+def on_cloud(url: str) -> bool:
+    """Whether the store is Prefect Cloud (its state URL names the API host)."""
+    return CLOUD_HOST in url
 
 
 def launches(pool_type: str | None, *, cloud: bool) -> bool:
