@@ -243,7 +243,9 @@ class DeploymentChecks:
         depends = [pool_address]
         pool_type = self.pool_types.get(pool_name)
         if pool_address not in self.resources:
-            if has_pools:
+            if pool_name in self.declared_pools:
+                pass  # declared with an error of its own, reported at the pool
+            elif has_pools:
                 known = list(self.pool_types)
                 hint = difflib.get_close_matches(pool_name, known, n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else ""

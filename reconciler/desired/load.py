@@ -140,6 +140,7 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         self.rules: dict[Address, tuple[RunRule, ...]] = {}
         self.references: list[Reference] = []
         self.pool_types: dict[str, pooltypes.PoolType] = {}
+        self.declared_pools: set[str] = set()
         self.allow_empty = False
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
@@ -168,6 +169,9 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         pools = self._section(data, "work_pools", WorkPool, bad_items)
         deployments = self._section(data, "deployments", Deployment, bad_items)
         has_blocks, has_pools = "blocks" in data, "work_pools" in data
+        raw_pools = data.get("work_pools") if isinstance(data.get("work_pools"), list) else []
+        # pools the file declares, valid or not: a pool with its own error is not also "unknown"
+        self.declared_pools = {str(p["name"]) for p in raw_pools if isinstance(p, dict) and p.get("name")}
         for i, block in blocks:
             self._block(i, block)
         for i, pool in pools:
@@ -195,8 +199,13 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         )
 
     def _raise(self) -> None:
+        """Every problem, and every warning found so far with them (a warning is no less true for the
+        file also having errors: "did you mean 'tags'?" may be the fix)."""
         redact = self.resolver.redact
-        raise SpecError([self.marks.diagnostic(p, redact(m, p), key=k) for p, m, k in self.problems])
+        found = [self.marks.diagnostic(p, redact(m, p), key=k) for p, m, k in self.problems]
+        found += [self.marks.diagnostic(p, redact(m, p), key=True) for p, m in self.warnings]
+        found += [self.marks.diagnostic(w.path, w.message) for w in self.resolver.warnings]
+        raise SpecError(found)
 
     def _placeholder_findings(self) -> None:
         """The resolver's errors (its warnings are rendered at the placeholder, see ``run``); a check's

@@ -98,7 +98,8 @@ def _encode_change(change: Change) -> dict[str, Any]:
 
 def _encode_field(field: FieldChange) -> dict[str, Any]:
     if field.sensitive:
-        return {"path": field.path, "sensitive": True, "changed": True}
+        doc = {"path": field.path, "sensitive": True, "changed": True}
+        return doc if field.change == "update" else {**doc, "change": field.change}
     return {"path": field.path, "before": field.before, "after": field.after, "sensitive": False}
 
 
@@ -163,5 +164,5 @@ def _decode_change(doc: Mapping[str, Any]) -> Change:
 
 def _decode_field(doc: Mapping[str, Any]) -> FieldChange:
     if doc.get("sensitive"):
-        return FieldChange(doc["path"], sensitive=True)
+        return FieldChange(doc["path"], sensitive=True, change=str(doc.get("change", "update")))
     return FieldChange(doc["path"], doc.get("before"), doc.get("after"))

@@ -173,7 +173,8 @@ def field_changes(before: Any, after: Any, prefix: str = "") -> Iterator[FieldCh
     if before == after:
         return
     if _sensitive(before) or _sensitive(after):
-        yield FieldChange(prefix, sensitive=True)
+        change = "create" if before is None else "delete" if after is None else "update"
+        yield FieldChange(prefix, sensitive=True, change=change)
         return
     yield FieldChange(prefix, before, after)
 

@@ -56,12 +56,23 @@ OPTIONAL_SUMMARY_KEYS = ("adopt",)  # in a plan's summary only when non-zero: ol
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One changed leaf. A sensitive change carries no values at all, only that it changed."""
+    """One changed leaf. A sensitive change carries no values at all, only that it changed and
+    whether the field appears, disappears or changes (``change``)."""
 
     path: str
     before: Any = None
     after: Any = None
     sensitive: bool = False
+    change: str = "update"  # "create" (the field appears), "delete" (it goes) or "update"
+
+    @property
+    def symbol(self) -> str:
+        """``+``, ``-`` or ``~``: how the renderers mark this field."""
+        if self.change == "create" or (not self.sensitive and self.before is None):
+            return "+"
+        if self.change == "delete" or (not self.sensitive and self.after is None):
+            return "-"
+        return "~"
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,8 @@ def _change_section(change: Change) -> str:
 def _field_diff(field: FieldChange, action: Action) -> list[str]:
     """The diff lines of one field, unescaped (each is escaped whole: path and value alike)."""
     if field.sensitive:
-        return [f"~ {field.path} = (sensitive{'' if action is Action.CREATE else ', changed'})"]
+        symbol = "+" if action is Action.CREATE else field.symbol
+        return [f"{symbol} {field.path} = (sensitive{', changed' if symbol == '~' else ''})"]
     if field.before is None or action is Action.CREATE:
         return [f"+ {field.path} = {_value(field.after)}"]
     if field.after is None:

@@ -87,13 +87,17 @@ def _change_lines(change: Change, color: bool) -> list[str]:
 def _field_line(field: FieldChange, action: Action, color: bool) -> str:
     path = visible(field.path)
     if field.sensitive:
-        value = "(sensitive)" if action is Action.CREATE else "(sensitive, changed)"
-        return _style(f"~ {path} = {value}", "yellow", color)
+        symbol = "+" if action is Action.CREATE else field.symbol
+        value = "(sensitive, changed)" if symbol == "~" else "(sensitive)"
+        return _style(f"{symbol} {path} = {value}", _FIELD_COLORS[symbol], color)
     if action is Action.CREATE or field.before is None:
         return _style(f"+ {path} = {_value(field.after)}", "green", color)
     if field.after is None:
         return _style(f"- {path} = {_value(field.before)}", "red", color)
     return _style(f"~ {path}: {_value(field.before)} -> {_value(field.after)}", "yellow", color)
+
+
+_FIELD_COLORS = {"+": "green", "-": "red", "~": "yellow"}
 
 
 def _value(value: Any) -> str:

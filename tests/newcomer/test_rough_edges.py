@@ -62,3 +62,43 @@ def test_wording(tmp_path: Path) -> None:
     assert "one pass" in served.stdout + served.stderr and "every 10s" not in served.stdout + served.stderr
     action = run_cli("-C", str(project), "trigger", "github", env={"GITHUB_EVENT_NAME": "push"})
     assert "GITHUB_EVENT_PATH is not set" in action.stderr and "GITHUB_EVENT_NAME" not in action.stderr
+
+
+BAD_POOL = """\
+work_pools:
+  - name: local
+    type: process
+    concurrency_limit: lots
+deployments:
+  - name: greet
+    entrypoint: flows/hello.py:hello
+    tagz: [a]
+    work_pool: {name: local}
+"""
+
+
+def test_a_pools_own_error_is_reported_once_with_the_warnings_kept(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", BAD_POOL)
+    done = run_cli("-C", str(project), "validate")
+    assert done.returncode == 1
+    assert "prefect.yaml:4:24: work_pools[0].concurrency_limit" in done.stderr
+    assert "unknown work pool" not in done.stderr  # the pool is declared: its own error says it all
+    assert "warning: unknown deployment key 'tagz' is ignored (did you mean 'tags'?)" in done.stderr
+
+
+SECRET_BLOCK = """\
+blocks:
+  - type: secret
+    name: api
+    data:
+      value: "{{ $API_TOKEN }}"
+"""
+
+
+def test_a_secret_on_a_create_is_an_addition(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", SECRET_BLOCK, flows={})
+    done = run_cli("-C", str(project), "plan", env={"API_TOKEN": "tok-CANARY"})
+    assert done.returncode == 0, done.stderr
+    assert "+ data.value = (sensitive)" in done.stdout and "~ data.value" not in done.stdout
+    markdown = run_cli("-C", str(project), "plan", "--markdown", env={"API_TOKEN": "tok-CANARY"})
+    assert "+ data.value = (sensitive)" in markdown.stdout and "CANARY" not in markdown.stdout
