@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from reconciler import apply as applying
 from reconciler import plan
 from reconciler.desired import Desired, SourceInfo
-from reconciler.objects import Address, Resource, is_unset, keep_unset
+from reconciler.objects import (
+    Address,
+    Claim,
+    Kind,
+    LiveState,
+    Resource,
+    StoredObject,
+    is_unset,
+    keep_unset,
+)
 from reconciler.plan import Action
 from reconciler.plan.diff import OwnedElsewhere
 from reconciler.state import MemoryStore
@@ -157,3 +166,42 @@ def test_keep_unset_never_drops_what_exists_and_keeps_every_declared_leaf(existi
     if is_unset(wanted) and existing is not None:
         assert merged == existing
     assert keep_unset(merged, wanted) == merged  # adopting twice changes nothing more
+
+
+ADDRESSES = st.builds(
+    Address, st.sampled_from([Kind.BLOCK, Kind.WORK_POOL, Kind.DEPLOYMENT]), st.sampled_from("abcdef")
+)
+BODIES = st.dictionaries(st.sampled_from(["x", "y", "z"]), JSON, max_size=3)
+OWNERS = st.one_of(st.none(), st.sampled_from(["other", "third"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    wanted=st.dictionaries(ADDRESSES, BODIES, max_size=6),
+    managed=st.sets(ADDRESSES, max_size=3),
+    existing=st.dictionaries(ADDRESSES, st.tuples(OWNERS, BODIES), max_size=6),
+)
+def test_the_plan_never_creates_what_exists_and_never_takes_another_projects_object(
+    wanted: dict, managed: set, existing: dict
+) -> None:
+    resources = {a: Resource(a, {"type": "process", **b}) for a, b in wanted.items()}
+    desired_state = Desired("proj", SourceInfo(".", "prefect.yaml"), resources)
+    live = LiveState(
+        "memory://",
+        len(managed),
+        {a: StoredObject(Resource(a, {"type": "process"}), 1) for a in managed},
+    )
+    claims = {a: Claim(a, owner, None if owner else body) for a, (owner, body) in existing.items()}
+    foreign = {a for a, c in claims.items() if c.owner and a in resources and a not in managed}
+    if foreign:
+        with pytest.raises(OwnedElsewhere) as owned:
+            plan.diff(desired_state, live, claims=claims)
+        assert all(str(a) in str(owned.value) for a in sorted(foreign)[:5] if len(foreign) <= 5)
+        return
+    result = plan.diff(desired_state, live, claims=claims)
+    actions = {c.address: c.action for c in result.changes}
+    for address in resources.keys() - managed:
+        expected = Action.ADOPT if address in claims else Action.CREATE
+        assert actions[address] is expected
+    for change in result.adopts:
+        assert change.version is None and change.after == resources[change.address]
