@@ -30,11 +30,21 @@ class Diagnostic:
 
 
 class SpecError(ReconcileError):
-    """The desired state is invalid. Carries every problem found, not only the first."""
+    """The desired state is invalid. Carries every problem found, not only the first, and the
+    warnings found with them (shown beside the errors: "did you mean 'tags'?" may be the fix)."""
 
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics = tuple(sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.message)))
+    def __init__(self, diagnostics: Sequence[Diagnostic], warnings: Sequence[Diagnostic] = ()) -> None:
+        self.diagnostics = _sorted(diagnostics)
+        self.warnings = _sorted(warnings)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    def report(self) -> tuple[Diagnostic, ...]:
+        """Errors and warnings in file order, as a compiler prints them."""
+        return _sorted((*self.diagnostics, *self.warnings))
+
+
+def _sorted(diagnostics: Sequence[Diagnostic]) -> tuple[Diagnostic, ...]:
+    return tuple(sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.message)))
 
 
 class UsageError(ReconcileError):

@@ -101,6 +101,9 @@ def plan_cmd(
         app.use_ref(ref)
     result = engine.plan_only(app, prune=prune, preflight=preflight).plan
     app.out(render(app, result, fmt))
+    if fmt != "text":  # the text plan shows them; JSON and Markdown carry them for machines
+        for warning in result.warnings:
+            app.err(warning)
     _report_requests(app)
     for note in engine.source_notes(app, result):
         (app.out if fmt == "text" else app.err)(note)

@@ -40,7 +40,7 @@ def report(exc: BaseException) -> int:
     if _debug():
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, SpecError):
-        for diagnostic in exc.diagnostics:
+        for diagnostic in exc.report():
             click.echo(str(diagnostic), err=True)
         return 1
     if isinstance(exc, click.UsageError):

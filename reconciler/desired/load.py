@@ -203,9 +203,9 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         file also having errors: "did you mean 'tags'?" may be the fix)."""
         redact = self.resolver.redact
         found = [self.marks.diagnostic(p, redact(m, p), key=k) for p, m, k in self.problems]
-        found += [self.marks.diagnostic(p, redact(m, p), key=True) for p, m in self.warnings]
-        found += [self.marks.diagnostic(w.path, w.message) for w in self.resolver.warnings]
-        raise SpecError(found)
+        warned = [self.marks.diagnostic(p, redact(m, p), key=True) for p, m in self.warnings]
+        warned += [self.marks.diagnostic(w.path, w.message) for w in self.resolver.warnings]
+        raise SpecError(found, warned)
 
     def _placeholder_findings(self) -> None:
         """The resolver's errors (its warnings are rendered at the placeholder, see ``run``); a check's

@@ -89,7 +89,7 @@ class Workspace:
             self._tree.close()
 
     def desired(self) -> desired_state.Desired:
-        """The file's desired state, with fingerprints under the store's key; warnings go to ``err``."""
+        """The file's desired state, with fingerprints under the store's key."""
         desired = desired_state.load(
             self._desired_tree(),
             self.file,
@@ -99,9 +99,7 @@ class Workspace:
             public_env=self.public_env,
         )
         self._project = desired.project
-        for warning in desired.warnings:
-            self.err(warning)
-        return desired
+        return desired  # its warnings travel in the plan, which every command shows
 
     def validate_only(self) -> desired_state.Desired:
         """The desired state checked without touching any store (fingerprints under a throwaway key).

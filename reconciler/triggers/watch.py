@@ -177,7 +177,7 @@ class WatchLoop:
                 outcome = engine.plan_only(self.project, sandbox=sandbox)
                 self._review(outcome.plan)
         except SpecError as exc:
-            for diagnostic in exc.diagnostics:
+            for diagnostic in exc.report():
                 self.project.err(str(diagnostic))
             self._broken = True
             kept = "keeping the last good state" if self._good is not None else "nothing applied"

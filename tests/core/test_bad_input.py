@@ -197,6 +197,10 @@ def test_bad_input_is_located_and_changes_nothing(
     args = [command, "--yes"] if command == "apply" else [command]
     result = run_cli("-C", str(project), *args)
 
+    if case == "missing env var" and command == "validate":  # validate needs no environment (issue 10)
+        assert result.returncode == 0 and "warning: not checked: $TEST_UNSET_VAR_9F3B unset" in result.stderr
+        assert _state_digest(project) == before
+        return
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -222,9 +226,10 @@ def test_all_errors_are_reported_at_once(tmp_path: Path) -> None:
             parameters: {x: "{{ $TEST_UNSET_VAR_9F3B }}"}
         """,
     )
-    result = run_cli("-C", str(project), "validate")
+    result = run_cli("-C", str(project), "plan")  # plan: an unset variable is an error there too
     assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 3, result.stderr
+    errors = [line for line in result.stderr.strip().splitlines() if ": warning: " not in line]
+    assert len(errors) == 3, result.stderr
 
 
 def test_secret_literal_is_refused_without_echoing_it(tmp_path: Path) -> None:

@@ -58,6 +58,10 @@ def _rows(url: str, sql: str, params: tuple[object, ...], *, action: str) -> lis
         try:
             with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as conn:
                 return list(conn.execute(sql, params))
+        except sqlite3.OperationalError as err:
+            if str(err).startswith("no such table"):
+                return []  # a file without our tables (never written to) holds no project
+            raise StateError(f"cannot {action} in {redact_url(url)}: {err}") from None
         except sqlite3.Error as err:
             raise StateError(f"cannot {action} in {redact_url(url)}: {err}") from None
     from sqlalchemy import text
