@@ -140,8 +140,11 @@ def _head(plan: Plan, options: MarkdownOptions, risky: list[str]) -> list[str]:
         lines.extend([f"Desired state at commit {code_span(git.commit[:12])}{where}{dirty}", ""])
     for note in options.notes:
         lines.extend([note, ""])
-    if plan.warnings:
-        lines.extend([*(f"> {escape(w)}" for w in plan.warnings), ""])
+    if plan.warnings:  # capped like every list here: the changes must still fit the comment
+        shown = [f"> {escape(w)}" for w in plan.warnings[:_LIST_LIMIT]]
+        if len(plan.warnings) > _LIST_LIMIT:
+            shown.append(f"> ... and {len(plan.warnings) - _LIST_LIMIT} more warnings (all in the plan JSON)")
+        lines.extend([*shown, ""])
     lines.extend([_summary_table(plan), "", summary_line(plan)])
     if risky:
         lines.extend(["", "> [!WARNING]", f"> {len(risky)} risky change{'s' if len(risky) != 1 else ''}:"])
