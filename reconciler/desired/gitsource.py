@@ -2,10 +2,10 @@
 
 ``--ref REF`` plans what a commit says, not what the disk holds: ``prefect.yaml`` and every flow file
 an entrypoint names are read from that commit's tree. One long-lived ``Repo`` serves every read
-(each live Repo keeps two ``git cat-file`` children; a Repo per read costs ~3 ms and leaks them), and
+(each live Repo keeps two ``git cat-file`` children; a Repo per read is slow and leaks them), and
 ``close()`` ends it at shutdown. This is the only module that imports GitPython: its exceptions stop
-here as :class:`GitSourceError`. ``import git`` (~66 ms) happens on first use, never at import time,
-so commands that do not touch Git never pay for it.
+here as :class:`GitSourceError`. ``import git`` (the slowest import we have) happens on first use,
+never at import time, so commands that do not touch Git never pay for it.
 """
 
 from __future__ import annotations

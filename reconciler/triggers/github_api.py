@@ -23,6 +23,7 @@ import httpx
 
 from reconciler import __version__
 from reconciler.errors import ReconcileError
+from reconciler.infra.retry import retry_after
 
 DEFAULT_API_URL = "https://api.github.com"
 ACTIONS_LOGIN = "github-actions[bot]"  # the author of everything GITHUB_TOKEN writes
@@ -175,7 +176,7 @@ class GitHubClient:
         headers = response.headers
         wait: float | None = None
         if "retry-after" in headers:
-            wait = _seconds(headers["retry-after"])
+            wait = retry_after(headers)  # seconds or an HTTP date, parsed in one place
         elif headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
             reset = _seconds(headers["x-ratelimit-reset"])
             wait = None if reset is None else max(reset - time.time(), 0.0) + 1.0

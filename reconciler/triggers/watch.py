@@ -1,9 +1,9 @@
 """``reconcile --watch``: a developer's loop over watchfiles. Save -> plan printed -> applied -> runs.
 
 One process, one :class:`~reconciler.engine.Workspace` kept for the whole session: the store is opened once,
-the flow-file AST cache stays warm, so the hot path of a save is load + read + diff + render (a few
-milliseconds for 50 deployments). watchfiles is asked for small batches (``step``) so a save is seen
-within ~15 ms; bursts of saves are coalesced here, per deployment, for launching runs.
+the flow-file AST cache stays warm, so the hot path of a save is load + read + diff + render (measured
+in BENCHMARKS.md, "Watch latency"). watchfiles is asked for small batches (``step``) so a save is seen
+soon after it lands; bursts of saves are coalesced here, per deployment, for launching runs.
 
 What happens on a change:
 
@@ -64,7 +64,7 @@ class WatchOptions:
     allow_overlap: bool = False  # start a run even while the previous one of that deployment runs
     burst_window: float = 0.4  # seconds of quiet that end a burst of changes (for runs)
     max_burst: float = 5.0  # a burst longer than this fires anyway
-    step_ms: int = 10  # watchfiles: a batch ends after this much quiet (latency ~ step + a few ms)
+    step_ms: int = 10  # watchfiles: a batch ends after this much quiet (it bounds the latency of a save)
     debounce_ms: int = 50  # watchfiles: a batch never grows longer than this
     tick_ms: int = 100  # watchfiles rust_timeout: how often an idle loop wakes to launch due runs
     lock_timeout: float = 60.0
