@@ -33,7 +33,7 @@ def project_yaml(name: str, pool: str, deployments: dict[str, str], *, interval:
     ]
     for dep, rows in deployments.items():
         lines.append(
-            f"  - {{name: {dep}, entrypoint: flows/hello.py:hello, parameters: {{name: {rows}}},"
+            f"  - {{name: {dep}, entrypoint: flows/hello.py:hello, parameters: {{name: '{rows}'}},"
             f" work_pool: {{name: {pool}}}, schedules: [{{interval: {interval}, slug: every}}]}}"
         )
     return "\n".join(lines) + "\n"
@@ -173,7 +173,12 @@ def test_a_pool_type_change_is_a_replace_that_keeps_its_deployments(
     text = (project / "prefect.yaml").read_text().replace("type: process", "type: ecs:push")
     (project / "prefect.yaml").write_text(text)
     plan = json.loads(cli(prefect_server, project, "plan", "--json").stdout)
-    assert [(c["address"], c["action"]) for c in plan["changes"]] == [(f"work_pool.{pool}", "replace")]
+    # the deployment's default pull step goes with the pool type: none in a container image
+    assert [(c["address"], c["action"]) for c in plan["changes"]] == [
+        (f"work_pool.{pool}", "replace"),
+        (f"deployment.hello/{dep}", "update"),
+    ]
+    assert {f["path"].split(".")[0] for f in plan["changes"][1]["fields"]} == {"pull_steps"}
     assert cli(prefect_server, project, "apply", "--yes").returncode == 0
     assert api.get(f"work_pools/{pool}").json()["type"] == "ecs:push"
     assert api.get(f"deployments/name/hello/{dep}").json()["work_pool_name"] == pool
