@@ -158,9 +158,14 @@ def runs_cmd(app: App, deployment: str | None, as_json: bool, recover: bool, gra
         app.out(
             f"{run.id:36}  {run.deployment[:28]:28}  {run.state.value:10}  "
             f"{'' if run.exit_code is None else run.exit_code:>4}  {_time(run.started_at):19}  "
-            f"{_time(run.ended_at):19}  {_cut(run.infrastructure_id or '-', 24):24}  {_cut(run.message, 80)}"
+            f"{_time(run.ended_at):19}  {_cut(run.infrastructure_id or '-', 24):24}  {_cut(_why(run), 80)}"
         )
     return 0
+
+
+def _why(run: RunRecord) -> str:
+    """What the MESSAGE column says: the run's message, else why a queued run is held back."""
+    return run.message or (f"waiting: {run.waiting}" if run.waiting else "")
 
 
 def _cut(text: str, width: int) -> str:
@@ -189,6 +194,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "state": run.state.value,
         "exit_code": run.exit_code,
         "message": run.message,
+        "waiting": run.waiting,
         "reason": run.reason,
         "parameters": dict(run.parameters),
         "infrastructure_id": run.infrastructure_id,
