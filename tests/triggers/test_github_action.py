@@ -258,14 +258,17 @@ def test_a_plan_over_the_comment_limit_is_cut_with_a_pointer(runner: Runner) -> 
     repo.checkout("-b", "feature")
     many = "".join(
         f"  - name: bulk-{i:03}\n"
-        f"    entrypoint: flows/report.py:report\n"
+        f"    entrypoint: flows/bulk.py:bulk\n"
         f"    description: {f'generated deployment number {i:03} with a long description ' * 3}\n"
         f"    parameters: {{a: {i}, b: '{'x' * 60}', c: '{'y' * 60}'}}\n"
         f"    tags: [bulk, t{i}]\n"
         f"    work_pool: {{name: local}}\n"
         for i in range(150)
     )
-    head = repo.commit("150 deployments", {"deploy/prefect.yaml": _yaml() + many})
+    bulk = "def bulk(a: int, b: str, c: str):\n    print(a, b, c)\n"  # takes what the deployments give
+    head = repo.commit(
+        "150 deployments", {"deploy/prefect.yaml": _yaml() + many, "deploy/flows/bulk.py": bulk}
+    )
     outputs, summary, _ = runner.run(
         "pull_request", pull_request_payload("opened", 7, base_sha=base, head_sha=head)
     )
