@@ -58,5 +58,5 @@ def job_variable_problem(pool: Resource, job_variables: Mapping[str, Any]) -> st
         return None
     for problem in pool_type.validate_job_variables(job_variables):
         if not problem.warning:
-            return f"job variable {problem.message}"
+            return f"job variables: {problem.message}"
     return None
