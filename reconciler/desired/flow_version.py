@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 
+from reconciler.desired import flows
 from reconciler.desired.flows import FlowInfo
 from reconciler.desired.source import SourceTree
 
@@ -48,13 +49,11 @@ def _declared(data: bytes, function: str) -> str | None:
         module = ast.parse(data)
     except (SyntaxError, ValueError):
         return None
+    spellings = flows._flow_decorators(module.body)  # flow, prefect.flow and their import aliases
     for node in ast.walk(module):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
             for decorator in node.decorator_list:
-                if not isinstance(decorator, ast.Call) or _name(decorator.func) not in (
-                    "flow",
-                    "prefect.flow",
-                ):
+                if not isinstance(decorator, ast.Call) or _name(decorator.func) not in spellings:
                     continue
                 for keyword in decorator.keywords:
                     value = keyword.value

@@ -17,6 +17,7 @@ SOURCES = {
     "named": "from prefect import flow\n\n\n@flow(name='other', version='2.0')\ndef f():\n    pass\n",
     "crlf": "from prefect import flow\r\n\r\n\r\n@flow\r\ndef f():\r\n    pass\r\n",
     "module": "import prefect\n\n\n@prefect.flow(version='v7')\ndef f():\n    pass\n",
+    "alias": "from prefect import flow as pf\n\n\n@pf(version='v8')\ndef f():\n    pass\n",
 }
 
 
