@@ -79,7 +79,7 @@ def run_action(ws: engine.Workspace, *, environ: Mapping[str, str]) -> int:
 
 
 def _plan(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[str, str]) -> Report:
-    planned = engine.plan_only(ws, prune=inputs.prune)
+    planned = engine.plan_only(ws, prune=inputs.prune, preflight=inputs.preflight)
     result, desired = planned.plan, planned.desired
     assert desired is not None
     ws.out(planning.render_text(result))
@@ -113,7 +113,11 @@ def _plan(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[s
     finally:
         if client is not None:
             client.close()
-    return Report(result.has_changes, planning.summary_line(result), full, str(plan_json))
+    failed = [f for f in result.preflight or () if not f.ok and not f.skipped]
+    if failed:
+        ws.err(f"error: preflight: {len(failed)} check(s) failed (see the plan's preflight section)")
+    summary = planning.summary_line(result)
+    return Report(result.has_changes, summary, full, str(plan_json), 1 if failed else 0)
 
 
 def _comment_options(

@@ -64,6 +64,7 @@ class Inputs:
     comment: bool = True
     state: str | None = None  # a state URL, STATE_OPT_IN, or None when nothing is configured
     token_is_default: bool | None = None  # github-token is the workflow's GITHUB_TOKEN (None: unknown)
+    preflight: bool = False  # pull requests: check the push pools against their clouds (read-only)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Inputs:
@@ -79,6 +80,7 @@ class Inputs:
             comment=_flag(environ, "INPUT_COMMENT", True),
             state=_state(environ),
             token_is_default=_flag(environ, "INPUT_GITHUB_TOKEN_IS_DEFAULT", None),
+            preflight=bool(_flag(environ, "INPUT_PREFLIGHT", False)),
         )
 
     def state_url(self, project_dir: Path) -> str | None:

@@ -44,3 +44,38 @@ def test_validate_needs_no_environment_and_says_what_it_could_not_check(tmp_path
     assert f"warning: not checked: ${name_of('image')} unset" in done.stderr
     planned = run_cli("-C", str(project), "plan")  # planning needs the values
     assert planned.returncode == 1 and f"environment variable {name_of('image')} is not set" in planned.stderr
+
+
+def test_the_action_runs_preflight_on_a_pull_request_when_asked(moto, world, tmp_path) -> None:  # noqa: F811
+    from tests.fakes.github import FakeGitHub
+
+    project = _copy(tmp_path)
+    image = name_of("image")
+    environ = {**world, image: world[image].replace(":1.4", ":9.9")}
+    payload = {
+        "action": "opened",
+        "number": 3,
+        "repository": {"full_name": "acme/flows", "default_branch": "main"},
+        "pull_request": {"number": 3, "base": {"ref": "main", "sha": "0" * 40}, "head": {"sha": "1" * 40}},
+    }
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    with FakeGitHub() as fake:
+        env = {
+            **environ,
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+            "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+            "GITHUB_REPOSITORY": "acme/flows",
+            "GITHUB_API_URL": fake.url,
+            "GITHUB_TOKEN": fake.token,
+            "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+            "INPUT_STATE": f"sqlite:///{tmp_path / 'state.db'}",
+            "INPUT_COMMENT": "false",
+            "INPUT_PREFLIGHT": "true",
+        }
+        done = run_cli("-C", str(project), "trigger", "github", env=env)
+    assert done.returncode == 1 and "preflight: 1 check(s) failed" in done.stderr, done.stdout + done.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert "image" in summary and "reflight" in summary
