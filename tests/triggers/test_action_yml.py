@@ -137,8 +137,10 @@ def test_action_yml_is_valid_action_metadata() -> None:
         "prune",
         "github-token",
         "comment",
+        "preflight",
     }
     assert action["inputs"]["comment"]["default"] == "true"
+    assert action["inputs"]["preflight"]["default"] == "false"
     assert action["inputs"]["state"]["required"] is True and "default" not in action["inputs"]["state"]
     assert set(action["outputs"]) == {"has-changes", "plan-json", "summary"}
     text = json.dumps(action)  # every expression in a value (comments are not the action)
