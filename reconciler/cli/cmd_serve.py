@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from reconciler.cli.app import App, pass_app
+from reconciler.cli.serve_sync import build_syncer, sync_options
 from reconciler.serve import loop as serve
 
 
@@ -35,8 +38,11 @@ from reconciler.serve import loop as serve
     help="At most N runs in flight at once on the pools serve launches (default: pool and "
     "deployment limits only).",
 )
+@sync_options
 @pass_app
-def serve_cmd(app: App, once: bool, interval: float, lookback: float, max_concurrent: int | None) -> int:
+def serve_cmd(
+    app: App, once: bool, interval: float, lookback: float, max_concurrent: int | None, **sync: Any
+) -> int:
     """Launch due scheduled runs of the applied deployments and follow them to their end.
 
     Runs until SIGTERM/SIGINT (the pass in progress finishes; runs in flight keep running); logs one
@@ -45,7 +51,9 @@ def serve_cmd(app: App, once: bool, interval: float, lookback: float, max_concur
     options = serve.ServeOptions(
         interval=interval, lookback=lookback, max_concurrent=max_concurrent, once=once
     )
-    loop = serve.ServeLoop(app.run_context(), log=app.err, options=options)
+    syncer = build_syncer(app, **sync)  # continuous sync of a Git ref (serve/sync.py), when asked
+    hooks = syncer.loop_hooks() if syncer is not None else {}
+    loop = serve.ServeLoop(app.run_context(), log=app.err, options=options, **hooks)
     return loop.run()
 
 

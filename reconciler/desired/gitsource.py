@@ -166,6 +166,22 @@ class GitRepo:
         with _git_errors("cannot inspect the repository"):
             return self._repo.git.rev_parse("--is-shallow-repository").strip() == "true"
 
+    def upstream(self, ref: str) -> tuple[str, str] | None:
+        """``(remote, tracking ref)`` that ``ref`` follows: a local branch's upstream, or the remote a
+        ``remote/branch`` ref names; None for a ref no remote feeds (``serve --sync-ref``)."""
+        with _git_errors(f"cannot read the upstream of {ref!r}"):
+            head = next((h for h in self._repo.heads if h.name == ref), None)
+            if head is not None:
+                tracking = head.tracking_branch()
+                return (tracking.remote_name, tracking.path) if tracking is not None else None
+            remote = next((r.name for r in self._repo.remotes if ref.startswith(f"{r.name}/")), None)
+            return (remote, f"refs/remotes/{ref}") if remote is not None else None
+
+    def fetch(self, remote: str) -> None:
+        """``git fetch REMOTE``: bring the remote's branches up to date (``serve --sync-interval``)."""
+        with _git_errors(f"cannot fetch from {remote!r}"):
+            self._repo.git.fetch("--quiet", "--prune", "--end-of-options", remote)
+
     def changes(self, base: str | None, head: str) -> list[FileChange]:
         """Files changed from ``base`` to ``head`` (renames detected); no base: every file of ``head``."""
         with _git_errors(f"cannot compare {base[:12] if base else 'the empty tree'} with {head[:12]}"):

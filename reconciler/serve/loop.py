@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from reconciler.errors import ReconcileError
 from reconciler.infra import signals
-from reconciler.launch import RunContext, runs
+from reconciler.launch import Job, RunContext, runs
 from reconciler.objects import LiveState
 from reconciler.serve import rules, schedule
 from reconciler.serve.rules import PassReport
@@ -50,6 +50,14 @@ class PoolDueRuns(Protocol):
     asks only for the pools it launches and that are not paused."""
 
     def due_runs(self, pool: str, *, before: datetime, limit: int = 100) -> list[RunRecord]: ...
+
+
+@runtime_checkable
+class ChecksLaunch(Protocol):
+    """A launcher that can tell, before a run is claimed, that its launch cannot work here
+    (``ProcessLauncher.check``): it raises LaunchError saying what is missing."""
+
+    def check(self, job: Job) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,13 @@ class ServeLoop:
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
+        before_pass: Callable[[], object] | None = None,
     ) -> None:
         self.ctx, self.options, self.now = ctx, options, now
         self.stop = stop or threading.Event()
         self._sleep = sleep or (lambda seconds: self.stop.wait(seconds))
         self._log = log
+        self._before_pass = before_pass  # e.g. a continuous-sync pass when due (serve/sync.py)
         self.store: Store = ctx.store
         self.source = self.store if isinstance(self.store, ScheduledRunsSource | PoolDueRuns) else None
         self.cloud = rules.on_cloud(self.store.url)  # a Prefect store's URL names its server's host
@@ -112,6 +122,8 @@ class ServeLoop:
             )
             self.start()
             while True:
+                if self._before_pass is not None:
+                    self._before_pass()
                 report = self.run_pass()
                 if self.options.once or self.stop.is_set():
                     break
@@ -215,11 +227,11 @@ class ServeLoop:
     def _schedule(self, targets: Mapping[str, rules.Target], tally: rules.Tally) -> list[RunRecord]:
         """Runs for the slots in this pass's window (existing runs come back by idempotency key)."""
         now = tally.at
-        earliest = now - timedelta(seconds=self.options.lookback)
-        after = earliest if self._until is None else max(self._until, earliest)
+        lookback = timedelta(seconds=self.options.lookback)
         created: list[RunRecord] = []
         for name in sorted(targets):
             target = targets[name]
+            after = rules.window_start(target, now=now, lookback=lookback, until=self._until)
             for slug, body in (target.deployment.body.get("schedules") or {}).items():
                 try:
                     slots = schedule.schedule_slots(name, slug, body, after=after, until=now)
@@ -272,6 +284,10 @@ class ServeLoop:
                 else:
                     tally.waiting.append(self._wait(run, held.reason))
                 continue
+            unmet = self._unmet(run)
+            if unmet is not None:
+                tally.waiting.append(unmet)
+                continue
             launched = self._submit(run)
             if launched is not None and launched.state in rules.ACTIVE:
                 tally.launched.append(launched)
@@ -297,6 +313,26 @@ class ServeLoop:
             where = f" as {launched.infrastructure_id}" if launched.infrastructure_id else ""
             self.say(f"launched {what} on {self._pool(launched)}{where}")
         return launched
+
+    def _unmet(self, run: RunRecord) -> RunRecord | None:
+        """The run, held, if its launcher says the launch cannot work here (a ``process`` job whose
+        interpreter lacks the module it runs); None when it may be submitted. Checked before the
+        claim, so the run keeps waiting (said once) instead of crashing every pass until fixed."""
+        try:
+            launcher = self.ctx.launcher_for(run)
+            if not isinstance(launcher, ChecksLaunch):
+                return None
+            launcher.check(self.ctx.job_for(run))
+        except ReconcileError as exc:
+            why = _one_line(exc)
+            self.say_once(f"not launching runs of {run.deployment}: {why}", key=("unmet", run.deployment, why))
+            if self.source is not None:
+                return run
+            try:
+                return runs.hold(self.ctx, run, why)
+            except ReconcileError:
+                return run
+        return None
 
     def _wait(self, run: RunRecord, why: str) -> RunRecord:
         """Leave the run queued; mark it (where serve schedules) so a restart keeps its place."""
