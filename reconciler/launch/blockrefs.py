@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from reconciler.errors import LaunchError
+from reconciler.errors import LaunchAuthError, LaunchError
 
 Path = tuple[str | int, ...]
 
@@ -29,6 +29,22 @@ def reference_id(value: Any) -> str | None:
             return str(found) if found is not None else repr(dict(inner))
         return str(inner)
     return None
+
+
+def credentials_block(
+    value: Any, *, field: str, pool: str, block_type: str, fallback: str
+) -> Mapping[str, Any]:
+    """The credentials block data a pool variable holds ({} when unset), or ``LaunchAuthError``.
+
+    A ``$ref`` nothing resolved, or anything that is not block data, is refused by name: the SDK would
+    otherwise fall back to ``fallback`` (this machine's own credentials) without a word."""
+    if value in (None, {}):
+        return {}
+    block_id = reference_id(value)
+    if block_id is not None or not isinstance(value, Mapping):
+        what = f"block document {block_id} (unresolved)" if block_id else f"not {block_type} block data"
+        raise LaunchAuthError(f"{field} of work pool {pool!r} is {what}: refusing to fall back to {fallback}")
+    return value
 
 
 def references(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:

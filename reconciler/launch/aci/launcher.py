@@ -206,17 +206,16 @@ class AciLauncher:
             if self._session is None:
                 self._session = AzureSession(Endpoints.from_environ(self._environ))
             session = self._session
-        credentials = job.configuration.get("aci_credentials") or None
-        block_id = blockrefs.reference_id(credentials)
-        if block_id is not None:
-            raise LaunchAuthError(
-                f"aci_credentials of work pool {job.pool!r} is block document {block_id}, unresolved: refusing "
-                "to fall back to DefaultAzureCredential of this machine"
+        credentials = (
+            blockrefs.credentials_block(
+                job.configuration.get("aci_credentials"),
+                field="aci_credentials",
+                pool=job.pool,
+                block_type=BLOCK_TYPE,
+                fallback="DefaultAzureCredential of this machine",
             )
-        if credentials is not None and not isinstance(credentials, Mapping):
-            raise LaunchAuthError(
-                f"aci_credentials of work pool {job.pool!r} is not an {BLOCK_TYPE} block's data"
-            )
+            or None
+        )
         principal = describe(credentials, pool=job.pool, block=_block_name(job))
         return session.client(credentials, subscription_id, principal=principal), principal
 

@@ -57,16 +57,13 @@ class Credentials:
 
         Ignoring it would let boto3 fall back to this machine's default chain: another account.
         """
-        data = configuration.get("aws_credentials")
-        if data in (None, {}):
-            return cls({})
-        block_id = blockrefs.reference_id(data)
-        if block_id is not None or not isinstance(data, Mapping):
-            what = f"block document {block_id} (unresolved)" if block_id else "not aws-credentials block data"
-            raise LaunchAuthError(
-                f"aws_credentials of work pool {pool!r} is {what}: refusing to fall back to this machine's "
-                "AWS credentials"
-            )
+        data = blockrefs.credentials_block(
+            configuration.get("aws_credentials"),
+            field="aws_credentials",
+            pool=pool,
+            block_type="aws-credentials",
+            fallback="this machine's AWS credentials",
+        )
         return cls(dict(data))
 
     @property
