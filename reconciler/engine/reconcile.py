@@ -109,7 +109,6 @@ def reconcile(
     with store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)):
         live = _scope(store.read_all(), options.sandbox)
         result = _stamped(_guarded_plan(ws, store, desired, live, options), store)
-        wanted: dict[str, str] = {}
         if review is not None and not review(result):
             return Outcome(result, None, desired=desired)
         if result.has_changes:
