@@ -158,3 +158,26 @@ def test_sync_options_need_a_sync_interval(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "error: --self-heal needs --sync-interval" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_local_branch_is_read_without_a_remote_and_deletes_wait_for_prune(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "proj")
+    repo.commit("first", {"prefect.yaml": project_yaml("first"), "flows/hello.py": HELLO_FLOW})
+    repo.git("branch", "release")
+    sync_once(repo.root)
+    no_deployment = project_yaml("gone").split("        deployments:")[0]
+    repo.commit("drop the deployment", {"prefect.yaml": no_deployment})
+
+    pinned = run_cli("-C", str(repo.root), "serve", "--once", "--sync-interval", "1", "--sync-ref", "release")
+    assert "sync: release at " in pinned.stderr and "in sync" in pinned.stderr  # the ref asked, not HEAD
+
+    kept = sync_once(repo.root)
+    (line,) = sync_lines(kept.stderr)
+    assert "sync: main at " in line and "0 change(s) pending, 0 drifted, 1 orphaned (not pruned)" in line
+    assert stored(repo.root)[0] == "first"
+
+    pruned = run_cli(
+        "-C", str(repo.root), "serve", "--once", "--sync-interval", "1", "--self-heal", "--prune"
+    )
+    assert "self-healed: 1 applied; 1 change(s) pending" in sync_lines(pruned.stderr)[0]
+    assert stored(repo.root)[0] is None
