@@ -1,7 +1,7 @@
 """The ``reconcile`` command line: parse, call one layer at a time, render, return an exit code.
 
-Commands live in small modules (``cmd_*.py``) registered on one group; this module only defines the
-group, its shared options and ``main``.
+Commands live in small modules (``cmd_*.py``), imported only when their command runs (see
+``commands``); this module only defines the group, its shared options and ``main``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import click
 from reconciler import __version__
 from reconciler.cli.app import App
 from reconciler.cli.cmd_watch import watch_cmd, watch_options
-from reconciler.cli.group import ReconcileGroup
+from reconciler.cli.commands import LazyGroup
 
 
 @click.group(
-    cls=ReconcileGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+    cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
 )
 @click.option(
     "-C",
@@ -103,29 +103,6 @@ def _refuse_watch_settings(ctx: click.Context, settings: dict[str, Any]) -> None
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise click.UsageError(f"{flags} go with --watch (or after `watch`)")
-
-
-# Command modules: each defines COMMANDS. Optional ones may be absent from a build.
-_COMMAND_MODULES = ("cmd_plan", "cmd_apply", "cmd_runs", "cmd_state")
-_OPTIONAL_MODULES = ("cmd_watch", "cmd_trigger", "cmd_serve", "cmd_import")
-
-
-def _register() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES + _OPTIONAL_MODULES:
-        qualified = f"reconciler.cli.{name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name == qualified and name in _OPTIONAL_MODULES:
-                continue
-            raise
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

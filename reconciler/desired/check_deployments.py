@@ -10,9 +10,9 @@ with a warning rather than refused.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from reconciler import pooltypes
 from reconciler.desired import canonical, flow_version, flows, parameters, pull_steps, templating
@@ -25,6 +25,7 @@ from reconciler.objects import Address, Resource
 
 _DEPLOYMENT_KEYS = frozenset(Deployment.model_fields) | {"sla", "flow_name"}
 _SECTIONS = ("deployments", "work_pools", "blocks")
+T = TypeVar("T")
 
 
 class DeploymentChecks:
@@ -38,6 +39,9 @@ class DeploymentChecks:
     rules: dict[Address, tuple[RunRule, ...]]
     warnings: list[tuple[Path, str]]
     entrypoints: dict[str, flows.FlowInfo | flows.EntrypointError]
+    flow_facts: dict[tuple[object, str, str], object]  # see _per_flow
+    ci_checkouts: dict[str, str | None]
+    resolved_root: FsPath | None = None
     top_build: Any = None
 
     if TYPE_CHECKING:  # provided by the loader (and the other mixin); no stubs at run time
@@ -155,11 +159,12 @@ class DeploymentChecks:
             "name": dep.name,
             "entrypoint": dep.entrypoint,
             "description": self.resolver.resolve(dep.description, (*base, "description")) or info.docstring,
-            "version": self._text(dep.version, (*base, "version")) or flow_version.of(self.tree, info),
+            "version": self._text(dep.version, (*base, "version")) or self._per_flow(flow_version.of, info),
             "tags": canonical.tags_body(self.resolver.resolve(dep.tags, (*base, "tags"))),
             "parameters": canonical.plain(self.resolver.resolve(dep.parameters, (*base, "parameters"))),
             "enforce_parameter_schema": dep.enforce_parameter_schema,
-            "parameter_openapi_schema": parameters.schema_of(self.tree, info),
+            # one schema object per flow, shared by its deployments: bodies are read-only values
+            "parameter_openapi_schema": self._per_flow(parameters.schema_of, info),
             "work_pool": pool_body,
             "schedules": self.resolver.resolve(schedules, (*base, "schedules")),
             "paused": bool(dep.paused),
@@ -193,13 +198,36 @@ class DeploymentChecks:
             job_variables=(pool or {}).get("job_variables") or {},
             project_dir=FsPath(self.tree.root),
             container=pool_type is not None and pool_type.launcher != "process",
+            resolved_dir=self._resolved_root(),
         )
         directory = pull_steps.working_directory(steps) if dep.pull is None and not top_pull else None
-        shown_by = pull_steps.ci_checkout(directory, self.resolver.environ) if directory else None
+        shown_by = self._ci_checkout(directory) if directory else None
         if directory and shown_by:
             message = pull_steps.ci_warning(str(dep.name), directory, shown_by)
             self.warnings.append((base, message))
         return steps
+
+    def _per_flow(self, compute: Callable[[SourceTree, flows.FlowInfo], T], info: flows.FlowInfo) -> T:
+        """``compute(tree, info)`` once per flow file and function per load: the flow's version and
+        parameter schema depend on its file, not on the deployment, and thousands of deployments share
+        a few flows (each call would otherwise confine, stat and look up the file again). The cache
+        lives as long as the load, which reads one snapshot of the tree."""
+        key = (compute, info.file, info.function)
+        if key not in self.flow_facts:
+            self.flow_facts[key] = compute(self.tree, info)
+        return cast(T, self.flow_facts[key])
+
+    def _resolved_root(self) -> FsPath:
+        """The project directory with symlinks followed, once per load (see ``_per_flow``)."""
+        if self.resolved_root is None:
+            self.resolved_root = FsPath(self.tree.root).resolve()
+        return self.resolved_root
+
+    def _ci_checkout(self, directory: str) -> str | None:
+        """``pull_steps.ci_checkout`` once per directory per load (the environment is the load's)."""
+        if directory not in self.ci_checkouts:
+            self.ci_checkouts[directory] = pull_steps.ci_checkout(directory, self.resolver.environ)
+        return self.ci_checkouts[directory]
 
     def _flow_of(self, entrypoint: str, base: Path) -> flows.FlowInfo | None:
         """The flow an entrypoint names, its name checked like any name; None (reported) otherwise."""

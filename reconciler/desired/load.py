@@ -134,6 +134,8 @@ class _Loader(PoolAndBlockChecks, DeploymentChecks):
         # Most large files hold no placeholder at all: then no value needs walking.
         self.resolver.active = "{{" in text or SECRET_KEY in text
         self.entrypoints: dict[str, flows.FlowInfo | flows.EntrypointError] = {}
+        self.flow_facts: dict[tuple[object, str, str], object] = {}
+        self.ci_checkouts: dict[str, str | None] = {}
         self.problems: list[tuple[Path, str, bool]] = []
         self.warnings: list[tuple[Path, str]] = []
         self.resources: dict[Address, Resource] = {}

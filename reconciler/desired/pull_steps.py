@@ -54,12 +54,14 @@ def effective(
     job_variables: Mapping[str, Any],
     project_dir: Path,
     container: bool,
+    resolved_dir: Path | None = None,
 ) -> list[Any] | None:
     """The pull steps to store: the file's when it has any, else ``prefect deploy``'s default.
 
     ``own``/``has_own`` are the deployment's ``pull`` (and whether the key is there), ``top`` the
     file's; ``build`` the build steps that apply to it; ``container`` whether the deployment's pool
-    runs flows in a container image.
+    runs flows in a container image. ``resolved_dir`` is ``project_dir`` with symlinks followed when
+    the caller already has it (the loader resolves it once per load, not once per deployment).
     """
     declared = own if has_own else top
     if declared == []:
@@ -73,7 +75,7 @@ def effective(
         return [_set_working_directory(IMAGE_DIRECTORY)]
     if container:
         return None
-    return [_set_working_directory(str(project_dir.resolve()))]
+    return [_set_working_directory(str(resolved_dir or project_dir.resolve()))]
 
 
 def working_directory(steps: list[Any] | None) -> str | None:
