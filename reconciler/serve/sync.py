@@ -27,6 +27,7 @@ from reconciler import desired as desired_state
 from reconciler import engine
 from reconciler import plan as planning
 from reconciler.errors import ReconcileError, SpecError
+from reconciler.infra import redact
 
 __all__ = ["SyncOptions", "SyncReport", "SyncTotals", "Syncer"]
 
@@ -236,4 +237,4 @@ def _describe(exc: ReconcileError) -> str:
         shown = "; ".join(str(d) for d in exc.diagnostics[:3])
         more = len(exc.diagnostics) - 3
         return f"invalid desired state: {shown}" + (f" (and {more} more)" if more > 0 else "")
-    return " ".join(str(exc).split())
+    return redact.redact_urls(" ".join(str(exc).split()))  # a failed fetch names the remote's URL

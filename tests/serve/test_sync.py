@@ -181,3 +181,27 @@ def test_a_local_branch_is_read_without_a_remote_and_deletes_wait_for_prune(tmp_
     )
     assert "self-healed: 1 applied; 1 change(s) pending" in sync_lines(pruned.stderr)[0]
     assert stored(repo.root)[0] is None
+
+
+def test_a_fetch_that_fails_is_reported_without_the_remotes_password_and_the_rollback_guard_holds(
+    tmp_path: Path,
+) -> None:
+    origin, clone = origin_and_clone(tmp_path)
+    sync_once(clone)
+    second = origin.commit("second", {"prefect.yaml": project_yaml("second")})
+    sync_once(clone)
+
+    back = run_cli(
+        "-C", str(clone), "serve", "--once", "--sync-interval", "1", "--self-heal", "--sync-ref", "HEAD"
+    )
+    (line,) = sync_lines(back.stderr)  # the clone's HEAD is the first commit: behind the one applied
+    assert "error: " in line and "nothing applied" in line and second[:12] in line, line
+    assert stored(clone)[:2] == ("second", second)
+
+    secret = "hunter2-do-not-print"
+    GitRepo.existing(clone).git("remote", "set-url", "origin", f"http://deploy:{secret}@127.0.0.1:9/none.git")
+    failed = sync_once(clone)
+    (line,) = sync_lines(failed.stderr)
+    assert "error: cannot fetch from 'origin'" in line and line.endswith("nothing applied"), line
+    assert secret not in failed.stderr + failed.stdout
+    assert stored(clone)[:2] == ("second", second)
