@@ -13,6 +13,7 @@ from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_state import require_state
 from reconciler.errors import ReconcileError, UsageError
 from reconciler.launch import LogChunk, RunContext, runs
+from reconciler.objects import Address
 from reconciler.state import RunRecord, RunState
 
 
@@ -64,6 +65,9 @@ def run_cmd(
             job_variables=_pairs(job_variables, "--job-variable"),
         )
         app.out(f"Created run {run.id} of {deployment}")
+        paused = _paused_pool(ctx, run)
+        if paused is not None:
+            return _wait_for_pool(app, ctx, run, paused, wait=wait)
         run = runs.launch(ctx, run)
         if run.state is RunState.CRASHED:
             app.err(f"error: run {run.id} CRASHED: {run.message}")
@@ -75,6 +79,26 @@ def run_cmd(
         return _finish(app, run, timeout)
     finally:
         ctx.close()
+
+
+def _paused_pool(ctx: RunContext, run: RunRecord) -> str | None:
+    """The name of ``run``'s work pool if the stored state has it paused (its runs wait), else None."""
+    pool = ctx.live.get(Address.pool(run.pool)) if run.pool else None
+    return run.pool if pool is not None and pool.resource.body.get("paused") else None
+
+
+def _wait_for_pool(app: App, ctx: RunContext, run: RunRecord, pool: str, *, wait: bool) -> int:
+    """A run of a paused pool is recorded and waits, as Prefect's is: its workers do not take runs
+    of a paused pool, and ``reconcile serve`` launches it once the pool is resumed."""
+    runs.hold(ctx, run, f"pool {pool} is paused")
+    app.err(
+        f"Run {run.id} is SCHEDULED: work pool {pool!r} is paused, so nothing launches it until the "
+        f"pool is resumed (set `paused: false` and apply); `reconcile serve` then launches it"
+    )
+    if wait:
+        app.err(f"error: not waiting for run {run.id}: its pool {pool!r} is paused")
+        return 1
+    return 0
 
 
 class _LogPrinter:

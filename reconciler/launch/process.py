@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import LaunchError
+from reconciler.launch import interpreter
 from reconciler.launch.base import ENV_RESULT_FILE, Job, JobStatus, LogChunk
 from reconciler.launch.process_env import base_environment
 from reconciler.objects import parse_iso
@@ -48,18 +50,12 @@ class ProcessLauncher:
         existing = self.find(job)
         if existing is not None:
             return existing
+        self.check(job)
         run_dir = self._run_dir(job.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = Path(job.log_path) if job.log_path else run_dir / "log.txt"
-        config = job.configuration
-        cwd = Path(job.project_dir)
-        if config.get("working_dir"):
-            cwd = (cwd / str(config["working_dir"])).resolve()
-        env = {**base_environment(self._environ), **job.env, ENV_RESULT_FILE: str(run_dir / "result.json")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
-        command = list(job.command)
-        if config.get("command"):
-            command = shlex.split(str(config["command"]))
+        command, cwd, env = self._process(job)
+        env[ENV_RESULT_FILE] = str(run_dir / "result.json")
         if command[-2:] != ["-m", _RUNTIME]:  # anything else runs under the runtime's supervisor
             command = [sys.executable, "-m", _RUNTIME, "--exec", *command]
         try:
@@ -80,6 +76,26 @@ class ProcessLauncher:
         (run_dir / "pid").write_text(infrastructure_id, encoding="utf-8")
         return infrastructure_id
 
+    def check(self, job: Job) -> None:
+        """Raise LaunchError, saying what to install, if the job's ``PYTHON -m MODULE`` command would
+        die at once because MODULE is not importable there (Prefect's engine, for a run on a Prefect
+        server, where Prefect is not installed): refused before anything starts."""
+        command, cwd, env = self._process(job)
+        interpreter.check_command(command, cwd=str(cwd), pythonpath=env.get("PYTHONPATH", ""))
+
+    def _process(self, job: Job) -> tuple[list[str], Path, dict[str, str]]:
+        """The job's command, working directory and environment (without the result file)."""
+        config = job.configuration
+        cwd = Path(job.project_dir)
+        if config.get("working_dir"):
+            cwd = (cwd / str(config["working_dir"])).resolve()
+        env = {**base_environment(self._environ), **job.env}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
+        command = list(job.command)
+        if config.get("command"):
+            command = shlex.split(str(config["command"]))
+        return command, cwd, env
+
     def find(self, job: Job) -> str | None:
         pid_file = self._run_dir(job.run_id) / "pid"
         try:
@@ -99,10 +115,13 @@ class ProcessLauncher:
         result = self._result(run_id)  # it may have finished between the two checks
         if result is not None:
             return result
+        said = failure_line(self._run_dir(run_id) / "log.txt")
         return JobStatus(
             RunState.CRASHED,
             exit_code=self._exit_code(pid),
-            message="the run's process ended without reporting a result (killed or crashed)",
+            message=f"the run's process ended without reporting a result: {said}"
+            if said
+            else "the run's process ended without reporting a result (killed or crashed)",
             ended_at=datetime.now(UTC),
         )
 
@@ -141,10 +160,14 @@ class ProcessLauncher:
             return None
         code = int(doc.get("exit_code", 1))
         state = RunState.COMPLETED if code == 0 else RunState.FAILED
+        message = str(doc.get("message", ""))
+        if code != 0 and _SUPERVISOR_ONLY.fullmatch(message):  # only an exit status: say why from the log
+            said = failure_line(self._run_dir(run_id) / "log.txt")
+            message = f"{message}: {said}" if said and message else (said or message)
         return JobStatus(
             state,
             exit_code=code,
-            message=str(doc.get("message", "")),
+            message=message,
             started_at=parse_iso(doc.get("started_at")),
             ended_at=parse_iso(doc.get("ended_at")),
         )
@@ -163,6 +186,42 @@ class ProcessLauncher:
         if child is not None and child.returncode is not None:
             return child.returncode
         return None
+
+
+# What the runtime's supervisor (``runtime.supervise``) records for a command it ran: an exit status and
+# nothing about why; an empty message says no more.
+_SUPERVISOR_ONLY = re.compile(r"(command exited with status -?\d+)?")
+_TRACEBACK = "Traceback (most recent call last):"
+_TAIL = 64 * 1024  # a failure's reason is near the end of its log
+_REASON_MAX = 300
+
+
+def failure_line(log_path: Path) -> str | None:
+    """Why a run that reported nothing ended, from its log: the exception line of its last traceback
+    (``ModuleNotFoundError: No module named 'prefect'``), else its first non-empty line; None if the
+    log is empty or missing."""
+    try:
+        with open(log_path, "rb") as handle:
+            head = handle.read(_TAIL)
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - _TAIL))
+            tail = handle.read()
+    except OSError:
+        return None
+    text = tail.decode("utf-8", "replace")
+    if _TRACEBACK in text:
+        after = text[text.rindex(_TRACEBACK) :].splitlines()[1:]
+        ends = [line for line in after if line.strip() and not line[:1].isspace()]
+        if ends:
+            return _clip(ends[0])
+    first = next((line for line in head.decode("utf-8", "replace").splitlines() if line.strip()), None)
+    return _clip(first) if first else None
+
+
+def _clip(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= _REASON_MAX else line[: _REASON_MAX - 1] + "…"
 
 
 def _make_id(pid: int, run_id: str) -> str:

@@ -325,7 +325,9 @@ class ServeLoop:
             launcher.check(self.ctx.job_for(run))
         except ReconcileError as exc:
             why = _one_line(exc)
-            self.say_once(f"not launching runs of {run.deployment}: {why}", key=("unmet", run.deployment, why))
+            self.say_once(
+                f"not launching runs of {run.deployment}: {why}", key=("unmet", run.deployment, why)
+            )
             if self.source is not None:
                 return run
             try:

@@ -29,6 +29,7 @@ class Target:
     deployment: Resource
     pool: Resource
     blocked: str | None = None
+    since: datetime | None = None  # when the store last wrote the deployment (created or changed)
 
     @property
     def name(self) -> str:
@@ -140,8 +141,27 @@ def targets(live: LiveState, *, cloud: bool) -> tuple[dict[str, Target], list[No
             blocked = f"pool {pool_name} is paused"
         elif body.get("paused"):
             blocked = "deployment is paused"
-        found[address.name] = Target(stored.resource, pool.resource, blocked)
+        found[address.name] = Target(stored.resource, pool.resource, blocked, stored.updated_at)
     return found, notes
+
+
+def window_start(target: Target, *, now: datetime, lookback: timedelta, until: datetime | None) -> datetime:
+    """Where this pass's slot window ``(start, now]`` of ``target`` begins.
+
+    ``now - lookback`` (a missed slot is still launched that late), moved on to the end of the last
+    window this process scheduled, and never before the store last wrote the deployment: a slot due
+    before the deployment existed, or before its schedule was what it is now, is not a missed run
+    (Prefect's scheduler likewise starts a new or changed schedule from the moment it is saved).
+    The store's write time stands for "schedule changed" because an apply rewrites a deployment
+    only when its desired state changed; a change of another field forgoes at most ``lookback`` of
+    back-filling, never launches a run twice.
+    """
+    start = now - lookback
+    if until is not None:
+        start = max(start, until)
+    if target.since is not None:
+        start = max(start, target.since)
+    return start
 
 
 def hold(

@@ -9,10 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
+
 from reconciler import desired as desired_state
 from reconciler.launch import Job, JobStatus, LogChunk, RunContext
 from reconciler.serve import loop as serve
 from reconciler.state import RunState, Store
+from reconciler.state.memory import MemoryStore
+from reconciler.state.sql.schema import objects
+from reconciler.state.sql.store import SqlStore
 from tests.helpers import make_project
 
 T0 = datetime(2024, 6, 3, 10, 0, 0, tzinfo=UTC)  # a Monday
@@ -87,8 +92,19 @@ def project(root: Path, body: str, *, flows: dict[str, str] | None = None) -> Pa
     return make_project(root, body, flows or {"flows/hello.py": FLOW})
 
 
-def apply_file(store: Store, root: Path, *, environ: dict[str, str] | None = None) -> None:
-    """Write the file's desired state into ``store`` as an apply would (creates and updates)."""
+def apply_file(
+    store: Store,
+    root: Path,
+    *,
+    environ: dict[str, str] | None = None,
+    written_at: datetime | None = T0 - timedelta(days=1),
+) -> None:
+    """Write the file's desired state into ``store`` as an apply would (creates and updates).
+
+    The objects are dated ``written_at`` (by default a day before the test clock's start, so the
+    deployments existed throughout every lookback window; None keeps the store's real write time):
+    serve never schedules a slot due before a deployment was written.
+    """
     desired = desired_state.load(
         desired_state.WorkingTree(root), environ=environ or {}, fingerprint_key=store.fingerprint_key()
     )
@@ -96,6 +112,29 @@ def apply_file(store: Store, root: Path, *, environ: dict[str, str] | None = Non
     for address, resource in desired.resources.items():
         current = live.get(address)
         store.write(resource, expected_version=current.version if current else None)
+    if written_at is not None:
+        backdate(store, written_at)
+
+
+def backdate(store: Store, at: datetime) -> None:
+    """Date every object of ``store`` as written at ``at`` (the test clock's past, not the wall's)."""
+    if isinstance(store, MemoryStore):
+        with store._mutex:
+            for address, stored in store._objects.items():
+                store._objects[address] = dataclasses.replace(stored, updated_at=at)
+        return
+    assert isinstance(store, SqlStore), type(store)
+    with store._db._writer.begin() as conn:
+        conn.execute(update(objects).where(objects.c.project == store.project).values(updated_at=at))
+
+
+def backdate_file(db: Path, project: str, at: datetime) -> None:
+    """``backdate`` for a SQLite state file that a CLI process wrote."""
+    store = SqlStore(f"sqlite:///{db}", project=project)
+    try:
+        backdate(store, at)
+    finally:
+        store.close()
 
 
 def yaml(text: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from reconciler.state import RunState
 from reconciler.state.sql.store import SqlStore
 from tests.helpers import REPO, make_project, run_cli
+from tests.serve.support import backdate_file
 
 TOKEN = "tok-5e1f0c0ffee-do-not-print"
 
@@ -70,6 +71,12 @@ def hourly_project(root: Path, *, anchor: datetime) -> Path:
     )
 
 
+def applied_earlier(root: Path) -> None:
+    """Date the applied objects an hour back: these tests launch slots due before they ran ``apply``,
+    which serve does only for a deployment that existed then."""
+    backdate_file(root / ".reconcile" / "state.db", "svc", datetime.now(UTC) - timedelta(hours=1))
+
+
 def runs_of(root: Path) -> list[dict[str, object]]:
     listed = run_cli("-C", str(root), "runs", "--json", env={"API_TOKEN": TOKEN})
     assert listed.returncode == 0, listed.stderr
@@ -80,6 +87,7 @@ def test_serve_once_launches_the_due_slot_recovers_and_follows_runs_to_completed
     root = hourly_project(tmp_path / "proj", anchor=datetime.now(UTC) - timedelta(seconds=20))
     env = {"API_TOKEN": TOKEN}
     assert run_cli("-C", str(root), "apply", "--yes", env=env).returncode == 0
+    applied_earlier(root)
     store = SqlStore(f"sqlite:///{root / '.reconcile' / 'state.db'}", project="svc")
     from reconciler.state import RunRecord
 
@@ -139,6 +147,7 @@ def test_two_serve_processes_over_one_window_launch_each_slot_once(tmp_path: Pat
         FLOWS,
     )
     assert run_cli("-C", str(root), "apply", "--yes").returncode == 0
+    applied_earlier(root)
     command = [sys.executable, "-m", "reconciler", "-C", str(root), "serve", "--once", "--lookback", "130"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     procs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
