@@ -143,7 +143,8 @@ class Syncer:
         at = self.now()
         ref, commit = self.options.ref or "HEAD", None
         try:
-            ref, target = self._fetch()
+            ref = self.options.ref or self._checked_out()
+            target = self._fetch(ref)
             commit = target.git.commit  # an invalid commit is named in the report
             report = self._reconcile(at, ref, target)
         except ReconcileError as exc:
@@ -156,12 +157,11 @@ class Syncer:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _fetch(self) -> tuple[str, desired_state.GitTree]:
+    def _fetch(self, ref: str) -> desired_state.GitTree:
         """The ref's newest commit: fetched from its remote when it follows one. The tree returned
         owns its repository handle (the workspace closes it)."""
         repo = desired_state.GitRepo.open(Path(self.ws.project_dir))
         try:
-            ref = self.options.ref or self._checked_out(repo)
             upstream = repo.upstream(ref)
             target = ref
             if upstream is not None:
@@ -171,10 +171,12 @@ class Syncer:
         except BaseException:
             repo.close()
             raise
-        return ref, dataclasses.replace(tree, owns_repo=True)
+        return dataclasses.replace(tree, owns_repo=True)
 
-    def _checked_out(self, repo: desired_state.GitRepo) -> str:
-        info = repo.working_info(Path(self.ws.project_dir))
+    def _checked_out(self) -> str:
+        """The branch checked out (``HEAD`` when detached): what sync follows without ``--sync-ref``."""
+        with desired_state.GitRepo.open(Path(self.ws.project_dir)) as repo:
+            info = repo.working_info(Path(self.ws.project_dir))
         return info.ref if info is not None and info.ref else "HEAD"
 
     def _reconcile(self, at: datetime, ref: str, tree: desired_state.GitTree) -> SyncReport:

@@ -202,6 +202,6 @@ def test_a_fetch_that_fails_is_reported_without_the_remotes_password_and_the_rol
     GitRepo.existing(clone).git("remote", "set-url", "origin", f"http://deploy:{secret}@127.0.0.1:9/none.git")
     failed = sync_once(clone)
     (line,) = sync_lines(failed.stderr)
-    assert "error: cannot fetch from 'origin'" in line and line.endswith("nothing applied"), line
+    assert "sync: main: error: cannot fetch from 'origin'" in line and line.endswith("nothing applied"), line
     assert secret not in failed.stderr + failed.stdout
     assert stored(clone)[:2] == ("second", second)
