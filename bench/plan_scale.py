@@ -7,6 +7,12 @@ takes merely to parse the same file, and the time of the fastest YAML parsers on
 of the file, reported as path:line:col).
 
     python bench/plan_scale.py [--sizes 1000 10000] [--repeat 3]
+    python bench/plan_scale.py --before /tmp/base --sizes 2 10000 --repeat 7
+
+``--before DIR`` (a worktree of an earlier commit: ``git worktree add /tmp/base <commit>``) measures
+the no-op plan of that tree and of this one alternately, in the same run, each on its own applied
+state: CPU time (user + system of the process, less sensitive to load than wall time), wall time and
+peak RSS, medians.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,10 +67,18 @@ def generate(root: Path, n: int) -> Path:
     return path
 
 
-def cli(project: Path, *args: str) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+def cli(project: Path, *args: str, repo: Path = REPO) -> tuple[float, int, subprocess.CompletedProcess[str]]:
     """Wall seconds and peak RSS (KiB) of one `reconcile` process, read from that process's own
     rusage (``os.wait4``): RUSAGE_CHILDREN would be the largest of every child so far."""
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
+    wall, usage, done = run_reconcile(project, *args, repo=repo)
+    return wall, usage.ru_maxrss, done
+
+
+def run_reconcile(
+    project: Path, *args: str, repo: Path = REPO
+) -> tuple[float, Any, subprocess.CompletedProcess[str]]:
+    """Wall seconds and the rusage of one `reconcile` process running the code in ``repo``."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(repo)}
     command = [sys.executable, "-m", "reconciler", "-C", str(project), *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -74,7 +89,7 @@ def cli(project: Path, *args: str) -> tuple[float, int, subprocess.CompletedProc
         out.seek(0)
         err.seek(0)
         done = subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
-    return wall, usage.ru_maxrss, done
+    return wall, usage, done
 
 
 def in_process_plan(project: Path) -> float:
@@ -113,11 +128,49 @@ def time_parse(text: str) -> dict[str, float]:
     return timings
 
 
+def compare(before: Path, sizes: list[int], repeat: int) -> None:
+    """The no-op plan of ``before``'s tree and of this one, alternately; prints a Markdown table."""
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            projects = {}
+            for label, repo in (("before", before), ("after", REPO)):
+                projects[label] = (generate(Path(tmp) / label / "scale", n), repo)
+                _, _, applied = cli(projects[label][0].parent, "apply", "--yes", repo=repo)
+                assert applied.returncode == 0, applied.stderr[-2000:]
+            samples: dict[str, list[tuple[float, float, int]]] = {"before": [], "after": []}
+            for _ in range(repeat):
+                for label, (path, repo) in projects.items():
+                    wall, usage, done = run_reconcile(path.parent, "plan", "--detailed-exitcode", repo=repo)
+                    assert done.returncode == 0, done.stdout[-500:] + done.stderr[-2000:]
+                    samples[label].append((usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss))
+            med = {
+                label: [statistics.median(s[i] for s in runs) for i in range(3)]
+                for label, runs in samples.items()
+            }
+            rows.append((n, med["before"], med["after"]))
+    print(f"before = {before}, after = {REPO}; {repeat} plans each, alternating, medians")
+    print()
+    print(
+        "| no-op plan | before: CPU | after: CPU | before: wall | after: wall | before: peak RSS | after: peak RSS |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for n, b, a in rows:
+        print(
+            f"| {n:,} deployments | {b[0]:.3f} s | {a[0]:.3f} s | {b[1]:.3f} s | {a[1]:.3f} s "
+            f"| {b[2] / 1024:.1f} MB | {a[2] / 1024:.1f} MB |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--before", type=Path, default=None, help="an earlier tree to compare the plan with")
     args = parser.parse_args()
+    if args.before is not None:
+        compare(args.before.resolve(), args.sizes, args.repeat)
+        return
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
