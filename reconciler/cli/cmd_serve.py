@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.serve_sync import build_syncer, sync_options
+from reconciler.errors import UsageError
+from reconciler.serve import logformat, metrics, schedule
 from reconciler.serve import loop as serve
 
 
@@ -38,10 +41,40 @@ from reconciler.serve import loop as serve
     help="At most N runs in flight at once on the pools serve launches (default: pool and "
     "deployment limits only).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    metavar="PORT",
+    help="Serve Prometheus metrics on /metrics, and /healthz and /readyz probes, on this port "
+    "(0: any free port, logged).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Address the metrics port listens on (0.0.0.0 in a container, for the scraper and probes).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (ts, level, msg, fields), for log pipelines.",
+)
 @sync_options
 @pass_app
 def serve_cmd(
-    app: App, once: bool, interval: float, lookback: float, max_concurrent: int | None, **sync: Any
+    app: App,
+    once: bool,
+    interval: float,
+    lookback: float,
+    max_concurrent: int | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_format: str,
+    **sync: Any,
 ) -> int:
     """Launch due scheduled runs of the applied deployments and follow them to their end.
 
@@ -52,9 +85,30 @@ def serve_cmd(
         interval=interval, lookback=lookback, max_concurrent=max_concurrent, once=once
     )
     syncer = build_syncer(app, **sync)  # continuous sync of a Git ref (serve/sync.py), when asked
-    hooks = syncer.loop_hooks() if syncer is not None else {}
-    loop = serve.ServeLoop(app.run_context(), log=app.err, options=options, **hooks)
-    return loop.run()
+    hooks: dict[str, Any] = dict(syncer.loop_hooks()) if syncer is not None else {}
+    log = logformat.json_log(app.err) if log_format == "json" else app.err
+    ctx = app.run_context()
+    server: metrics.MetricsServer | None = None
+    if metrics_port is not None:
+        # ready while passes succeed and the last is at most three intervals (and a minute) old
+        observed = metrics.ServeMetrics(ctx.store, stale_after=3 * interval + 60)
+        server = _listen(observed, host=metrics_host, port=metrics_port)
+        hooks["after_pass"] = observed.observe_pass
+        log(f"{schedule.iso_utc(datetime.now(UTC).replace(microsecond=0))} serve: metrics on {server.url}")
+    try:
+        return serve.ServeLoop(ctx, log=log, options=options, **hooks).run()
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _listen(observed: metrics.ServeMetrics, *, host: str, port: int) -> metrics.MetricsServer:
+    try:
+        return metrics.MetricsServer(observed, host=host, port=port).start()
+    except OSError as exc:
+        raise UsageError(
+            f"--metrics-port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 COMMANDS = [serve_cmd]

@@ -13,6 +13,7 @@ first within the concurrency limits (``rules.hold``). Every write of a run goes 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -95,12 +96,14 @@ class ServeLoop:
         sleep: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
         before_pass: Callable[[], object] | None = None,
+        after_pass: Callable[[PassReport, float], object] | None = None,
     ) -> None:
         self.ctx, self.options, self.now = ctx, options, now
         self.stop = stop or threading.Event()
         self._sleep = sleep or (lambda seconds: self.stop.wait(seconds))
         self._log = log
         self._before_pass = before_pass  # e.g. a continuous-sync pass when due (serve/sync.py)
+        self._after_pass = after_pass  # (report, seconds) of each pass: metrics (serve/metrics.py)
         self.store: Store = ctx.store
         self.source = self.store if isinstance(self.store, ScheduledRunsSource | PoolDueRuns) else None
         self.cloud = rules.on_cloud(self.store.url)  # a Prefect store's URL names its server's host
@@ -147,13 +150,16 @@ class ServeLoop:
     def run_pass(self) -> PassReport:
         """One pass; an error is logged and the next pass tries again."""
         tally = rules.Tally(self.now())
+        started = time.monotonic()
         try:
             self._pass(tally)
         except ReconcileError as exc:
             self.say(f"error: {_one_line(exc)}")
             self.last = tally.report(failed=True)
-            return self.last
-        self.last = tally.report()
+        else:
+            self.last = tally.report()
+        if self._after_pass is not None:
+            self._after_pass(self.last, time.monotonic() - started)
         return self.last
 
     def shutdown(self, report: PassReport | None) -> None:
@@ -289,6 +295,8 @@ class ServeLoop:
                 tally.waiting.append(unmet)
                 continue
             launched = self._submit(run)
+            if launched is not None and launched.state.terminal:
+                tally.finished.append(launched)  # crashed at submit: it ended in this pass
             if launched is not None and launched.state in rules.ACTIVE:
                 tally.launched.append(launched)
                 tally.active[launched.id] = launched
