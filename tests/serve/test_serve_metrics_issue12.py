@@ -130,7 +130,7 @@ def test_metrics_follow_the_runs_and_readyz_fails_when_the_store_breaks(tmp_path
         assert _value(now, "reconcile_serve_last_success_timestamp_seconds") > time.time() - 30
         assert _value(now, "reconcile_serve_launch_latency_seconds_count", pool="local") >= 2
         assert _value(now, "reconcile_serve_pass_duration_seconds_count") >= 2
-        status, text = _get(f"{base}/metrics")
+        _, text = _get(f"{base}/metrics")
         assert TOKEN not in text and str(tmp_path) not in text  # no secret, no path or URL in a label
 
         with open(root / ".reconcile" / "state.db", "r+b") as db:  # the store breaks under serve
