@@ -94,6 +94,8 @@ def serve_cmd(
         observed = metrics.ServeMetrics(ctx.store, stale_after=3 * interval + 60)
         server = _listen(observed, host=metrics_host, port=metrics_port)
         hooks["after_pass"] = observed.observe_pass
+        if syncer is not None:
+            observed.follow_sync(lambda: syncer.totals)
         log(f"{schedule.iso_utc(datetime.now(UTC).replace(microsecond=0))} serve: metrics on {server.url}")
     try:
         return serve.ServeLoop(ctx, log=log, options=options, **hooks).run()

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from reconciler.serve.rules import PassReport
 from reconciler.state import CountsRequests, RunState, Store
@@ -143,6 +145,10 @@ class ServeMetrics:
         """Time a caller waited for the store's lock (a sync pass applying through the engine)."""
         self.lock_waits.observe(seconds)
 
+    def follow_sync(self, totals: Callable[[], SyncTotals]) -> None:
+        """Expose continuous sync's totals (``serve --sync-interval``), read at each scrape."""
+        self.registry.register(_SyncCollector(totals))
+
     def _requests_now(self) -> int:
         return int(self.store.requests_made) if isinstance(self.store, CountsRequests) else 0
 
@@ -177,6 +183,50 @@ class ServeMetrics:
             return metrics(environ, start_response)
 
         return route
+
+
+class SyncTotals(Protocol):
+    """What ``serve/sync.py``'s ``SyncTotals`` holds (read only)."""
+
+    passes: int
+    failures: int
+    drifted: int
+    applied: int
+
+    @property
+    def last(self) -> Any: ...  # SyncReport | None: its ``pending`` and ``drifted`` counts
+
+
+class _SyncCollector(Collector):
+    """Sync's counters as Prometheus counters and the last pass's counts as gauges."""
+
+    def __init__(self, totals: Callable[[], SyncTotals]) -> None:
+        self._totals = totals
+
+    def collect(self) -> Iterator[Metric]:
+        totals = self._totals()
+        for name, value, text in (
+            ("reconcile_sync_passes", totals.passes, "Continuous-sync passes"),
+            (
+                "reconcile_sync_failures",
+                totals.failures,
+                "Sync passes that applied nothing because of an error",
+            ),
+            ("reconcile_sync_drifted_objects", totals.drifted, "Drifted objects seen by sync passes"),
+            ("reconcile_sync_applied_changes", totals.applied, "Changes written by self-heal"),
+        ):
+            yield CounterMetricFamily(name, text, value=value)
+        last = totals.last
+        yield GaugeMetricFamily(
+            "reconcile_sync_pending_changes",
+            "Changes pending at the last sync pass",
+            value=last.pending if last else 0,
+        )
+        yield GaugeMetricFamily(
+            "reconcile_sync_drifted",
+            "Drifted objects at the last sync pass",
+            value=last.drifted if last else 0,
+        )
 
 
 def _text(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:

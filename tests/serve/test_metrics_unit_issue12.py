@@ -73,3 +73,15 @@ def test_json_lines_carry_fields_and_no_credentials() -> None:
         logformat.json_line("2024-06-03T10:00:00Z error: cannot reach postgresql://me:pw@db/x")
     )
     assert error["level"] == "error" and "pw@" not in error["msg"] and "me:***@db" in error["msg"]
+
+
+def test_continuous_sync_totals_are_read_at_each_scrape() -> None:
+    from reconciler.serve import sync
+
+    observed = metrics.ServeMetrics(MemoryStore(), stale_after=30)
+    totals = sync.SyncTotals()
+    observed.follow_sync(lambda: totals)
+    totals.add(sync.SyncReport(AT, "main", "abc", pending=3, drifted=2, applied=3))
+    text = generate_latest(observed.registry).decode()
+    assert "reconcile_sync_passes_total 1.0" in text and "reconcile_sync_drifted_objects_total 2.0" in text
+    assert "reconcile_sync_pending_changes 3.0" in text and "reconcile_sync_applied_changes_total 3.0" in text
