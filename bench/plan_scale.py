@@ -82,7 +82,8 @@ def run_reconcile(
     command = [sys.executable, "-m", "reconciler", "-C", str(project), *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
+        # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env, cwd=repo)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
