@@ -104,6 +104,7 @@ def reconcile(
 ) -> Outcome:
     """Make the store match the workspace's desired state (or a saved plan), then launch the runs."""
     saved = options.saved_plan
+    # the file is checked before the lock: bad input stops here, having touched nothing
     desired = None if saved is not None else _load(ws, options.sandbox)
     store = ws.store(desired.project if desired is not None else None)  # a saved plan: this project's
     with store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)):
@@ -150,7 +151,7 @@ def _guarded_plan(
     """The plan to apply, after every guard: references, saved plan bound to this store and still
     current, empty file, rollback."""
     if options.saved_plan is not None:
-        _refuse_foreign_plan(options.saved_plan, store)
+        _refuse_foreign_plan(options.saved_plan, store, live)
         applying.verify(options.saved_plan, live)
         result = options.saved_plan
     else:
@@ -166,22 +167,25 @@ def _guarded_plan(
 
 
 def _stamped(result: planning.Plan, store: ObjectStore) -> planning.Plan:
-    """The plan names the store it was made against (its lineage), so it applies nowhere else."""
+    """The plan names the store it was made against (its lineage, None for a store that does not
+    exist yet), so it applies nowhere else."""
     if result.state.lineage is not None:
         return result
     return dataclasses.replace(result, state=dataclasses.replace(result.state, lineage=store.lineage()))
 
 
-def _refuse_foreign_plan(saved: planning.Plan, store: ObjectStore) -> None:
+def _refuse_foreign_plan(saved: planning.Plan, store: ObjectStore, live: LiveState) -> None:
     """A saved plan made for another project or another store is refused before anything is written
     (as Terraform refuses a plan of another state lineage)."""
     if saved.project != store.project:
         raise ForeignPlan(
             f"the saved plan is for project {saved.project!r}, not {store.project!r}: nothing was applied"
         )
-    if saved.state.lineage is None:
+    if saved.state.lineage is None:  # made against a store that did not exist yet (or an older file)
+        if live.serial == 0 and not live.objects:
+            return  # this store is still empty: the plan was made for exactly this
         raise ForeignPlan(
-            "the saved plan does not name the store it was made against (an older plan file): "
+            "the saved plan does not name the store it was made against, and this store is not empty: "
             "run `reconcile plan --out FILE` again"
         )
     if saved.state.lineage != store.lineage():

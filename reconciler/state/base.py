@@ -107,11 +107,12 @@ class ObjectStore(Protocol):
     url: str
     project: str
 
-    def lineage(self) -> str:
+    def lineage(self) -> str | None:
         """A random id made once, when this store (this project in it) was created; never changes.
 
         Two stores with the same URL and project but different lineages are different states (a
         database re-created, a server reset): a saved plan names the lineage it was made against.
+        None: the store does not exist yet (reading never creates it; the first write does).
         """
         ...
 

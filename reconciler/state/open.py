@@ -8,7 +8,9 @@ from reconciler.state.base import Store
 
 
 def open_store(url: str, *, project: str) -> Store:
-    """``sqlite:///path``, ``postgresql+psycopg://...``, ``prefect+http(s)://host/api``, ``prefect://``, ``memory://``."""
+    """``sqlite:///path``, ``postgresql+psycopg://...``, ``prefect+http(s)://host/api``, ``prefect://``, ``memory://``.
+
+    Opening never creates a SQLite file: a command that only reads leaves no state behind."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "memory":
         from reconciler.state.memory import MemoryStore
@@ -17,7 +19,7 @@ def open_store(url: str, *, project: str) -> Store:
     if scheme.startswith(("sqlite", "postgresql", "postgres")):
         from reconciler.state.sql.store import SqlStore
 
-        return SqlStore(url, project=project)
+        return SqlStore(url, project=project, create=False)
     if scheme.startswith("prefect"):
         from reconciler.state.prefect.api import PrefectStore
 

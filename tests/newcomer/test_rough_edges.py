@@ -102,3 +102,17 @@ def test_a_secret_on_a_create_is_an_addition(tmp_path: Path) -> None:
     assert "+ data.value = (sensitive)" in done.stdout and "~ data.value" not in done.stdout
     markdown = run_cli("-C", str(project), "plan", "--markdown", env={"API_TOKEN": "tok-CANARY"})
     assert "+ data.value = (sensitive)" in markdown.stdout and "CANARY" not in markdown.stdout
+
+
+def test_reading_never_writes(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", BAD_POOL.replace("lots", "2").replace("    tagz: [a]\n", ""))
+    for args in (("plan",), ("plan", "--json"), ("runs",), ("state", "list"), ("history",), ("validate",)):
+        done = run_cli("-C", str(project), *args)
+        assert done.returncode == 0, (args, done.stdout + done.stderr)
+        assert not (project / ".reconcile").exists(), args
+    nowhere = tmp_path / "nonexistent" / "dir"
+    done = run_cli("-C", str(project), "--state", f"sqlite:///{nowhere}/x.db", "plan")
+    assert done.returncode == 0 and "Plan:" in done.stdout
+    assert not (tmp_path / "nonexistent").exists()
+    applied = run_cli("-C", str(project), "apply", "--yes")  # the first write creates it
+    assert applied.returncode == 0 and (project / ".reconcile" / "state.db").is_file()

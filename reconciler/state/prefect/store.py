@@ -135,8 +135,9 @@ class PrefectStore:
     def fingerprint_key(self) -> bytes:
         return bytes.fromhex(self._inventory.head(create=True).key)  # type: ignore[union-attr]
 
-    def lineage(self) -> str:
-        return str(self._inventory.head(create=True).lineage)  # type: ignore[union-attr]
+    def lineage(self) -> str | None:
+        head = self._inventory.head(create=False)  # reading never writes: no head yet, no lineage
+        return str(head.lineage) if head is not None else None
 
     def claims(self, addresses: Collection[Address]) -> dict[Address, Claim]:
         """What exists on the server at ``addresses`` outside this project's inventory: deployments

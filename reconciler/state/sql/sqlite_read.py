@@ -30,6 +30,15 @@ BUSY_TIMEOUT_S = 30.0  # as the SQLAlchemy engine's: wait out a writer's checkpo
 _SELECT_OBJECTS = f"SELECT {', '.join(OBJECT_COLUMNS)} FROM objects WHERE project = ? ORDER BY address"
 
 
+def absent_file(url: str) -> Path | None:
+    """The file of a plain ``sqlite:///PATH`` URL that does not exist (yet): a store nobody wrote."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.lower() not in ("sqlite", "sqlite+pysqlite") or "?" in rest or not rest:
+        return None
+    path = Path(unquote(rest))
+    return None if path.exists() else path
+
+
 def ready_file(url: str) -> Path | None:
     """The file of a plain ``sqlite:///PATH`` URL that exists; None for any other URL (the
     SQLAlchemy path validates those and says what is wrong)."""

@@ -37,13 +37,19 @@ class SqlStore:
 
     job_runtime = JobRuntime.RECONCILER  # a launched job never talks to the database
 
-    def __init__(self, url: str, *, project: str, lock_policy: LockPolicy | None = None) -> None:
+    def __init__(
+        self, url: str, *, project: str, lock_policy: LockPolicy | None = None, create: bool = True
+    ) -> None:
         if not project:
             raise StateError("a project name is required")
         self.url = redact_url(url)
         self.project = project
         self._source_url, self._lock_policy = url, lock_policy
         self._reader: sqlite_read.SqliteReader | None = None
+        # ``create=False`` (the CLI): a SQLite file that does not exist is a store nobody wrote; reads
+        # answer "empty" without creating it (nor its directory); the first write creates it.
+        self._absent = not create and sqlite_read.absent_file(url) is not None
+        self._lineage: str | None = None
         path = sqlite_read.ready_file(url)
         if path is not None:
             reader = sqlite_read.SqliteReader(path, project=project, display_url=self.url)
@@ -52,7 +58,9 @@ class SqlStore:
                 reader.close()
             else:
                 self._reader, self._key, self._lineage = reader, opened.key, opened.lineage
-        if self._reader is None:
+        if self._absent:
+            self._key = b""  # made with the store, on first need (see fingerprint_key)
+        elif self._reader is None:
             self._key, self._lineage = self._db.fingerprint_key(), self._db.lineage()
 
     def __repr__(self) -> str:
@@ -64,18 +72,29 @@ class SqlStore:
         from reconciler.state.sql.database import SqlDatabase
 
         if self._lock_policy is None:
-            return SqlDatabase(self._source_url, project=self.project)
-        return SqlDatabase(self._source_url, project=self.project, lock_policy=self._lock_policy)
+            db = SqlDatabase(self._source_url, project=self.project)
+        else:
+            db = SqlDatabase(self._source_url, project=self.project, lock_policy=self._lock_policy)
+        if self._absent:  # created just now, by a write: from here on it is a store like any other
+            self._absent = False
+            self._key, self._lineage = db.fingerprint_key(), db.lineage()
+        return db
 
     # -- objects -----------------------------------------------------------------------------
 
     def read_all(self) -> LiveState:
+        if self._absent:
+            return LiveState(url=self.url, serial=0, objects={})
         return self._reader.read_all() if self._reader is not None else self._db.read_all()
 
     def fingerprint_key(self) -> bytes:
+        """The store's HMAC key. A store that does not exist yet is created for it: a secret's
+        fingerprint must be comparable with what later plans compute (only files with secrets ask)."""
+        if self._absent:
+            self._db  # noqa: B018 - creating the store sets the key
         return self._key
 
-    def lineage(self) -> str:
+    def lineage(self) -> str | None:
         return self._lineage
 
     def write(self, resource: Resource, *, expected_version: int | None) -> int:
@@ -95,7 +114,7 @@ class SqlStore:
         self._db.record_apply(entry)
 
     def history(self, *, limit: int = 50) -> list[HistoryEntry]:
-        return self._db.history(limit=limit)
+        return [] if self._absent else self._db.history(limit=limit)
 
     # -- other projects in this database (``projects.py``) --------------------------------------------
 
@@ -103,11 +122,15 @@ class SqlStore:
 
     def claims(self, addresses: Collection[Address]) -> dict[Address, Claim]:
         """The addresses among ``addresses`` that another project of this database manages."""
+        if self._absent:
+            return {}
         from reconciler.state.sql import projects as sql_projects
 
         return sql_projects.claims(self._source_url, self.project, addresses)
 
     def projects(self) -> dict[str, int]:
+        if self._absent:
+            return {}
         from reconciler.state.sql import projects as sql_projects
 
         return sql_projects.counts(self._source_url)
@@ -126,10 +149,10 @@ class SqlStore:
         return self._db.update_run(run)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        return self._db.get_run(run_id)
+        return None if self._absent else self._db.get_run(run_id)
 
     def list_runs(self, *, deployment: str | None = None, limit: int = 100) -> list[RunRecord]:
-        return self._db.list_runs(deployment=deployment, limit=limit)
+        return [] if self._absent else self._db.list_runs(deployment=deployment, limit=limit)
 
     def job_environment(self, run: RunRecord) -> Mapping[str, str]:
         """Nothing: a launched job never talks to the SQL state (the reconciler records its runs)."""
