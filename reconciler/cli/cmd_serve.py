@@ -84,9 +84,9 @@ def serve_cmd(
     options = serve.ServeOptions(
         interval=interval, lookback=lookback, max_concurrent=max_concurrent, once=once
     )
-    syncer = build_syncer(app, **sync)  # continuous sync of a Git ref (serve/sync.py), when asked
-    hooks: dict[str, Any] = dict(syncer.loop_hooks()) if syncer is not None else {}
     log = logformat.json_log(app.err) if log_format == "json" else app.err
+    syncer = build_syncer(app, log=log, **sync)  # continuous sync of a Git ref (serve/sync.py), when asked
+    hooks: dict[str, Any] = dict(syncer.loop_hooks()) if syncer is not None else {}
     ctx = app.run_context()
     server: metrics.MetricsServer | None = None
     if metrics_port is not None:

@@ -55,6 +55,7 @@ def sync_options(command: F) -> F:
 def build_syncer(
     app: App,
     *,
+    log: Callable[[str], None],
     sync_interval: float | None,
     sync_ref: str | None,
     self_heal: bool,
@@ -70,4 +71,4 @@ def build_syncer(
             raise click.UsageError(f"{', '.join(given)} {verb} --sync-interval")
         return None
     options = sync.SyncOptions(interval=sync_interval, ref=sync_ref, self_heal=self_heal, prune=prune)
-    return sync.Syncer(app, options, log=app.err)
+    return sync.Syncer(app, options, log=log)
