@@ -275,11 +275,14 @@ def test_fingerprint_key_is_32_bytes(store_factory: StoreFactory) -> None:
 
 def test_lineage_is_made_once_and_names_this_store(store_factory: StoreFactory) -> None:
     store = store_factory()
+    store.set_last_commit("abc123")  # by its first write at the latest, a store has its lineage
     lineage = store.lineage()
-    assert str(uuid.UUID(lineage)) == lineage  # a random id, not derived from the URL or the name
-    store.set_last_commit("abc123")  # a write of the project's own record keeps it
+    assert lineage is not None and str(uuid.UUID(lineage)) == lineage  # random, not from the URL or name
+    store.set_last_commit("def456")  # a write of the project's own record keeps it
     assert store.lineage() == lineage and store_factory().lineage() == lineage  # stable, reopened too
-    assert store_factory(project="another").lineage() != lineage
+    another = store_factory(project="another")
+    another.set_last_commit("abc123")
+    assert another.lineage() not in (None, lineage)
 
 
 def test_a_recreated_database_has_another_lineage(tmp_path: Path) -> None:

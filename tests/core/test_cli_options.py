@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.infra import install
-from tests.helpers import REPO, make_project, run_cli
+from tests.helpers import make_project, run_cli
 from tests.watch.watcher import Watcher
 
 PROJECT = """\
@@ -44,5 +44,9 @@ def test_json_and_markdown_together_are_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_install_hints_name_the_clone_for_an_editable_install() -> None:
+    """This copy is installed from a clone (pip install -e): the hint names that clone, whose
+    pyproject.toml declares the extra, never the package index where it does not exist."""
     hint = install.install_hint("aws")
-    assert hint == f"pip install -e '{REPO}[aws]'"
+    assert hint.startswith("pip install -e '") and hint.endswith("[aws]'"), hint
+    clone = Path(hint.removeprefix("pip install -e '").removesuffix("[aws]'"))
+    assert (clone / "pyproject.toml").is_file() and "aws = [" in (clone / "pyproject.toml").read_text()

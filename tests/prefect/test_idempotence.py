@@ -109,7 +109,7 @@ def synthetic(suffix: str) -> str:
           subscription_id: sub
       - name: custom-{suffix}
         type: process
-        job_variables: {{working_dir: /srv/flows}}
+        job_variables: {{working_dir: flows}}
         base_job_template:
           job_configuration: {{command: "{{{{ command }}}}", working_dir: "{{{{ working_dir }}}}"}}
           variables:
@@ -151,7 +151,7 @@ def synthetic(suffix: str) -> str:
       - name: custom-{suffix}
         entrypoint: flows/etl.py:report
         schedule: {{cron: "*/5 * * * *"}}
-        work_pool: {{name: custom-{suffix}, job_variables: {{working_dir: /srv/other}}}}
+        work_pool: {{name: custom-{suffix}, job_variables: {{working_dir: flows/other}}}}
       - name: nopool-{suffix}
         entrypoint: flows/etl.py:etl
     """

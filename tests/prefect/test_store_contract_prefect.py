@@ -401,7 +401,8 @@ def test_lineage_of_a_head_from_before_the_field_is_its_variables_id(
     store_factory: PrefectFactory, api: httpx.Client
 ) -> None:
     store = store_factory()
-    store.lineage()  # makes the head
+    assert store.lineage() is None  # reading never writes: no head yet
+    store.set_last_commit("abc123")  # the first write makes the head
     variable = api.get(f"variables/name/{Names(store.project).head}").json()
     older = {k: v for k, v in variable["value"].items() if k != "lineage"}
     api.patch(f"variables/{variable['id']}", json={"value": older})
