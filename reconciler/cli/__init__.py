@@ -71,6 +71,8 @@ def cli(
     prefect.yaml, and push runs to serverless infrastructure."""
     if not project_dir.is_dir():
         raise click.UsageError(f"project directory {str(project_dir)!r} does not exist")
+    if project is not None and (not project.strip() or any(not c.isprintable() for c in project)):
+        raise click.UsageError(f"--project {project!r}: a project name is printable text, not empty")
     app = App(
         project_dir=project_dir,
         file=file,

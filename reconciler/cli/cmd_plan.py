@@ -11,6 +11,7 @@ import orjson
 from reconciler import engine
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
+from reconciler.errors import PlanFileError
 from reconciler.objects import Kind
 from reconciler.state import CountsRequests
 
@@ -57,10 +58,13 @@ def _report_requests(app: App) -> None:
 def write_plan_file(path: Path, result: planning.Plan) -> None:
     """The plan, readable by its owner only (0600, like Terraform's): it names the store and the objects."""
     data = orjson.dumps(planning.encode_plan(result), option=orjson.OPT_INDENT_2) + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: tighten it
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: tighten it
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise PlanFileError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
 
 
 @click.command("plan")

@@ -40,3 +40,18 @@ def test_negative_counts_and_durations_are_usage_errors(tmp_path: Path, args: tu
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Invalid value" in done.stderr and "Traceback" not in done.stderr
     assert not (project / ".reconcile" / "runs").exists()  # nothing launched
+
+
+def test_a_project_name_with_control_characters_is_a_usage_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", PROJECT)
+    for name in ("a\nb", "x\x1b[2J", ""):
+        done = run_cli("-C", str(project), "--project", name, "plan")
+        assert done.returncode == 1 and "a project name is printable text" in done.stderr, done.stderr
+        assert "\x1b" not in done.stderr
+
+
+def test_a_plan_file_that_cannot_be_written_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", PROJECT)
+    done = run_cli("-C", str(project), "plan", "--out", str(tmp_path / "missing" / "dir" / "p.plan"))
+    assert done.returncode == 1 and "cannot write the plan to" in done.stderr
+    assert "internal error" not in done.stderr
