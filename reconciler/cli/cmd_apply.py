@@ -14,6 +14,7 @@ from reconciler import engine
 from reconciler import plan as planning
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.cmd_plan import ref_option, render
+from reconciler.cli.options import lock_timeout_option
 from reconciler.errors import PlanFileError, ReconcileError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,13 +36,7 @@ APPLY_OPTIONS = (
     click.option(
         "--allow-empty", is_flag=True, help="Allow a file that declares nothing while the state has objects."
     ),
-    click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=60.0,
-        show_default=True,
-        help="Seconds to wait for the lock.",
-    ),
+    lock_timeout_option,
     click.option(
         "--allow-rollback", is_flag=True, help="Allow applying a commit older than the last applied."
     ),

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.cli.app import App, pass_app
+from reconciler.cli.options import lock_timeout_option
 from reconciler.errors import UsageError
 from reconciler.infra.install import install_hint
 
@@ -38,13 +39,7 @@ WATCH_OPTIONS = (
         show_default=True,
         help="Seconds of quiet that end a burst of changes: one run per deployment per burst.",
     ),
-    click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=60.0,
-        show_default=True,
-        help="Seconds to wait for the lock.",
-    ),
+    lock_timeout_option,
 )
 """The options of ``reconcile watch``, also taken by ``reconcile --watch`` (one definition, two spellings)."""
 WATCH_PARAMS = ("apply_changes", "sandbox", "allow_overlap", "burst_window", "lock_timeout")
