@@ -11,6 +11,10 @@ and the standard library only, because push pools ship it *inside the job*
 Environment: RECONCILE_RUN_ID, RECONCILE_DEPLOYMENT, RECONCILE_ENTRYPOINT (``path/file.py:func`` or
 ``pkg.module.func``), RECONCILE_PARAMETERS (a JSON object), RECONCILE_PULL_STEPS (JSON list, optional),
 RECONCILE_RESULT_FILE (optional: where to write ``{"exit_code", "started_at", "ended_at", "message"}``).
+Without ``PREFECT_API_URL`` a ``@flow`` starts Prefect's temporary (ephemeral) API server in the job;
+``ephemeral_prefect_defaults`` keeps that server's start-up out of the run's log and gives each run its
+own in-memory database, so concurrent runs never contend for the shared ``~/.prefect/prefect.db``.
+
 Exit code: 0 when the function returned, 1 when it raised, 2 when the run could not be set up.
 
 ``python -m reconciler.runtime --exec CMD...`` supervises another command instead (a custom
@@ -25,12 +29,13 @@ import importlib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Set
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -76,6 +81,75 @@ def run_pull_steps(steps: list[dict[str, Any]]) -> None:
         asyncio.run(run_steps([step]))
 
 
+# Settings for Prefect's temporary server when the job reports to no Prefect server. An in-memory
+# database per run: the shared default (~/.prefect/prefect.db) makes concurrent runs race on its
+# migrations ("duplicate column name") and writes ("database is locked"), and a run's flow-run
+# history is kept by the reconciler's store anyway. ERROR keeps a failing server visible in the
+# log while its routine start-up lines stay out; telemetry off spares a failing network call.
+EPHEMERAL_SERVER_DEFAULTS = {
+    "PREFECT_API_DATABASE_CONNECTION_URL": (
+        "sqlite+aiosqlite:///file::memory:?cache=shared&uri=true&check_same_thread=false"
+    ),
+    "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+# What else counts as the user having chosen a setting: its other spellings (aliases Prefect accepts)
+# and, for the database, any of its parts (driver, host, name, ...).
+_USER_CHOSE = {
+    "PREFECT_API_DATABASE_CONNECTION_URL": ("PREFECT_API_DATABASE_", "PREFECT_SERVER_DATABASE_"),
+    "PREFECT_SERVER_LOGGING_LEVEL": ("PREFECT_SERVER_LOGGING_LEVEL", "PREFECT_LOGGING_SERVER_LEVEL"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": ("PREFECT_SERVER_ANALYTICS_ENABLED",),
+}
+
+
+def ephemeral_prefect_defaults(environ: Mapping[str, str], profile: Set[str]) -> dict[str, str]:
+    """The settings to add for Prefect's temporary server: none when the job reports to a Prefect
+    server (``PREFECT_API_URL`` in its environment or its Prefect profile), and never one the user
+    set, in the environment or the active profile (``profile``: the names set there)."""
+    if environ.get("PREFECT_API_URL") or "PREFECT_API_URL" in profile:
+        return {}
+    chosen = {*environ, *profile}
+    return {
+        name: value
+        for name, value in EPHEMERAL_SERVER_DEFAULTS.items()
+        if not any(n.startswith(_USER_CHOSE[name]) for n in chosen)
+    }
+
+
+def profile_setting_names(environ: Mapping[str, str]) -> set[str]:
+    """Names of the settings the active Prefect profile sets (``prefect config set``), read from the
+    profiles file without importing Prefect, whose settings are fixed at import; empty when there is
+    none or it cannot be read (Python < 3.11 has no TOML reader)."""
+    try:
+        import tomllib
+    except ImportError:
+        return set()
+    home = Path(environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    active = environ.get("PREFECT_PROFILE") or doc.get("active") or "ephemeral"
+    settings = (doc.get("profiles") or {}).get(active) or {}
+    return {str(name).upper() for name in settings} if isinstance(settings, dict) else set()
+
+
+class _TemporaryServerNotice(logging.Filter):
+    """Drops Prefect's "Starting/Stopping temporary server" lines: the same logger (``prefect``)
+    carries the flow's own records, so its level cannot be raised without hiding them."""
+
+    _SOURCE = os.path.join("prefect", "server", "api", "server.py")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.endswith(self._SOURCE)
+
+
+def quiet_temporary_server() -> None:
+    """Keep the temporary server's notices out of the run's log (call after Prefect is imported)."""
+    logging.getLogger("prefect").addFilter(_TemporaryServerNotice())
+
+
 def call(function: Callable[..., Any], parameters: dict[str, Any]) -> Any:
     result = function(**parameters)
     if inspect.isawaitable(result):
@@ -96,9 +170,13 @@ def main() -> int:
         entrypoint = os.environ["RECONCILE_ENTRYPOINT"]
         parameters = json.loads(os.environ.get("RECONCILE_PARAMETERS") or "{}")
         steps = json.loads(os.environ.get("RECONCILE_PULL_STEPS") or "null")
+        ephemeral = ephemeral_prefect_defaults(os.environ, profile_setting_names(os.environ))
+        os.environ.update(ephemeral)  # before anything imports Prefect, which reads them once
         if steps:
             run_pull_steps(steps)
         function = load_entrypoint(entrypoint)
+        if ephemeral:
+            quiet_temporary_server()
     except Exception as exc:
         traceback.print_exc()
         code, message = 2, f"could not set up run {run_id}: {type(exc).__name__}: {exc}"
