@@ -8,7 +8,7 @@ and the local-only ``--exec`` supervisor removed, is compressed (zlib) and base6
 ``python -c`` program that decodes and executes it. Nothing is installed or downloaded when the
 container starts; the image needs ``python`` (3.8 or later) on its ``PATH``.
 
-Size: about 2 KB, the same for every run (it depends only on this release's runtime). The limits it
+Size: about 3 KB, the same for every run (it depends only on this release's runtime). The limits it
 has to fit, and which each launcher checks for the whole request it sends:
 
 * ECS ``RunTask``: "A total of 8192 characters are allowed for overrides. This limit includes the
@@ -22,7 +22,7 @@ has to fit, and which each launcher checks for the whole request it sends:
 * Azure Container Instances: the command is the container's ``command`` array in the container
   group (https://learn.microsoft.com/azure/container-instances/container-instances-start-command);
   Azure documents no length limit for it, so the binding one is Linux's 131072 bytes per argument
-  (``MAX_ARG_STRLEN``, execve(2)), far above 2 KB.
+  (``MAX_ARG_STRLEN``, execve(2)), far above 3 KB.
 """
 
 from __future__ import annotations

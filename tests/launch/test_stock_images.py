@@ -217,9 +217,10 @@ def test_a_prefect_flow_runs_through_prefects_engine_in_prefects_image(
 
 
 def test_the_travelling_runtime_fits_every_platform_limit() -> None:
-    """About 2 KB: a quarter of ECS's 8192-character override budget (the tightest documented)."""
+    """About 3 KB: well under half of ECS's 8192-character override budget (the tightest documented),
+    which the job's environment and other overrides share."""
     command = bootstrap.inline_command()
-    assert len(json.dumps(list(command))) < 2500
+    assert len(json.dumps(list(command))) < 3500
     ast.parse(bootstrap.runtime_program(), feature_version=(3, 8))  # images with an older Python
     compiled = compile(bootstrap.runtime_program(), "<runtime>", "exec")
     assert "supervise" not in compiled.co_names  # the local --exec supervisor does not travel
