@@ -277,12 +277,12 @@ def _deployment_pool(
     if pool_type is not None:
         pool_variables = ctx.resources[pool_address].body["job_variables"]
         as_typed = canonical.coerce(canonical.plain(variables), pool_type.variables)
-        for problem in pool_type.validate_job_variables(as_typed, beneath=pool_variables):
-            message = f"deployment {dep.name!r}: {problem.message}"
-            if problem.warning:
-                ctx.warnings.append(((*jv_path, *problem.path), f"warning: {message}"))
+        for finding in pool_type.validate_job_variables(as_typed, beneath=pool_variables):
+            message = f"deployment {dep.name!r}: {finding.message}"
+            if finding.warning:
+                ctx.warnings.append(((*jv_path, *finding.path), f"warning: {message}"))
                 continue
-            ctx.error((*jv_path, *problem.path), message, at_key=problem.at_key)
+            ctx.error((*jv_path, *finding.path), message, at_key=finding.at_key)
         for name in pool_type.secret_variables & set(variables):
             variables[name] = ctx.resolver.resolve_secret_field(variables[name], (*jv_path, name), what=name)
     depends.extend(check_pools.references(ctx, variables, jv_path, has_blocks=False))

@@ -116,3 +116,21 @@ def test_reading_never_writes(tmp_path: Path) -> None:
     assert not (tmp_path / "nonexistent").exists()
     applied = run_cli("-C", str(project), "apply", "--yes")  # the first write creates it
     assert applied.returncode == 0 and (project / ".reconcile" / "state.db").is_file()
+
+
+def test_a_work_queue_name_from_a_placeholder_follows_the_rules_of_names(tmp_path: Path) -> None:
+    text = (
+        BAD_POOL.replace("lots", "2")
+        .replace("    tagz: [a]\n", "")
+        .replace(
+            "work_pool: {name: local}",
+            'work_pool: {name: local, work_queue_name: "{{ $QUEUE }}", job_variables: {env: {A: "1"}}}',
+        )
+    )
+    project = make_project(tmp_path / "p", text)
+    env = {"QUEUE": "bad/queue", "RECONCILE_PUBLIC_ENV": "QUEUE"}
+    done = run_cli("-C", str(project), "plan", env=env)
+    assert done.returncode == 1 and "work_queue_name" in done.stderr, done.stderr
+    assert "internal error" not in done.stderr and "bad/queue" not in done.stderr
+    good = run_cli("-C", str(project), "plan", env={**env, "QUEUE": "etl"})
+    assert good.returncode == 0, good.stderr
