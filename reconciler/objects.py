@@ -1,9 +1,9 @@
 """The vocabulary every layer shares: what an object is, how it is named, what a secret looks like.
 
-Desired objects (from ``spec``) and stored objects (from ``state``) are both :class:`Resource`: an
+Desired objects (from ``desired``) and stored objects (from ``state``) are both :class:`Resource`: an
 address plus a canonical body (plain JSON values, with :class:`Secret` leaves where a value is
 sensitive). The diff engine pairs them by address and compares bodies, so both sides must be in the
-same canonical form: ``spec`` produces it and ``state`` stores it verbatim.
+same canonical form: ``desired`` produces it and ``state`` stores it verbatim.
 """
 
 from __future__ import annotations

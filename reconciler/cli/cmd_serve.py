@@ -1,4 +1,4 @@
-"""``serve``: the push service loop (see ``reconciler/triggers/serve.py`` for what one pass does)."""
+"""``serve``: the push service loop (see ``reconciler/serve/loop.py`` for what one pass does)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """DESIRED: read ``prefect.yaml`` (from disk or a Git commit) into canonical resources.
 
-Facade: ``spec.load(tree, file, environ=..., fingerprint_key=...) -> Desired``.
+Facade: ``desired.load(tree, file, environ=..., fingerprint_key=...) -> Desired``.
 """
 
 from reconciler.desired.desired import Desired, Reference, RuleKind, RunRule, SourceInfo

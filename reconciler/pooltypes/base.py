@@ -3,7 +3,7 @@
 A pool type mirrors Prefect's ``base_job_template``: ``variables`` is a JSON Schema object whose
 property defaults are the type's defaults, and ``job_configuration`` is a template whose
 ``{{ name }}`` placeholders are filled from the merged variables when a run is rendered. Everything
-here is pure (no I/O, no environment): ``spec`` validates with it, ``launch`` renders with it.
+here is pure (no I/O, no environment): ``desired`` validates with it, ``launch`` renders with it.
 """
 
 from __future__ import annotations

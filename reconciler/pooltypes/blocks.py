@@ -2,7 +2,7 @@
 
 Each :class:`BlockType` mirrors a Prefect block schema (field names as in prefect-aws, prefect-gcp,
 prefect-azure and Prefect core) so the data we store is the data Prefect's own block classes load.
-``secret_fields`` are the top-level fields whose *whole* value is sensitive: ``spec`` turns them into
+``secret_fields`` are the top-level fields whose *whole* value is sensitive: ``desired`` turns them into
 :class:`~reconciler.objects.Secret` leaves, so they must come from env placeholders.
 
 Two deliberate differences from Prefect's schemas: ``aws_session_token`` is secret for us (it is a

@@ -6,7 +6,7 @@ slot under the slot's idempotency key ``schedule:<flow/name>:<slug>:<instant in 
 depends only on the schedule and the instant, so every serve process, before or after a restart,
 names a slot the same way and the store's unique key refuses a second run for it.
 
-The bodies are the canonical ``schedules`` of a deployment (``spec/canonical.py`` ``schedule_body``),
+The bodies are the canonical ``schedules`` of a deployment (``desired/canonical.py`` ``schedule_body``),
 and the rules follow Prefect's server (``prefect.server.schemas.schedules``) so a schedule fires at
 the same instants whether our serve loop or a Prefect server runs it:
 

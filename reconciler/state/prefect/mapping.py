@@ -1,6 +1,6 @@
 """Server objects <-> canonical bodies, both directions. Pure: no I/O, no environment, no clock.
 
-The canonical bodies are exactly what ``spec`` produces (``spec/load.py`` + ``spec/canonical.py``), so
+The canonical bodies are exactly what ``desired`` produces (``desired/load.py`` + ``desired/canonical.py``), so
 a body read back from the server compares equal to the file's when nothing changed. Values here are
 *raw*: secrets already resolved (writes) or not yet turned back into Secrets (reads), and block
 references already translated by the caller (``values.py``). What the server fills in or keeps
