@@ -53,7 +53,7 @@ def _declared(data: bytes, function: str) -> str | None:
     for node in ast.walk(module):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
             for decorator in node.decorator_list:
-                if not isinstance(decorator, ast.Call) or _name(decorator.func) not in spellings:
+                if not isinstance(decorator, ast.Call) or flows.dotted_name(decorator.func) not in spellings:
                     continue
                 for keyword in decorator.keywords:
                     value = keyword.value
@@ -64,11 +64,3 @@ def _declared(data: bytes, function: str) -> str | None:
                     ):
                         return value.value
     return None
-
-
-def _name(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_name(node.value)}.{node.attr}"
-    return ""

@@ -337,9 +337,9 @@ def _assigned_flow(
         name = _name_keyword(value.keywords, constants)
         return None if base is None else _renamed(base, name, value.lineno, is_flow=base.is_flow)
     keywords = list(value.keywords)
-    if isinstance(func, ast.Call) and _dotted_name(func.func) in decorators:
+    if isinstance(func, ast.Call) and dotted_name(func.func) in decorators:
         keywords = list(func.keywords)
-    elif _dotted_name(func) not in decorators:
+    elif dotted_name(func) not in decorators:
         return None
     if len(value.args) != 1 or not isinstance(value.args[0], ast.Name):
         return None
@@ -411,7 +411,7 @@ def _info(
     is_flow, name, line = False, None, node.lineno
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if _dotted_name(target) in decorators:  # @flow, @flow(...), @prefect.flow(...), aliases
+        if dotted_name(target) in decorators:  # @flow, @flow(...), @prefect.flow(...), aliases
             is_flow = True
             name = _name_keyword(decorator.keywords, constants) if isinstance(decorator, ast.Call) else None
             if name is not None:
@@ -429,9 +429,12 @@ def _info(
     )
 
 
-def _dotted_name(node: ast.expr) -> str:
+def dotted_name(node: ast.expr) -> str:
+    """``a.b.c`` for a name or attribute chain (a call stands for what it calls); "" for anything else."""
+    if isinstance(node, ast.Call):
+        return dotted_name(node.func)
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        return f"{_dotted_name(node.value)}.{node.attr}"
+        return f"{dotted_name(node.value)}.{node.attr}"
     return ""

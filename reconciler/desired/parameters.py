@@ -44,7 +44,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from reconciler.desired.flows import FlowInfo
+from reconciler.desired.flows import FlowInfo, dotted_name
 from reconciler.desired.source import SourceTree
 from reconciler.objects import iter_secrets
 from reconciler.pooltypes.base import schema_message
@@ -463,9 +463,7 @@ class _ClassBuilder:
             return self._model(bases, doc)
         if any(b in _TYPED_DICTS or _is_typeddict(b) for b in bases):
             return self._typeddict(doc)
-        if any(
-            _decorator_name(d) in ("dataclass", "dataclasses.dataclass") for d in self.node.decorator_list
-        ):
+        if any(dotted_name(d) in ("dataclass", "dataclasses.dataclass") for d in self.node.decorator_list):
             return self._dataclass(doc)
         namespace: dict[str, Any] = {"__doc__": doc, "__module__": __name__, "_reconcile_rebuilt": True}
         return type(self.node.name, (), namespace)  # an arbitrary class: Prefect's schema gives {}
@@ -495,7 +493,7 @@ class _ClassBuilder:
                 if member.startswith("_"):
                     continue
                 value = stmt.value
-                if isinstance(value, ast.Call) and _decorator_name(value.func) in ("auto", "enum.auto"):
+                if isinstance(value, ast.Call) and dotted_name(value.func) in ("auto", "enum.auto"):
                     auto_index += 1
                     members.append((member, enum.auto()))
                     continue
@@ -584,17 +582,7 @@ def _bound_names(stmt: ast.stmt) -> list[str]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return _decorator_name(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-
-
-def _decorator_name(node: ast.expr) -> str:
-    if isinstance(node, ast.Call):
-        return _decorator_name(node.func)
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_decorator_name(node.value)}.{node.attr}"
-    return ""
+    return dotted_name(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
 
 
 def _from_safe_module(value: Any) -> bool:
