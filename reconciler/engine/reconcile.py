@@ -22,7 +22,6 @@ from reconciler.engine import gitrules
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import PlanFileError, ReconcileError
-from reconciler.launch import preflight as launch_preflight
 from reconciler.objects import Kind, LiveState
 from reconciler.state import ObjectStore
 
@@ -87,7 +86,9 @@ def plan_only(
     store = ws.store(desired.project)
     live = _scope(store.read_all(), sandbox)
     result = _stamped(applying.plan_for(desired, live, prune=prune, store=store), store)
-    if preflight:
+    if preflight:  # imported here: a plain plan never loads the cloud checks
+        from reconciler.launch import preflight as launch_preflight
+
         findings = launch_preflight.preflight_for(desired, ws.environ, live=live)
         result = dataclasses.replace(result, preflight=findings)
     return Outcome(result, None, desired=desired)
