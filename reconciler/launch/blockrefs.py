@@ -31,19 +31,18 @@ def reference_id(value: Any) -> str | None:
     return None
 
 
-def credentials_block(
-    value: Any, *, field: str, pool: str, block_type: str, fallback: str
-) -> Mapping[str, Any]:
+def credentials_block(value: Any, *, who: str, block_type: str, fallback: str) -> Mapping[str, Any]:
     """The credentials block data a pool variable holds ({} when unset), or ``LaunchAuthError``.
 
-    A ``$ref`` nothing resolved, or anything that is not block data, is refused by name: the SDK would
-    otherwise fall back to ``fallback`` (this machine's own credentials) without a word."""
+    A ``$ref`` nothing resolved, or anything that is not block data, is refused by name (``who``: the
+    variable and its pool): the SDK would otherwise fall back to ``fallback``, this machine's own
+    credentials, without a word."""
     if value in (None, {}):
         return {}
     block_id = reference_id(value)
     if block_id is not None or not isinstance(value, Mapping):
         what = f"block document {block_id} (unresolved)" if block_id else f"not {block_type} block data"
-        raise LaunchAuthError(f"{field} of work pool {pool!r} is {what}: refusing to fall back to {fallback}")
+        raise LaunchAuthError(f"{who} is {what}: refusing to fall back to {fallback}")
     return value
 
 

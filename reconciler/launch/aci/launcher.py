@@ -209,8 +209,7 @@ class AciLauncher:
         credentials = (
             blockrefs.credentials_block(
                 job.configuration.get("aci_credentials"),
-                field="aci_credentials",
-                pool=job.pool,
+                who=f"aci_credentials of work pool {job.pool!r}",
                 block_type=BLOCK_TYPE,
                 fallback="DefaultAzureCredential of this machine",
             )

@@ -227,15 +227,12 @@ def _oauth_transport(cls: Callable[..., T]) -> Callable[..., T]:
 
 def _credentials(block: Any, *, who: str) -> tuple[Any, str | None]:
     """``(credentials, project)`` from the block's data: key info, key file, or application defaults."""
-    block_id = blockrefs.reference_id(block)
-    if block_id is not None:
-        raise LaunchAuthError(
-            f"{who}: credentials is block document {block_id}, unresolved: refusing to fall back to this "
-            "machine's application default credentials"
-        )
-    if block is not None and not isinstance(block, Mapping):
-        raise LaunchAuthError(f"{who}: the credentials variable must be a gcp-credentials block reference")
-    block = block or {}
+    block = blockrefs.credentials_block(
+        block,
+        who=f"{who}: credentials",
+        block_type="gcp-credentials",
+        fallback="this machine's application default credentials",
+    )
     project = block.get("project") or None
     info = block.get("service_account_info")
     if info:

@@ -59,8 +59,7 @@ class Credentials:
         """
         data = blockrefs.credentials_block(
             configuration.get("aws_credentials"),
-            field="aws_credentials",
-            pool=pool,
+            who=f"aws_credentials of work pool {pool!r}",
             block_type="aws-credentials",
             fallback="this machine's AWS credentials",
         )
