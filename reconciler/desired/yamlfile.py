@@ -184,8 +184,16 @@ def _refuse_deep_nesting(text: str, *, file: str) -> None:
                     raise SpecError([Diagnostic(file, mark.line + 1, mark.column + 1, message)])
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML >= 6.0.4 has a nesting limit of its own, met while its scanner reads ahead for a
+        # possible key before the events reach depth MAX_DEPTH here: the same refusal, said our way
+        mark = exc.problem_mark
+        if mark is not None and "nesting depth" in str(exc.problem or ""):
+            message = f"invalid YAML: nesting deeper than {MAX_DEPTH} levels"
+            raise SpecError([Diagnostic(file, mark.line + 1, mark.column + 1, message)]) from None
         return  # a syntax error: the parse reports it, with its place
+    except yaml.YAMLError:
+        return
 
 
 def _refuse_unacceptable_characters(text: str, *, file: str) -> None:
