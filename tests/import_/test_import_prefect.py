@@ -60,7 +60,7 @@ def test_import_writes_a_hand_made_workspace_that_loads_back_as_the_server_holds
     tmp_path: Path, prefect_server: PrefectServer
 ) -> None:
     pool, deployment, block = unique("ui-pool"), unique("ui-dep"), unique("ui-secret")
-    with httpx.Client(base_url=prefect_server.api_url + "/", timeout=30) as api:
+    with prefect_server.client() as api:
         make_by_hand(api, pool, deployment, block)
     project = tmp_path / "adopt"
     (project / "flows").mkdir(parents=True)

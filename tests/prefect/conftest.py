@@ -33,7 +33,7 @@ def unique(prefix: str) -> str:
 @pytest.fixture
 def api(prefect_server: PrefectServer) -> Iterator[httpx.Client]:
     """A plain HTTP client on the server, for what a user would do in the UI (drift, foreign objects)."""
-    with httpx.Client(base_url=prefect_server.api_url + "/", timeout=30) as client:
+    with prefect_server.client() as client:
         yield client
 
 
@@ -93,7 +93,7 @@ def settle(server: PrefectServer, output: str, timeout: float = 90) -> None:
     """Wait until the runs an apply launched (``run_on: apply: changed``) have ended, so that no flow
     process started by a test outlives it."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
+    with server.client() as client:
         for run_id in LAUNCHED.findall(output):
             while time.monotonic() < deadline:
                 found = client.get(f"flow_runs/{run_id}")

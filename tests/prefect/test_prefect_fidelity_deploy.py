@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -105,7 +104,7 @@ def prefect_deploy(
 def create_pools(server: PrefectServer, project: Path) -> None:
     """`prefect deploy` needs the pools to exist; it ignores our `work_pools:` section."""
     data = yaml.safe_load((project / "prefect.yaml").read_text(encoding="utf-8"))
-    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
+    with server.client() as client:
         for pool in data.get("work_pools") or []:
             pool_type = pooltypes.get(pool["type"])
             template = pool_type.base_job_template({}) if pool_type else {}
@@ -116,7 +115,7 @@ def create_pools(server: PrefectServer, project: Path) -> None:
 
 def deployments(server: PrefectServer) -> dict[str, dict[str, Any]]:
     """The server's deployments by FLOW/NAME, reduced to the compared fields."""
-    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
+    with server.client() as client:
         flows = {f["id"]: f["name"] for f in client.post("flows/filter", json={}).json()}
         found = client.post("deployments/filter", json={}).json()
     result = {}

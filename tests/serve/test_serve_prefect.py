@@ -56,7 +56,7 @@ def test_serve_launches_a_server_scheduled_run_once_and_follows_it(
     applied = cli(prefect_server, project, "apply", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     try:
-        with httpx.Client(base_url=prefect_server.api_url + "/", timeout=30) as api:
+        with prefect_server.client() as api:
             deployment = api.get("deployments/name/hello/tick").json()
             now = datetime.now(UTC).isoformat()
             made = api.post(  # what the server's scheduler does for a schedule
