@@ -21,19 +21,38 @@ ENV_PLACEHOLDER = re.compile(r"\{\{\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class Kind(StrEnum):
-    """The three kinds of object a project manages, in dependency order."""
+    """The kinds of object a project manages (declaration order is the file's section order)."""
 
     BLOCK = "block"
+    VARIABLE = "variable"
+    CONCURRENCY_LIMIT = "concurrency_limit"
     WORK_POOL = "work_pool"
+    WORK_QUEUE = "work_queue"
     DEPLOYMENT = "deployment"
+    AUTOMATION = "automation"
 
     @property
     def rank(self) -> int:
-        """Position in apply order: blocks before pools before deployments."""
+        """Position in apply order: a kind comes after every kind its objects may reference (a queue
+        after its pool, a deployment after its pool, queue, blocks and limits, an automation after
+        the deployments, pools and blocks it names). Deletes run in the reverse order."""
         return _RANK[self]
 
+    @property
+    def label(self) -> str:
+        """How a sentence names the kind: "work pool", "concurrency limit"."""
+        return self.value.replace("_", " ")
 
-_RANK = {Kind.BLOCK: 0, Kind.WORK_POOL: 1, Kind.DEPLOYMENT: 2}
+
+_RANK = {
+    Kind.BLOCK: 0,
+    Kind.VARIABLE: 0,
+    Kind.CONCURRENCY_LIMIT: 0,
+    Kind.WORK_POOL: 1,
+    Kind.WORK_QUEUE: 2,
+    Kind.DEPLOYMENT: 3,
+    Kind.AUTOMATION: 4,
+}
 
 
 class Address(NamedTuple):
@@ -63,6 +82,22 @@ class Address(NamedTuple):
     @classmethod
     def deployment(cls, flow: str, name: str) -> Address:
         return cls(Kind.DEPLOYMENT, f"{flow}/{name}")
+
+    @classmethod
+    def work_queue(cls, pool: str, name: str) -> Address:
+        return cls(Kind.WORK_QUEUE, f"{pool}/{name}")
+
+    @classmethod
+    def variable(cls, name: str) -> Address:
+        return cls(Kind.VARIABLE, name)
+
+    @classmethod
+    def concurrency_limit(cls, name: str) -> Address:
+        return cls(Kind.CONCURRENCY_LIMIT, name)
+
+    @classmethod
+    def automation(cls, name: str) -> Address:
+        return cls(Kind.AUTOMATION, name)
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ def validate_cmd(app: App, ref: str | None) -> int:
     for warning in desired.warnings:
         app.err(warning)
     counts = {kind: len(desired.of_kind(kind)) for kind in Kind}
-    app.out(
-        f"{app.file} is valid: {counts[Kind.BLOCK]} blocks, {counts[Kind.WORK_POOL]} work pools, "
-        f"{counts[Kind.DEPLOYMENT]} deployments (project {desired.project!r})"
-    )
+    always = (Kind.BLOCK, Kind.WORK_POOL, Kind.DEPLOYMENT)  # the others are named when declared
+    shown = [k for k in Kind if k in always or counts[k]]
+    listed = ", ".join(f"{counts[k]} {k.label}s" for k in shown)
+    app.out(f"{app.file} is valid: {listed} (project {desired.project!r})")
     return 0
 
 

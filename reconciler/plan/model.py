@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.desired import GitInfo, SourceInfo
-from reconciler.objects import Address, Kind, Resource
+from reconciler.objects import Address, Resource
 
 # Where a plan's desired state came from: the loader's own records, carried as they are.
 PlanSource = SourceInfo
@@ -173,12 +173,10 @@ class Plan:
         return tuple(c for c in self.changes if c.action is Action.ADOPT)
 
 
-_RANK = {Kind.BLOCK: 0, Kind.WORK_POOL: 1, Kind.DEPLOYMENT: 2}
-
-
 def apply_order(change: Change) -> tuple[int, int, str]:
-    """Creates and updates go blocks -> pools -> deployments; deletes go last, dependents first."""
-    rank = _RANK[change.address.kind]
+    """Creates and updates go in kind rank order (blocks -> pools -> queues -> deployments ->
+    automations); deletes go last, dependents first."""
+    rank = change.address.kind.rank
     if change.action is Action.DELETE:
         return (1, -rank, str(change.address))
     return (0, rank, str(change.address))
