@@ -387,7 +387,7 @@ PLAN_VARIANTS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "wrong-tool": (_set("/tool/name", "terraform"), "/tool/name"),
     "unknown-action": (_set("/changes/0/action", "upsert"), "/changes/0/action"),
     "no-op-listed": (_set("/changes/0/action", "no-op"), "/changes/0/action"),
-    "unknown-kind": (_set("/changes/0/kind", "variable"), "/changes/0/kind"),
+    "unknown-kind": (_set("/changes/0/kind", "flow_run"), "/changes/0/kind"),
     "unknown-change-key": (_set("/changes/0/diff", {}), "/changes/0"),
     "kind-address-mismatch": (_set("/changes/1/kind", "block"), "/changes/1/address"),
     "bad-address": (_set("/changes/1/address", "pool.ecs-push"), "/changes/1/address"),
