@@ -23,6 +23,7 @@ BANNED_CHARACTERS = "/%&><"
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 _BLOCK_NAME = re.compile(r"[a-z0-9-]+")
+_VARIABLE_NAME = re.compile(r"[a-z0-9_-]+")  # prefect.types.names.VariableName
 
 
 class NameKind(StrEnum):
@@ -35,6 +36,9 @@ class NameKind(StrEnum):
     BLOCK = "block name"
     SLUG = "schedule slug"
     PROJECT = "project name"
+    VARIABLE = "variable name"
+    CONCURRENCY_LIMIT = "concurrency limit name"
+    AUTOMATION = "automation name"
 
 
 def is_unsafe_char(char: str) -> bool:
@@ -59,7 +63,11 @@ def problem(value: str, kind: NameKind, *, declared: bool = True) -> str | None:
     if unsafe:
         what = ", ".join(_describe(c) for c in unsafe)
         return f"{kind.value} {show(value)} may not contain {what}"
-    if kind is NameKind.PROJECT:
+    if kind in (NameKind.PROJECT, NameKind.AUTOMATION):
+        return None  # Prefect takes any text; only the characters that fake output are refused
+    if kind is NameKind.VARIABLE:
+        if not _VARIABLE_NAME.fullmatch(value):
+            return f"{kind.value} {show(value)} may only contain lowercase letters, digits, dashes and underscores"
         return None
     if kind is NameKind.BLOCK:
         if not _BLOCK_NAME.fullmatch(value):
