@@ -630,11 +630,11 @@ def problems(schema: Mapping[str, Any], parameters: Mapping[str, Any], *, requir
     some to the run). Values resolved when the run starts (Secrets, Prefect's ``__prefect_kind``
     values) are not type-checked.
     """
-    properties: Mapping[str, Any] = schema.get("properties") or {}
+    compiled = _compiled(schema)
+    properties = compiled.properties
     found: list[Problem] = []
-    open_ended = _may_take_any_keyword(properties)
     for key in parameters:
-        if key not in properties and not open_ended:
+        if key not in properties and not compiled.open_ended:
             hint = difflib.get_close_matches(key, list(properties), n=1)
             tip = f" (did you mean {hint[0]!r}?)" if hint else ""
             takes = ", ".join(sorted(properties)) or "no parameters"
@@ -643,15 +643,41 @@ def problems(schema: Mapping[str, Any], parameters: Mapping[str, Any], *, requir
         missing = [key for key in schema.get("required") or () if key not in parameters]
         found.extend(Problem(None, f"missing required parameter {key!r}", False) for key in missing)
     checked = {k: v for k, v in parameters.items() if k in properties and _checkable(v)}
-    if not checked:
+    if not checked or compiled.validator.is_valid(checked):
         return found
-    for error in _validator(schema).iter_errors(checked):
+    for error in compiled.validator.iter_errors(checked):
         where = str(error.instance_path[0]) if error.instance_path else None
         found.append(Problem(where, f"parameter {schema_message(error, schema)}", True))
     return found
 
 
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    """What checking parameters needs of one schema, worked out once per schema."""
+
+    properties: Mapping[str, Any]
+    open_ended: bool  # the flow may take any keyword (see ``_may_take_any_keyword``)
+    validator: Any
+
+
 _VALIDATORS: dict[str, Any] = {}  # by schema text: deployments of one flow share one validator
+# By the schema object: a flow's deployments share one schema object (see ``check_deployments``), so
+# the text above (a JSON dump per call) is made once per schema, not once per deployment. Each entry
+# keeps the schema alive (its id cannot be reused) and a copy of it, compared on every hit (a C-level
+# equality, far cheaper than the dump), so a schema changed in place is compiled again.
+_BY_OBJECT: dict[int, tuple[Mapping[str, Any], Mapping[str, Any], _Compiled]] = {}
+
+
+def _compiled(schema: Mapping[str, Any]) -> _Compiled:
+    cached = _BY_OBJECT.get(id(schema))
+    if cached is not None and cached[0] is schema and cached[1] == schema:
+        return cached[2]
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    compiled = _Compiled(properties, _may_take_any_keyword(properties), _validator(schema))
+    if len(_BY_OBJECT) >= _CACHE_SIZE:
+        _BY_OBJECT.clear()
+    _BY_OBJECT[id(schema)] = (schema, copy.deepcopy(schema), compiled)
+    return compiled
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
@@ -680,6 +706,11 @@ def _may_take_any_keyword(properties: Mapping[str, Any]) -> bool:
 def _checkable(value: Any) -> bool:
     """Whether the value is final: Secrets, placeholders left for later (``{{ $X }}`` unset under
     ``validate``) and Prefect's ``__prefect_kind`` values are resolved after this check."""
+    kind = type(value)
+    if kind is str:  # the common case, decided without walking (a Secret is never a plain str)
+        return "{{" not in value
+    if kind is int or kind is float or kind is bool or value is None:
+        return True
     if next(iter_secrets(value), None) is not None or _has_placeholder(value):
         return False
     return not (isinstance(value, Mapping) and "__prefect_kind" in value)
