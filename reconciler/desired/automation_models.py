@@ -354,11 +354,19 @@ class ResumeAutomation(_OnAutomation):
 
 
 class _WithBlock(_RawIds):
-    block: StrictStr
+    block: StrictStr | None = None  # required, but a raw block_document_id instead is the one problem
+
+    @model_validator(mode="after")
+    def _block_required(self) -> _WithBlock:
+        if self.block is None:
+            raise ValueError("block is required: write the block's address, block: TYPE/NAME")
+        return self
 
     @field_validator("block")
     @classmethod
-    def _address(cls, value: str) -> str:
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         block_type, sep, name = value.partition("/")
         if not sep or not block_type or not name:
             raise ValueError(f"block is written TYPE/NAME (such as slack-webhook/ops), not {value!r}")
@@ -382,8 +390,8 @@ class CallWebhook(_WithBlock):
 
     @field_validator("block")
     @classmethod
-    def _webhook(cls, value: str) -> str:
-        if value.partition("/")[0] != WEBHOOK_BLOCK_TYPE:
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and value.partition("/")[0] != WEBHOOK_BLOCK_TYPE:
             raise ValueError(f"call-webhook calls a {WEBHOOK_BLOCK_TYPE} block (webhook/NAME), not {value!r}")
         return value
 

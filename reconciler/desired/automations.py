@@ -26,12 +26,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from reconciler.desired import automation_models as m
 from reconciler.desired import check_workspace
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Reference
-from reconciler.desired.yamlfile import Path
+from reconciler.desired.yamlfile import Path, format_path
 from reconciler.objects import Address, Kind, Resource
 
 Json = Any
@@ -68,7 +69,7 @@ def check(ctx: LoadContext, index: int, raw: Any) -> None:
     what = f"automation {name!r}" if isinstance(name, str) else f"automations[{index}]"
     if not check_workspace.public_only(ctx, base, raw, what=what):
         return
-    automation = ctx.model(m.Automation, raw, base, set())
+    automation = _validated(ctx, raw, base)
     if automation is None:
         return
     address = Address.automation(automation.name)
@@ -91,6 +92,23 @@ def check(ctx: LoadContext, index: int, raw: Any) -> None:
         ctx.error(base, f"{what}: automations that name each other cannot be created ({chain})")
         return
     ctx.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
+
+
+def _validated(ctx: LoadContext, raw: dict[str, Any], base: Path) -> m.Automation | None:
+    """The item as a model, or None with each problem at its place: an unknown key at the key."""
+    try:
+        return m.Automation.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False, include_input=False):
+            # union members are tagged with capitalised names: not places in the file
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+            where = format_path((*base, *loc))
+            if err["type"] == "extra_forbidden":
+                ctx.error((*base, *loc), f"{where}: unknown key {loc[-1]!r}", at_key=True)
+            else:
+                message = str(err["msg"]).removeprefix("Value error, ")
+                ctx.error((*base, *loc), f"{where}: {message}")
+        return None
 
 
 # -- the canonical body -------------------------------------------------------------------------------
