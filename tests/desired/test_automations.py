@@ -280,7 +280,7 @@ def test_an_unresolved_address_is_an_error_naming_it() -> None:
 
 def test_an_id_that_names_none_of_ours_stays_visible_and_the_marker_tag_is_ours() -> None:
     body = examples().resources[Address.automation("rerun-after-extract")].body
-    ids, resolve, name_of = _ids()
+    _, resolve, name_of = _ids()
     sent = mapping.to_api(body, resolve, marker="managed-by:prefect-reconciler/p")
     assert "managed-by:prefect-reconciler/p" in sent["tags"]
     foreign = str(uuid.uuid4())
