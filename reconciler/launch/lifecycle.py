@@ -8,11 +8,13 @@ the queue (SCHEDULED) only once, so leaving it clears ``waiting``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.errors import StateError
-from reconciler.state import RunRecord, RunState, RunStore
+from reconciler.errors import StaleVersion, StateError
+from reconciler.state import ACTIVE_STATES, Admission, ClaimsRuns, Limit, RunRecord, RunState, RunStore
+
+RUNS_SCAN = 10_000  # runs a store without an atomic claim reads to count what is active
 
 _S = RunState
 _ENDINGS = frozenset({_S.COMPLETED, _S.FAILED, _S.CRASHED, _S.CANCELLED})
@@ -50,3 +52,27 @@ def move(store: RunStore, run: RunRecord, **changes: Any) -> RunRecord:
     if target is not RunState.SCHEDULED:
         changes["waiting"] = None
     return store.update_run(run.evolve(**changes))
+
+
+def claim(store: RunStore, run: RunRecord, limits: Sequence[Limit], **changes: Any) -> Admission:
+    """Move a SCHEDULED run to PENDING (with ``changes``) if every limit has room: the admission.
+
+    A store that claims atomically (:class:`~reconciler.state.ClaimsRuns`: the SQL stores, a Prefect
+    server) checks the limits and moves the run in one step no other process can split, so replicas
+    never overshoot. Any other store is counted here and then moved by compare-and-set: exact within
+    one process, and never a run launched twice.
+    """
+    if not allowed(run.state, RunState.PENDING):
+        raise IllegalMove(f"run {run.id}: a {run.state.value} run cannot become PENDING")
+    claimed = run.evolve(**{**changes, "state": RunState.PENDING, "waiting": None})
+    if isinstance(store, ClaimsRuns):
+        return store.claim_run(run, limits, claimed=claimed)
+    if limits:
+        active = [r for r in store.list_runs(limit=RUNS_SCAN) if r.state in ACTIVE_STATES]
+        for limit in limits:
+            if sum(1 for r in active if limit.covers(r)) >= limit.limit:
+                return Admission(run, claimed=False, full=limit)
+    try:
+        return Admission(store.update_run(claimed), claimed=True)
+    except StaleVersion:
+        return Admission(store.get_run(run.id) or run, claimed=False)

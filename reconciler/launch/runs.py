@@ -14,21 +14,24 @@ allowed moves).
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LaunchError, StaleVersion
+from reconciler.infra.lease import holder_is_gone
 from reconciler.launch import lifecycle, run_inputs
 from reconciler.launch.base import Job, Launcher, LogChunk
 from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
 from reconciler.objects import LiveState
-from reconciler.state import RunRecord, RunState, Store
+from reconciler.state import ClaimsRuns, Limit, RunRecord, RunState, Store
 
 LauncherFactory = Callable[[str], Launcher]
 
@@ -41,10 +44,12 @@ CLAIM_GRACE = timedelta(minutes=2)
 @dataclass(frozen=True)
 class Launch:
     """What :func:`submit` did: the run as it stands, and whether this call won its claim (and so
-    handed it to a launcher: of several processes racing for one run, only one sees ``claimed``)."""
+    handed it to a launcher: of several processes racing for one run, only one sees ``claimed``);
+    ``full``: the concurrency limit that had no room (the run was left queued)."""
 
     run: RunRecord
     claimed: bool
+    full: Limit | None = None
 
 
 @dataclass
@@ -125,14 +130,20 @@ def launch(ctx: RunContext, run: RunRecord) -> RunRecord:
     return submit(ctx, run).run
 
 
-def submit(ctx: RunContext, run: RunRecord) -> Launch:
-    """:func:`launch`, saying whether this call won the claim (only the winner submits)."""
+def submit(ctx: RunContext, run: RunRecord, limits: Sequence[Limit] = ()) -> Launch:
+    """:func:`launch`, saying whether this call won the claim (only the winner submits).
+
+    The claim admits the run only if every one of ``limits`` has room (``lifecycle.claim``: atomic
+    on stores that can, so several ``serve`` replicas keep the limits exact). Its time is the run's
+    start, and it names this process, so recovery can tell a launch in progress from one whose
+    process is gone.
+    """
     if run.state is not RunState.SCHEDULED:
         return Launch(run, claimed=False)
-    try:  # the claim; its time is the run's start (and tells recover() a launch is under way)
-        run = lifecycle.move(ctx.store, run, state=RunState.PENDING, started_at=datetime.now(UTC))
-    except StaleVersion:
-        return Launch(ctx.store.get_run(run.id) or run, claimed=False)  # someone else claimed it
+    admission = lifecycle.claim(ctx.store, run, limits, started_at=datetime.now(UTC), claimed_by=claimer())
+    if not admission.claimed:
+        return Launch(admission.run, claimed=False, full=admission.full)
+    run = admission.run
     try:
         infrastructure_id = ctx.launcher_for(run).submit(ctx.job_for(run))
     except LaunchError as exc:
@@ -145,6 +156,13 @@ def submit(ctx: RunContext, run: RunRecord) -> Launch:
         )
         return Launch(crashed, claimed=True)
     return Launch(lifecycle.move(ctx.store, run, infrastructure_id=infrastructure_id), claimed=True)
+
+
+def settle(ctx: RunContext, stored: Sequence[RunRecord]) -> None:
+    """Let the store free the admission slots of runs that ended and keep those of runs in flight
+    (a Prefect server's concurrency leases); whichever process reads a run's end settles it."""
+    if isinstance(ctx.store, ClaimsRuns):
+        ctx.store.settle_runs(stored)
 
 
 def hold(ctx: RunContext, run: RunRecord, why: str) -> RunRecord:
@@ -274,7 +292,19 @@ def recover(
 
 def _claim_expired(run: RunRecord, now: datetime, grace: timedelta) -> bool:
     claimed = run.started_at or run.created_at
-    return claimed is None or now - claimed >= grace
+    return claimed is None or now - claimed >= grace or claimer_gone(run)
+
+
+def claimer() -> str:
+    """Who claims a run: this process, as ``HOST/PID`` (asked at each claim: a fork is another process)."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def claimer_gone(run: RunRecord) -> bool:
+    """Whether the process that claimed ``run`` ran on this host and no longer exists (killed
+    mid-launch): its claim is interrupted for sure, whatever its age."""
+    host, _, pid = (run.claimed_by or "").rpartition("/")
+    return bool(host) and pid.isdigit() and holder_is_gone(host=host, pid=int(pid))
 
 
 def _abandoned(run: RunRecord, now: datetime) -> bool:

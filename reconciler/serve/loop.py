@@ -5,16 +5,19 @@ Each pass (``run_pass``): read the stored state; recover launches another proces
 ones free their slots; find what is due (a store that schedules runs itself is asked, else the slots
 of the stored schedules in ``(max(last pass, now - lookback), now]`` become runs under the slot's
 idempotency key: one slot is one run however many serve processes see it); launch the queue oldest
-first within the concurrency limits (``rules.hold``). Every write of a run goes through
-``launch.runs``: the claim decides which of two serve processes submits. What the loop decides is in
-``rules`` (pure functions); the README describes the options and the log.
+by queue priority, then oldest first, within the concurrency limits. Admission is one path: the
+limits of a run (``rules.limits``: serve's, the pool's, the work queue's, the deployment's, a
+global one) are handed to the claim (``runs.submit``), which the store makes atomic (a database
+transaction, a Prefect server's concurrency slots), so N replicas on one store never launch a run
+twice nor overshoot a limit; ``rules.hold`` only spares claims bound to fail. Every write of a run
+goes through ``launch.runs``. What the loop decides is in ``rules`` (pure functions); the README
+describes the options and the log.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +29,7 @@ from reconciler.launch import Job, RunContext, runs
 from reconciler.objects import LiveState
 from reconciler.serve import rules, schedule
 from reconciler.serve.rules import PassReport
-from reconciler.state import RunRecord, RunState, Store
+from reconciler.state import Limit, RunRecord, RunState, Store
 
 __all__ = ["DEFAULT_SERVE", "PassReport", "PoolDueRuns", "ScheduledRunsSource", "ServeLoop", "ServeOptions"]
 
@@ -181,6 +184,7 @@ class ServeLoop:
         stored = self.store.list_runs(limit=RUNS_SCAN)
         recovered = {r.id: r for r in self._recover(stored, now)}
         stored = [recovered.get(r.id, r) for r in stored]
+        runs.settle(self.ctx, stored)  # slots of runs that ended (whoever launched them) are freed
         self._follow(stored, targets, tally)
         if self.source is not None:
             queue = self._store_scheduled(targets, now)
@@ -189,7 +193,7 @@ class ServeLoop:
             known = {r.id: r for r in stored if r.state is RunState.SCHEDULED}
             known.update({r.id: r for r in created if r.state is RunState.SCHEDULED})
             queue = [r for r in known.values() if r.scheduled_for is None or r.scheduled_for <= now]
-        queue.sort(key=lambda r: (_due(r), r.created_at or now, r.id))
+        queue.sort(key=lambda r: rules.launch_order(r, targets, now=now))
         self._launch(queue, targets, tally)
 
     def _store_scheduled(self, targets: Mapping[str, rules.Target], now: datetime) -> list[RunRecord]:
@@ -270,49 +274,54 @@ class ServeLoop:
     def _launch(
         self, queue: list[RunRecord], targets: Mapping[str, rules.Target], tally: rules.Tally
     ) -> None:
-        pools = Counter(self._pool(r) for r in tally.active.values())
-        deployments = Counter(r.deployment for r in tally.active.values())
+        full: dict[str, Limit] = {}  # limits a claim of this pass found without room
         for run in queue:
             target = targets.get(run.deployment)
             if target is None or self._pool(run) != target.pool.address.name:
                 self.say_once(f"not launching run {run.id} of {run.deployment}: not on a pool serve launches")
                 continue
-            held = rules.hold(
-                target,
-                active=len(tally.active),
-                pools=pools,
-                deployments=deployments,
-                max_concurrent=self.options.max_concurrent,
-            )
-            if held is not None:
-                if held.cancel:
-                    self._cancel(run, held.reason, tally)
+            limits = rules.limits(target, targets, max_concurrent=self.options.max_concurrent)
+            held = rules.hold(target, limits, active=tally.active.values(), full=full)
+            if held is None:
+                unmet = self._unmet(run)
+                if unmet is not None:
+                    tally.waiting.append(unmet)
+                    continue
+                launch = self._submit(run, limits)
+                if launch is None:
+                    continue
+                if launch.full is not None:  # another replica took the last slot meanwhile
+                    full[launch.full.key] = launch.full
+                    held = rules.Hold(launch.full.reason, cancel=launch.full.cancel)
                 else:
-                    tally.waiting.append(self._wait(run, held.reason))
-                continue
-            unmet = self._unmet(run)
-            if unmet is not None:
-                tally.waiting.append(unmet)
-                continue
-            launched = self._submit(run)
-            if launched is not None and launched.state.terminal:
-                tally.finished.append(launched)  # crashed at submit: it ended in this pass
-            if launched is not None and launched.state in rules.ACTIVE:
-                tally.launched.append(launched)
-                tally.active[launched.id] = launched
-                pools[self._pool(launched)] += 1
-                deployments[launched.deployment] += 1
+                    self._launched(launch, tally)
+                    continue
+            if held.cancel:
+                self._cancel(run, held.reason, tally)
+            else:
+                tally.waiting.append(self._wait(run, held.reason))
+
+    def _launched(self, launch: runs.Launch, tally: rules.Tally) -> None:
+        if not launch.claimed:
+            return  # another serve process won the claim: it launched the run and says so
+        launched = launch.run
+        if launched.state.terminal:
+            tally.finished.append(launched)  # crashed at submit: it ended in this pass
+        elif launched.state in rules.ACTIVE:
+            tally.launched.append(launched)
+            tally.active[launched.id] = launched
 
     # -- effects on one run --------------------------------------------------------------------------
 
-    def _submit(self, run: RunRecord) -> RunRecord | None:
+    def _submit(self, run: RunRecord, limits: tuple[Limit, ...]) -> runs.Launch | None:
+        """Claim (within ``limits``) and submit ``run``; None if the store failed (said in the log)."""
         try:
-            launch = runs.submit(self.ctx, run)
+            launch = runs.submit(self.ctx, run, limits)
         except ReconcileError as exc:
             self.say(f"error: cannot launch run {run.id} of {run.deployment}: {_one_line(exc)}")
             return None
         if not launch.claimed:
-            return None  # another serve process won the claim: it launched the run and says so
+            return launch
         launched = launch.run
         what = f"run {launched.id} of {launched.deployment} ({launched.reason or 'manual'})"
         if launched.state is RunState.CRASHED:
@@ -320,7 +329,7 @@ class ServeLoop:
         elif launched.state in rules.ACTIVE:
             where = f" as {launched.infrastructure_id}" if launched.infrastructure_id else ""
             self.say(f"launched {what} on {self._pool(launched)}{where}")
-        return launched
+        return launch
 
     def _unmet(self, run: RunRecord) -> RunRecord | None:
         """The run, held, if its launcher says the launch cannot work here (a ``process`` job whose
@@ -377,6 +386,7 @@ class ServeLoop:
             cloud=self.cloud,
             store_schedules=self.source is not None,
             now=now,
+            gone=runs.claimer_gone,
         )
         if not chosen:
             return []
@@ -399,10 +409,6 @@ class ServeLoop:
         if key not in self._said:
             self._said.add(key)
             self.say(text)
-
-
-def _due(run: RunRecord) -> datetime:
-    return run.scheduled_for or run.created_at or datetime.min.replace(tzinfo=UTC)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,16 +6,17 @@ nothing here does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler import pooltypes
 from reconciler.objects import Address, Kind, LiveState, Resource
 from reconciler.serve import schedule
-from reconciler.state import RunRecord, RunState
+from reconciler.state import ACTIVE_STATES, Limit, RunRecord, RunState
 
-ACTIVE = frozenset({RunState.PENDING, RunState.RUNNING, RunState.CANCELLING})
+ACTIVE = ACTIVE_STATES
+DEFAULT_QUEUE = "default"  # the queue every pool has, and a deployment's when it names none
 CLOUD_HOST = "api.prefect.cloud"
 # A launch takes seconds (a cloud call with retries, at most a minute or so): a run PENDING without
 # infrastructure for longer than this was left by a launcher that stopped.
@@ -30,10 +31,18 @@ class Target:
     pool: Resource
     blocked: str | None = None
     since: datetime | None = None  # when the store last wrote the deployment (created or changed)
+    queue: str = DEFAULT_QUEUE  # the work queue of its runs, in its pool
+    priority: int = 1  # the queue's priority in its pool (Prefect's rule: lower launches first)
+    queue_limit: int | None = None  # the queue's concurrency_limit
+    gcl: Resource | None = None  # the global concurrency limit the deployment names, if stored
 
     @property
     def name(self) -> str:
         return self.deployment.address.name
+
+    @property
+    def pool_name(self) -> str:
+        return self.pool.address.name
 
 
 @dataclass(frozen=True)
@@ -136,13 +145,65 @@ def targets(live: LiveState, *, cloud: bool) -> tuple[dict[str, Target], list[No
                 text = f"not launching runs on {pool_type} pools: Prefect Cloud pushes those itself"
                 notes.append(Note(("cloud-push",), text))
             continue
+        queue_name = str((body.get("work_pool") or {}).get("work_queue_name") or DEFAULT_QUEUE)
+        queue = live.get(Address.work_queue(str(pool_name), queue_name))
+        queue_body = queue.resource.body if queue else {}
         blocked = None
         if pool.resource.body.get("paused"):
             blocked = f"pool {pool_name} is paused"
+        elif queue_body.get("paused"):
+            blocked = f"work queue {queue_name} is paused"
         elif body.get("paused"):
             blocked = "deployment is paused"
-        found[address.name] = Target(stored.resource, pool.resource, blocked, stored.updated_at)
+        gcl_name = body.get("global_concurrency_limit")
+        gcl = live.get(Address.concurrency_limit(str(gcl_name))) if gcl_name else None
+        limit = queue_body.get("concurrency_limit")
+        found[address.name] = Target(
+            stored.resource,
+            pool.resource,
+            blocked,
+            stored.updated_at,
+            queue=queue_name,
+            priority=queue_priorities(live, str(pool_name)).get(queue_name, 1),
+            queue_limit=None if limit is None else int(limit),
+            gcl=gcl.resource if gcl else None,
+        )
     return found, notes
+
+
+def queue_priorities(live: LiveState, pool: str) -> dict[str, int]:
+    """Each stored work queue of ``pool`` with its priority, by Prefect's rule.
+
+    A declared priority is kept (lower number launches first). A queue without one takes, as
+    Prefect's server assigns it at creation, the first priority no other queue of the pool holds:
+    the ``default`` queue first (it is created with the pool: priority 1 unless a declared queue
+    holds 1), then the others in name order. A queue the store does not hold (the implicit
+    ``default``) gets the same rule through ``default``.
+    """
+    queues: dict[str, int | None] = {DEFAULT_QUEUE: None}
+    prefix = f"{pool}/"
+    for address, stored in live.objects.items():
+        if address.kind is Kind.WORK_QUEUE and address.name.startswith(prefix):
+            declared = stored.resource.body.get("priority")
+            queues[address.name.removeprefix(prefix)] = None if declared is None else int(declared)
+    ranks = {name: p for name, p in queues.items() if p is not None}
+    taken = set(ranks.values())
+    for name in sorted((n for n, p in queues.items() if p is None), key=lambda n: (n != DEFAULT_QUEUE, n)):
+        rank = 1
+        while rank in taken:
+            rank += 1
+        ranks[name] = rank
+        taken.add(rank)
+    return ranks
+
+
+def launch_order(run: RunRecord, targets: Mapping[str, Target], *, now: datetime) -> tuple[object, ...]:
+    """Where a due run stands in the launch queue: its queue's priority first (Prefect's rule, as a
+    worker polls a pool), then due time, then when it was recorded."""
+    target = targets.get(run.deployment)
+    priority = target.priority if target is not None else 0
+    due = run.scheduled_for or run.created_at or now
+    return (priority, due, run.created_at or now, run.id)
 
 
 def window_start(target: Target, *, now: datetime, lookback: timedelta, until: datetime | None) -> datetime:
@@ -164,29 +225,78 @@ def window_start(target: Target, *, now: datetime, lookback: timedelta, until: d
     return start
 
 
+def limits(target: Target, targets: Mapping[str, Target], *, max_concurrent: int | None) -> tuple[Limit, ...]:
+    """Every concurrency limit a run of ``target`` must find room in, each under a key that every
+    ``serve`` replica computes alike (the store serializes claims by key): ``serve --max-concurrent``
+    over the pools serve launches, the pool's ``concurrency_limit``, the work queue's, the
+    deployment's (CANCEL_NEW cancels instead of waiting), and the global concurrency limit it names
+    (an inactive one does not limit)."""
+    found: list[Limit] = []
+    if max_concurrent is not None:
+        pools = frozenset(t.pool_name for t in targets.values()) | {target.pool_name}
+        found.append(
+            Limit("serve", max_concurrent, f"serve --max-concurrent {max_concurrent} reached", pools)
+        )
+    pool_limit = target.pool.body.get("concurrency_limit")
+    if pool_limit is not None:
+        reason = f"pool {target.pool_name} concurrency limit {pool_limit} reached"
+        found.append(
+            Limit(f"pool:{target.pool_name}", int(pool_limit), reason, frozenset({target.pool_name}))
+        )
+    if target.queue_limit is not None:
+        same = _deployments(
+            targets, target, lambda t: (t.pool_name, t.queue) == (target.pool_name, target.queue)
+        )
+        reason = f"work queue {target.queue} concurrency limit {target.queue_limit} reached"
+        found.append(
+            Limit(f"queue:{target.pool_name}/{target.queue}", target.queue_limit, reason, deployments=same)
+        )
+    concurrency = target.deployment.body.get("concurrency_limit") or {}
+    if concurrency.get("limit") is not None:
+        cancel = str(concurrency.get("collision_strategy") or "ENQUEUE") == "CANCEL_NEW"
+        reason = f"deployment concurrency limit {concurrency['limit']} reached" + (
+            " (CANCEL_NEW)" if cancel else ""
+        )
+        found.append(
+            Limit(
+                f"deployment:{target.name}",
+                int(concurrency["limit"]),
+                reason,
+                deployments=frozenset({target.name}),
+                cancel=cancel,
+            )
+        )
+    gcl = target.gcl
+    if gcl is not None and gcl.body.get("active", True) and gcl.body.get("limit") is not None:
+        name = gcl.address.name
+        same = _deployments(targets, target, lambda t: t.gcl is not None and t.gcl.address.name == name)
+        reason = f"global concurrency limit {name} ({gcl.body['limit']}) reached"
+        found.append(Limit(f"gcl:{name}", int(gcl.body["limit"]), reason, deployments=same))
+    return tuple(found)
+
+
+def _deployments(
+    targets: Mapping[str, Target], target: Target, same: Callable[[Target], bool]
+) -> frozenset[str]:
+    """``target`` and every deployment sharing a limit with it (``same``)."""
+    return frozenset({target.name, *(name for name, t in targets.items() if same(t))})
+
+
 def hold(
-    target: Target,
-    *,
-    active: int,
-    pools: Mapping[str | None, int],
-    deployments: Mapping[str, int],
-    max_concurrent: int | None,
+    target: Target, limits: Iterable[Limit], *, active: Iterable[RunRecord], full: Mapping[str, Limit]
 ) -> Hold | None:
-    """Why ``target``'s next run may not start with these runs in flight (None: it may)."""
+    """Why ``target``'s next run may not start now (None: it may be claimed).
+
+    ``active`` are the runs this process knows in flight and ``full`` the limits a claim of this
+    pass found without room: both only spare the store a claim bound to fail; the claim itself
+    (``runs.submit``) is what keeps a limit across replicas.
+    """
     if target.blocked:
         return Hold(target.blocked)
-    if max_concurrent is not None and active >= max_concurrent:
-        return Hold(f"serve --max-concurrent {max_concurrent} reached")
-    pool = target.pool.address.name
-    pool_limit = target.pool.body.get("concurrency_limit")
-    if pool_limit is not None and pools.get(pool, 0) >= int(pool_limit):
-        return Hold(f"pool {pool} concurrency limit {pool_limit} reached")
-    limit = target.deployment.body.get("concurrency_limit") or {}
-    if limit.get("limit") is not None and deployments.get(target.name, 0) >= int(limit["limit"]):
-        reason = f"deployment concurrency limit {limit['limit']} reached"
-        if str(limit.get("collision_strategy") or "ENQUEUE") == "CANCEL_NEW":
-            return Hold(f"{reason} (CANCEL_NEW)", cancel=True)
-        return Hold(reason)
+    running = list(active)
+    for limit in limits:
+        if limit.key in full or sum(1 for run in running if limit.covers(run)) >= limit.limit:
+            return Hold(limit.reason, cancel=limit.cancel)
     return None
 
 
@@ -198,6 +308,7 @@ def recoverable(
     store_schedules: bool,
     now: datetime,
     watched_since: datetime | None = None,
+    gone: Callable[[RunRecord], bool] = lambda run: False,
 ) -> bool:
     """Whether ``runs.recover`` may adopt or close ``run`` now.
 
@@ -207,7 +318,8 @@ def recoverable(
     once it is surely not a launch in progress in another serve process: one this process has been
     watching (``watched_since``: unchanged since then) after ``RECOVER_AFTER`` of no change; one it
     sees for the first time (at start, or every pass of ``--once``) if it was claimed that long ago
-    (a run that waited in the queue is claimed long after it was recorded).
+    (a run that waited in the queue is claimed long after it was recorded). At once, one whose
+    claiming process is ``gone`` (a replica killed mid-launch on this host: the caller asks the OS).
     """
     if not launches(placement(run, live)[1], cloud=cloud):
         return False
@@ -218,6 +330,8 @@ def recoverable(
         return not store_schedules and run.waiting is None
     if run.state is not RunState.PENDING or run.infrastructure_id:
         return False
+    if gone(run):
+        return True  # its claimer was killed mid-launch (on this host): adopt now, not in minutes
     if watched_since is not None:
         return now - watched_since >= RECOVER_AFTER
     claimed = run.started_at or run.created_at
@@ -237,6 +351,7 @@ def to_recover(
     cloud: bool,
     store_schedules: bool,
     now: datetime,
+    gone: Callable[[RunRecord], bool] = lambda run: False,
 ) -> tuple[list[RunRecord], dict[str, tuple[int, datetime]]]:
     """The runs ``runs.recover`` may touch now, and what to watch until the next pass: each PENDING
     run without infrastructure, unchanged since when (a run that moved is being worked on)."""
@@ -250,7 +365,13 @@ def to_recover(
                 since = seen if version == run.version else now
             still[run.id] = (run.version, since or now)
         if recoverable(
-            run, live=live, cloud=cloud, store_schedules=store_schedules, now=now, watched_since=since
+            run,
+            live=live,
+            cloud=cloud,
+            store_schedules=store_schedules,
+            now=now,
+            watched_since=since,
+            gone=gone,
         ):
             chosen.append(run)
     return chosen, still

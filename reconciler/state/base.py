@@ -64,6 +64,9 @@ class RunRecord:
     # Why a due run is held back in the queue (a concurrency limit, a paused pool): it keeps its place,
     # and recovery never takes it for a run a crashed launcher left behind. None: not held.
     waiting: str | None = None
+    # Which process claimed it ("HOST/PID"): a claim whose process is gone from this host is adopted
+    # at once instead of after a grace period. None: claimed before the field existed, or not yet.
+    claimed_by: str | None = None
 
     def evolve(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -179,6 +182,53 @@ class RunStore(Protocol):
 @runtime_checkable
 class Store(ObjectStore, RunStore, Protocol):
     """Both halves: what every backend implements (each passes tests/contract)."""
+
+
+ACTIVE_STATES = frozenset({RunState.PENDING, RunState.RUNNING, RunState.CANCELLING})
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One concurrency limit a claim must respect: fewer than ``limit`` active runs among the runs it
+    covers (those on ``pools`` and those of ``deployments``). ``key`` names it across processes
+    (``pool:NAME``, ``queue:POOL/NAME``, ``deployment:FLOW/NAME``, ``gcl:NAME``, ``serve``)."""
+
+    key: str
+    limit: int
+    reason: str  # what a waiting run says, e.g. "pool local concurrency limit 5 reached"
+    pools: frozenset[str] = frozenset()
+    deployments: frozenset[str] = frozenset()
+    cancel: bool = False  # a run finding it full is cancelled, not queued (CANCEL_NEW)
+
+    def covers(self, run: RunRecord) -> bool:
+        return (run.pool is not None and run.pool in self.pools) or run.deployment in self.deployments
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a claim did: the run as it stands; ``claimed`` if this call won it (only then is it
+    launched); ``full`` the limit that had no room (the run stays queued)."""
+
+    run: RunRecord
+    claimed: bool
+    full: Limit | None = None
+
+
+@runtime_checkable
+class ClaimsRuns(Protocol):
+    """A run store that admits a run atomically: the limits are checked and the run moved to PENDING
+    in one step that no other process can interleave with (a database transaction holding the limits'
+    locks; a Prefect server's global concurrency slots), so N ``serve`` replicas keep every limit."""
+
+    def claim_run(self, run: RunRecord, limits: Sequence[Limit], *, claimed: RunRecord) -> Admission:
+        """Save ``claimed`` (``run`` moved to PENDING) if ``run`` is still at its version and every limit
+        has room; otherwise change nothing and say why."""
+        ...
+
+    def settle_runs(self, runs: Sequence[RunRecord]) -> None:
+        """Keep the admission bookkeeping of ``runs`` (as just read) true: what ended frees its slots,
+        what still runs keeps them. Nothing to do where slots are counted from the runs themselves."""
+        ...
 
 
 @runtime_checkable

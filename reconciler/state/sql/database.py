@@ -14,18 +14,28 @@ URL rules and error translation in ``engine``.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, delete, exc, insert, select, update
+from sqlalchemy import Row, delete, exc, func, insert, or_, select, update
 
 from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import Address, LiveState, Resource, decode_body, encode_body
-from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord, RunState
+from reconciler.state.base import (
+    ACTIVE_STATES,
+    Admission,
+    HistoryEntry,
+    JobRuntime,
+    Limit,
+    LockInfo,
+    RunRecord,
+    RunState,
+)
 from reconciler.state.sql import engine as sql_engine
 from reconciler.state.sql import lock as sql_lock
 from reconciler.state.sql import schema as sql_schema
@@ -233,6 +243,59 @@ class SqlDatabase:
                 raise StaleVersion(f"run {run.id}", run.version, current.version)
         return stored
 
+    def claim_run(self, run: RunRecord, limits: Sequence[Limit], *, claimed: RunRecord) -> Admission:
+        """Admit ``run`` as ``claimed`` in one write transaction, so replicas never overshoot a limit.
+
+        PostgreSQL: the run's row is locked ``FOR UPDATE SKIP LOCKED`` (a row another replica is
+        claiming right now is skipped at once, not waited for), then one transaction-level advisory
+        lock per limit key, in key order (no deadlock), serializes every claim that shares a limit;
+        the active runs each limit covers are counted under those locks, and the run is moved only if
+        all have room. Every claim commits before its locks go, so the next claimer's count sees it.
+        SQLite: ``BEGIN IMMEDIATE`` admits one writer at a time, which gives the same guarantee.
+        """
+        stored = claimed.evolve(version=run.version + 1)
+        mine = (runs.c.project == self.project, runs.c.id == run.id)
+        with self._errors(f"claim run {run.id}"), self._writer.begin() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            row = select(runs.c.version).where(*mine)
+            if postgres:
+                row = row.with_for_update(skip_locked=True)
+            version = conn.execute(row).scalar()
+            if version != run.version:  # claimed (or being claimed) by another process
+                return Admission(self._current(conn, run), claimed=False)
+            if postgres:
+                for key in sorted({limit.key for limit in limits}):
+                    conn.execute(select(func.pg_advisory_xact_lock(_limit_lock_key(self.project, key))))
+            for limit in limits:
+                if self._active(conn, limit) >= limit.limit:
+                    return Admission(run, claimed=False, full=limit)
+            conn.execute(
+                update(runs).where(*mine, runs.c.version == run.version).values(**_run_to_row(stored))
+            )
+        return Admission(stored, claimed=True)
+
+    def _active(self, conn: Any, limit: Limit) -> int:
+        """Active runs of this project that ``limit`` covers, as committed now."""
+        covered = []
+        if limit.pools:
+            covered.append(runs.c.pool.in_(sorted(limit.pools)))
+        if limit.deployments:
+            covered.append(runs.c.deployment.in_(sorted(limit.deployments)))
+        if not covered:
+            return 0
+        statement = select(func.count()).where(
+            runs.c.project == self.project,
+            runs.c.state.in_(sorted(state.value for state in ACTIVE_STATES)),
+            or_(*covered),
+        )
+        return int(conn.execute(statement).scalar_one())
+
+    def _current(self, conn: Any, run: RunRecord) -> RunRecord:
+        found = conn.execute(
+            select(runs).where(runs.c.project == self.project, runs.c.id == run.id)
+        ).one_or_none()
+        return _run_from_row(found) if found is not None else run
+
     def get_run(self, run_id: str) -> RunRecord | None:
         statement = select(runs).where(runs.c.project == self.project, runs.c.id == run_id)
         with self._errors(f"read run {run_id}"), self._engine.connect() as conn:
@@ -279,6 +342,13 @@ class SqlDatabase:
         return _run_from_row(row) if row else None
 
 
+def _limit_lock_key(project: str, key: str) -> int:
+    """The ``pg_advisory_xact_lock`` key of a limit: 64 bits of a hash of the project and the limit key
+    (a stable hash: every replica, whatever its Python, locks the same number)."""
+    digest = hashlib.blake2b(f"reconcile-admission\0{project}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _history_from_row(row: Row[Any]) -> HistoryEntry:
     m = row._mapping
     return HistoryEntry(
@@ -312,6 +382,7 @@ _RUN_FIELDS = (
     "ended_at",
     "version",
     "waiting",
+    "claimed_by",
 )
 
 

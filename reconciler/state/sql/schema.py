@@ -161,6 +161,7 @@ runs = Table(
     Column("ended_at", UtcDateTime),
     Column("version", Integer, nullable=False),
     Column("waiting", Text),  # why a queued run is held back (RunRecord.waiting); schema 2
+    Column("claimed_by", String(300)),  # "HOST/PID" of the claiming process (RunRecord.claimed_by); schema 3
     # Both dialects treat NULLs as distinct here, so the key is unique only where it is set.
     UniqueConstraint("project", "idempotency_key", name="uq_runs_idempotency_key"),
     Index("ix_runs_project_created", "project", "created_at"),
@@ -187,8 +188,12 @@ class Migration(NamedTuple):
     apply: Callable[[Connection], None]
 
 
-#: Columns added by later migrations, by table: migration 1 creates its tables without them.
-_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"projects": ("lineage",), "runs": ("waiting",)}
+#: Columns each later migration adds, by table; migration 1 creates its tables without any of them.
+_V2_COLUMNS: dict[str, tuple[str, ...]] = {"projects": ("lineage",), "runs": ("waiting",)}
+_V3_COLUMNS: dict[str, tuple[str, ...]] = {"runs": ("claimed_by",)}
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    table: _V2_COLUMNS.get(table, ()) + _V3_COLUMNS.get(table, ()) for table in {*_V2_COLUMNS, *_V3_COLUMNS}
+}
 _WAITING_PREFIX = "waiting: "  # how schema 1 marked a held run: a prefix of its message
 
 
@@ -213,11 +218,7 @@ def _v1_initial(conn: Connection) -> None:
 
 def _v2_lineage_and_waiting(conn: Connection) -> None:
     """Projects get a lineage; a held run's reason moves from its message prefix to ``waiting``."""
-    for table_name, names in _ADDED_COLUMNS.items():
-        table = metadata.tables[table_name]
-        for name in names:
-            column = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column}")
+    _add_columns(conn, _V2_COLUMNS)
     for (project,) in conn.execute(select(projects.c.project)).all():
         conn.execute(update(projects).where(projects.c.project == project).values(lineage=_new_lineage()))
     held = runs.c.message.startswith(_WAITING_PREFIX, autoescape=True)
@@ -228,9 +229,23 @@ def _v2_lineage_and_waiting(conn: Connection) -> None:
     )
 
 
+def _v3_claimed_by(conn: Connection) -> None:
+    """Runs name the process that claimed them, so a claim left by a killed ``serve`` is adopted at once."""
+    _add_columns(conn, _V3_COLUMNS)
+
+
+def _add_columns(conn: Connection, columns: dict[str, tuple[str, ...]]) -> None:
+    for table_name, names in columns.items():
+        table = metadata.tables[table_name]
+        for name in names:
+            column = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
     Migration(2, "project lineage; waiting runs", _v2_lineage_and_waiting),
+    Migration(3, "the process that claimed a run", _v3_claimed_by),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -24,7 +24,7 @@ from reconciler.objects import LiveState
 from reconciler.state.sql.rows import OBJECT_COLUMNS, collector_paused, objects_from_rows
 
 #: The schema this module reads; ``schema.LATEST`` (tests/contract pins the two together).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0  # as the SQLAlchemy engine's: wait out a writer's checkpoint, never fail at once
 
 _SELECT_OBJECTS = f"SELECT {', '.join(OBJECT_COLUMNS)} FROM objects WHERE project = ? ORDER BY address"

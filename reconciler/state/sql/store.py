@@ -12,7 +12,7 @@ imports SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import StateError
 from reconciler.infra.redact import redact_url
 from reconciler.objects import Address, Claim, LiveState, Resource
-from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord
+from reconciler.state.base import Admission, HistoryEntry, JobRuntime, Limit, LockInfo, RunRecord
 from reconciler.state.sql import sqlite_read
 
 if TYPE_CHECKING:
@@ -147,6 +147,13 @@ class SqlStore:
 
     def update_run(self, run: RunRecord) -> RunRecord:
         return self._db.update_run(run)
+
+    def claim_run(self, run: RunRecord, limits: Sequence[Limit], *, claimed: RunRecord) -> Admission:
+        """Limits checked and the run claimed in one transaction (``database.SqlDatabase.claim_run``)."""
+        return self._db.claim_run(run, limits, claimed=claimed)
+
+    def settle_runs(self, runs: Sequence[RunRecord]) -> None:
+        """Nothing: a claim counts the active runs themselves, so an ended run frees its slot by ending."""
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return None if self._absent else self._db.get_run(run_id)
