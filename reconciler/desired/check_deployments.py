@@ -26,7 +26,15 @@ from reconciler.desired.yamlfile import Path
 from reconciler.objects import Address, Resource
 
 _DEPLOYMENT_KEYS = frozenset(Deployment.model_fields) | {"sla", "flow_name"}
-_SECTIONS = ("deployments", "work_pools", "blocks")
+_SECTIONS = (
+    "deployments",
+    "work_pools",
+    "blocks",
+    "work_queues",
+    "variables",
+    "concurrency_limits",
+    "automations",
+)
 T = TypeVar("T")
 
 
@@ -82,7 +90,7 @@ def require_declarations(ctx: LoadContext, data: Mapping[str, Any], *, deployabl
     """A file must declare something: an empty file is more likely a broken checkout than a wish
     to delete everything (write ``deployments: []`` to manage an empty project on purpose)."""
     sections = {key: data.get(key) for key in _SECTIONS if isinstance(data.get(key), list)}
-    if deployable or sections.get("work_pools") or sections.get("blocks"):
+    if deployable or any(sections.get(key) for key in _SECTIONS if key != "deployments"):
         return
     if sections.get("deployments"):
         ctx.error(
@@ -151,6 +159,9 @@ def _deployment(
         "pull_steps": pull,
         "triggers": canonical.plain(dep.triggers or []),
     }
+    limit_field, limit_depends = _global_limit(ctx, dep, base)
+    body.update(limit_field)  # only when set: bodies of deployments without one stay as they were
+    depends.extend(limit_depends)
     if body["enforce_parameter_schema"] and body["parameter_openapi_schema"]:
         schema = body["parameter_openapi_schema"]
         for found in parameters.problems(schema, body["parameters"], require=False):
@@ -295,12 +306,39 @@ def _deployment_pool(
     if queue is not None and queue != ref.work_queue_name and problem(queue, NameKind.WORK_QUEUE):
         # the value comes from the environment: say what is wrong, never what it is
         ctx.error(queue_path, "the work queue name this placeholder gives breaks the rules of names")
+    depends.extend(_queue_reference(ctx, pool_name, queue or "default", queue_path))
     body = {
         "name": pool_name,
         "work_queue_name": queue or "default",
         "job_variables": resolved,
     }
     return body, depends
+
+
+def _queue_reference(ctx: LoadContext, pool: str, queue: Any, path: Path) -> list[Address]:
+    """The queue a deployment names, when the file declares that pool's queues: it must be one of
+    them (or the pool's implicit ``default``). Without declared queues, Prefect creates the named
+    queue on first use, and so does this tool (a file that never mentions queues stays valid)."""
+    declared = ctx.declared_queues.get(pool)
+    if not declared or not isinstance(queue, str):
+        return []
+    if queue in declared:
+        return [Address.work_queue(pool, queue)]
+    if queue != "default":
+        hint = difflib.get_close_matches(queue, sorted(declared), n=1)
+        tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+        ctx.error(path, f"unknown work queue {queue!r} of pool {pool!r}: not in work_queues:{tip}")
+    return []
+
+
+def _global_limit(ctx: LoadContext, dep: Deployment, base: Path) -> tuple[dict[str, Any], list[Address]]:
+    """``global_concurrency_limit: NAME``: a limit of ``concurrency_limits:``, or one the store has."""
+    if dep.global_concurrency_limit is None:
+        return {}, []
+    address = Address.concurrency_limit(dep.global_concurrency_limit)
+    if address not in ctx.resources:
+        ctx.references.append(Reference(address, (*base, "global_concurrency_limit")))
+    return {"global_concurrency_limit": dep.global_concurrency_limit}, [address]
 
 
 def _rule(rule: Any) -> RunRule:

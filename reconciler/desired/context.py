@@ -50,6 +50,8 @@ class LoadContext:
     pool_types: dict[str, pooltypes.PoolType] = field(default_factory=dict)
     # pools the file declares, valid or not: a pool with its own error is not also "unknown"
     declared_pools: set[str] = field(default_factory=set)
+    # work queues the file declares, by pool: a deployment on such a pool names one of them
+    declared_queues: dict[str, set[str]] = field(default_factory=dict)
     # per-load caches (see check_deployments)
     entrypoints: dict[str, flows.FlowInfo | flows.EntrypointError] = field(default_factory=dict)
     flow_facts: dict[tuple[object, str, str], object] = field(default_factory=dict)

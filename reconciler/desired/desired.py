@@ -76,9 +76,9 @@ class Desired:
         for ref in self.external_references:
             if ref.target in known or ref.target in self.resources:
                 continue
-            what = "work pool" if ref.target.kind is Kind.WORK_POOL else "block"
             message = (
-                f"unknown {what} {ref.target.name!r}: not declared in the file and not in the stored state"
+                f"unknown {ref.target.kind.label} {ref.target.name!r}: not declared in the file "
+                "and not in the stored state"
             )
             if self.marks is not None:
                 problems.append(self.marks.diagnostic(ref.path, message))

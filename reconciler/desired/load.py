@@ -17,11 +17,19 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
 
-from reconciler.desired import check_deployments, check_pools, schema, templating
+from reconciler.desired import check_deployments, check_pools, check_workspace, schema, templating
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Desired, SourceInfo
 from reconciler.desired.identity import lenient_name
-from reconciler.desired.models import Block, Deployment, ProjectFile, WorkPool
+from reconciler.desired.models import (
+    Block,
+    ConcurrencyLimit,
+    Deployment,
+    ProjectFile,
+    Variable,
+    WorkPool,
+    WorkQueue,
+)
 from reconciler.desired.source import SourceTree
 from reconciler.desired.yamlfile import Path, format_path, key_as_written, non_string_keys, parse
 from reconciler.errors import Diagnostic, SpecError
@@ -143,6 +151,12 @@ def _run(ctx: LoadContext, data: Any, project: str | None) -> Desired:
         check_pools.block(ctx, i, block)
     for i, pool in pools:
         check_pools.pool(ctx, i, pool, has_blocks=has_blocks)
+    for i, variable in _section(ctx, data, "variables", Variable, bad_items):
+        check_workspace.variable(ctx, i, variable)
+    for i, limit in _section(ctx, data, "concurrency_limits", ConcurrencyLimit, bad_items):
+        check_workspace.concurrency_limit(ctx, i, limit)
+    for i, queue in _section(ctx, data, "work_queues", WorkQueue, bad_items):
+        check_workspace.work_queue(ctx, i, queue)
     top_pull = data.get("pull") if "pull" in data else None
     ctx.top_build = data.get("build")  # prefect deploy's default pull step depends on it
     raw_deployments = data.get("deployments") if isinstance(data.get("deployments"), list) else []

@@ -219,11 +219,19 @@ class Deployment(_Prefects):
     pull: list[dict[str, Any]] | dict[str, Any] | None = None
     triggers: list[dict[str, Any]] | None = None
     run_on: list[RunOn] = Field(default_factory=list)
+    # ours: a global concurrency limit (``concurrency_limits:`` or existing) the runs share, by name;
+    # Prefect's deployment field is ``global_concurrency_limit_id``, which a file cannot know
+    global_concurrency_limit: str | None = None
 
     @field_validator("name")
     @classmethod
     def _name_chars(cls, value: str | None) -> str | None:
         return _checked_name(value, NameKind.DEPLOYMENT)
+
+    @field_validator("global_concurrency_limit")
+    @classmethod
+    def _limit_name(cls, value: str | None) -> str | None:
+        return _checked_name(value, NameKind.CONCURRENCY_LIMIT, declared=False)
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -263,6 +271,9 @@ class Deployment(_Prefects):
             raise ValueError("give either schedule or schedules, not both")
         if isinstance(self.concurrency_limit, int) and self.concurrency_limit < 0:
             raise ValueError("concurrency_limit must be >= 0")
+        if self.global_concurrency_limit is not None and self.concurrency_limit:
+            # Prefect's own rule (DeploymentCreate): one or the other
+            raise ValueError("give either concurrency_limit or global_concurrency_limit, not both")
         return self
 
     def all_schedules(self) -> list[Schedule]:
@@ -308,6 +319,65 @@ class Block(_Ours):
     @classmethod
     def _block_name(cls, value: str) -> str:
         checked = _checked_name(value, NameKind.BLOCK)
+        assert checked is not None
+        return checked
+
+
+class WorkQueue(_Ours):
+    """One item of our ``work_queues`` section (Prefect's WorkQueueCreate, under its pool).
+
+    ``priority`` left out is not managed: Prefect gives a new queue the next free number and the
+    plan does not fight it. Lower numbers run first, as in Prefect."""
+
+    pool: str
+    name: str
+    description: str = ""
+    priority: int | None = Field(default=None, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool = False
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        checked = _checked_name(value, NameKind.WORK_POOL, declared=False)
+        assert checked is not None
+        return checked
+
+    @field_validator("name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        checked = _checked_name(value, NameKind.WORK_QUEUE)
+        assert checked is not None
+        return checked
+
+
+class Variable(_Ours):
+    """One item of our ``variables`` section: any JSON value, readable by anyone with API access."""
+
+    name: str = Field(max_length=255)
+    value: Any
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _variable_name(cls, value: str) -> str:
+        checked = _checked_name(value, NameKind.VARIABLE)
+        assert checked is not None
+        return checked
+
+
+class ConcurrencyLimit(_Ours):
+    """One item of our ``concurrency_limits`` section (Prefect's global concurrency limit, v2 API)."""
+
+    name: str
+    limit: int = Field(ge=0)
+    active: bool = True
+    slot_decay_per_second: float = Field(default=0.0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _limit_name(cls, value: str) -> str:
+        checked = _checked_name(value, NameKind.CONCURRENCY_LIMIT)
         assert checked is not None
         return checked
 

@@ -346,6 +346,13 @@ class EnvResolver:
         )
         return None
 
+    def forget(self, path: Path) -> None:
+        """Drop the findings at ``path``: a check reported the placeholder there in its own terms
+        (and its report is not to be filtered as being about an unresolved placeholder)."""
+        self.unresolved.discard(path)
+        self.problems = [p for p in self.problems if p.path != path]
+        self.warnings = [w for w in self.warnings if w.path != path]
+
     def redact(self, message: str, path: Path) -> str:
         """``message`` without the value of any non-public placeholder (a check's message may quote the
         value it refused): at, above or below ``path`` whatever its length, elsewhere when it is long
