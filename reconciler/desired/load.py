@@ -17,7 +17,14 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
 
-from reconciler.desired import check_deployments, check_pools, check_workspace, schema, templating
+from reconciler.desired import (
+    automations,
+    check_deployments,
+    check_pools,
+    check_workspace,
+    schema,
+    templating,
+)
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Desired, SourceInfo
 from reconciler.desired.identity import lenient_name
@@ -163,6 +170,11 @@ def _run(ctx: LoadContext, data: Any, project: str | None) -> Desired:
     deployable = check_deployments.deployments(
         ctx, deployments, raw_deployments, top_pull=top_pull, has_pools=has_pools
     )
+    raw_automations = data.get("automations")
+    if isinstance(raw_automations, list) and ("automations",) not in bad_items:
+        for i, raw in enumerate(raw_automations):  # after deployments: they name them by address
+            if ("automations", i) not in bad_items:
+                automations.check(ctx, i, raw)
     if not ctx.allow_empty:
         check_deployments.require_declarations(ctx, data, deployable=deployable)
     _placeholder_findings(ctx)
