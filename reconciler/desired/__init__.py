@@ -14,7 +14,7 @@ from reconciler.desired.gitsource import (
     detect,
 )
 from reconciler.desired.load import load, project_of
-from reconciler.desired.sandbox import check_prefix, in_sandbox, sandbox, sandboxed_name
+from reconciler.desired.sandbox import SHARED_KINDS, check_prefix, in_sandbox, sandbox, sandboxed_name
 from reconciler.desired.source import GitInfo, SourceTree, WorkingTree
 from reconciler.desired.templating import (
     RESERVED_ENV,
@@ -27,6 +27,7 @@ from reconciler.desired.templating import (
 
 __all__ = [
     "RESERVED_ENV",
+    "SHARED_KINDS",
     "ZERO_SHA",
     "ChangeType",
     "Desired",

@@ -22,7 +22,7 @@ from reconciler.engine import gitrules
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.workspace import Workspace
 from reconciler.errors import PlanFileError, ReconcileError
-from reconciler.objects import Kind, LiveState
+from reconciler.objects import LiveState
 from reconciler.state import ObjectStore
 
 
@@ -197,11 +197,14 @@ def _refuse_foreign_plan(saved: planning.Plan, store: ObjectStore, live: LiveSta
 
 
 def _scope(live: LiveState, sandbox: str | None) -> LiveState:
-    """In a sandbox, the plan sees only the sandbox's objects and the shared blocks it uses."""
+    """In a sandbox, the plan sees only the sandbox's objects and the shared ones it uses (blocks,
+    variables, global concurrency limits)."""
     if sandbox is None:
         return live
     kept = {
-        a: o for a, o in live.objects.items() if a.kind is Kind.BLOCK or desired_state.in_sandbox(a, sandbox)
+        a: o
+        for a, o in live.objects.items()
+        if a.kind in desired_state.SHARED_KINDS or desired_state.in_sandbox(a, sandbox)
     }
     return LiveState(url=live.url, serial=live.serial, objects=kept, last_commit=live.last_commit)
 

@@ -122,3 +122,58 @@ def test_in_sandbox() -> None:
 def test_bad_prefixes_are_usage_errors(desired: desired_state.Desired, prefix: str) -> None:
     with pytest.raises(UsageError, match="sandbox prefix"):
         desired_state.sandbox(desired, prefix)
+
+
+WORKSPACE = """
+name: sbx
+work_pools:
+  - name: local
+    type: process
+work_queues:
+  - {pool: local, name: critical, priority: 1}
+  - {pool: elsewhere, name: shared-queue}
+variables:
+  - {name: api_base, value: "https://example.com"}
+concurrency_limits:
+  - {name: db, limit: 2}
+deployments:
+  - name: greet
+    entrypoint: flows/hello.py:hello
+    work_pool: {name: local, work_queue_name: critical}
+    global_concurrency_limit: db
+automations:
+  - name: chain
+    trigger: {type: event, expect: [prefect.flow-run.Completed], posture: Reactive, threshold: 1}
+    actions:
+      - {type: run-deployment, deployment: hello/greet}
+"""
+
+
+def test_queues_move_with_their_pool_automations_are_prefixed_and_repointed(tmp_path: Path) -> None:
+    """The sandbox never writes a shared object: a declared pool's queues and the file's automations
+    get sandbox copies (an automation runs the sandbox's deployment, not the shared one), while
+    variables and global concurrency limits stay shared like blocks."""
+    root = make_project(tmp_path / "p", WORKSPACE, {"flows/hello.py": "def hello():\n    pass\n"})
+    desired = desired_state.load(desired_state.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+    sandboxed = desired_state.sandbox(desired, "dev")
+    names = set(map(str, sandboxed.resources))
+    assert {
+        "work_queue.dev-local/critical",
+        "work_queue.elsewhere/shared-queue",
+        "variable.api_base",
+        "concurrency_limit.db",
+        "automation.dev-chain",
+    } <= names
+    queue = sandboxed.resources[Address.work_queue("dev-local", "critical")]
+    assert queue.body["pool"] == "dev-local"
+    assert queue.depends_on == (Address.pool("dev-local"),)
+    automation = sandboxed.resources[Address.automation("dev-chain")]
+    assert automation.body["name"] == "dev-chain"
+    assert automation.body["actions"][0]["deployment"] == "deployment.hello/dev-greet"
+    assert automation.depends_on == (Address.deployment("hello", "dev-greet"),)
+    greet = sandboxed.resources[Address.deployment("hello", "dev-greet")]
+    assert Address.work_queue("dev-local", "critical") in greet.depends_on
+    assert desired_state.in_sandbox(Address.work_queue("dev-local", "critical"), "dev")
+    assert not desired_state.in_sandbox(Address.work_queue("elsewhere", "shared-queue"), "dev")
+    assert not desired_state.in_sandbox(Address.variable("dev-x"), "dev")
+    assert Kind.VARIABLE in desired_state.SHARED_KINDS
