@@ -111,8 +111,11 @@ def risky_changes(plan: Plan) -> list[str]:
             ):
                 notes.append(f"deactivates schedule {code_span(parts[1])} of {address}")
             if field.path in ("paused", "is_paused") and field.after is True:
-                what = "pauses" if change.address.kind is Kind.DEPLOYMENT else "pauses pool"
+                kind = change.address.kind
+                what = "pauses" if kind is Kind.DEPLOYMENT else f"pauses {kind.label.replace('work ', '')}"
                 notes.append(f"{what} {address}")
+            if field.path in ("enabled", "active") and field.after is False and field.before is True:
+                notes.append(f"turns off {address}")  # an automation disabled, a global limit inactive
     return list(dict.fromkeys(notes))
 
 

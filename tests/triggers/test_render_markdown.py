@@ -21,6 +21,7 @@ from reconciler.plan.render_markdown import (
     GRAPH_LIMIT,
     MarkdownOptions,
     markdown_table,
+    risky_changes,
     size,
 )
 
@@ -180,3 +181,23 @@ def test_markdown_table_cells_cannot_add_columns_rows_or_markup() -> None:
     assert lines[3] == "|  | @\u200bteam &lt;img&gt; |"
     assert lines[4] == "| `p\\|q` |  |"  # a | inside a code cell is escaped for the table
     assert len(lines) == 5 and all(line.count(" | ") == 1 for line in lines if line.startswith("| "))
+
+
+def test_risky_notes_name_the_kind_that_is_paused_or_turned_off() -> None:
+    """A paused queue is not a "pool"; disabling an automation or a global limit is worth a note."""
+    queue = Address.work_queue("ecs-push", "critical")
+    automation = Address.automation("rerun")
+    limit = Address.concurrency_limit("db")
+    plan = _plan(
+        [
+            Change(queue, Action.UPDATE, 1, (FieldChange("paused", False, True),), Resource(queue, {})),
+            Change(
+                automation, Action.UPDATE, 1, (FieldChange("enabled", True, False),), Resource(automation, {})
+            ),
+            Change(limit, Action.UPDATE, 1, (FieldChange("active", True, False),), Resource(limit, {})),
+        ]
+    )
+    notes = risky_changes(plan)
+    assert "pauses queue `work_queue.ecs-push/critical`" in notes
+    assert "turns off `automation.rerun`" in notes
+    assert "turns off `concurrency_limit.db`" in notes
