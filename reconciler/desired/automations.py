@@ -29,7 +29,7 @@ import orjson
 from pydantic import ValidationError
 
 from reconciler.desired import automation_models as m
-from reconciler.desired import check_workspace
+from reconciler.desired import check_workspace, user_templates
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Reference
 from reconciler.desired.yamlfile import Path, format_path
@@ -76,7 +76,7 @@ def check(ctx: LoadContext, index: int, raw: Any) -> None:
     if not ctx.claim(address, base):
         return
     body = canonical_body(automation)
-    problems = _loop_problems(body) + _self_references(body, address)
+    problems = _loop_problems(body) + _template_problems(body) + _self_references(body, address)
     for path, message in problems:
         ctx.error((*base, *path), f"{what}: {message}")
     if problems:
@@ -274,6 +274,29 @@ def _loop_problems(body: Mapping[str, Any]) -> list[tuple[Path, str]]:
                 )
             )
     return problems
+
+
+def _template_problems(body: Mapping[str, Any]) -> list[tuple[Path, str]]:
+    """Templates Prefect's server would refuse: notification subject and body, webhook payload,
+    run-deployment parameters (see ``user_templates``)."""
+    found: list[tuple[Path, str]] = []
+    for key in ACTION_LISTS:
+        for i, action in enumerate(body[key]):
+            texts: list[tuple[Path, str]] = []
+            if action["type"] == "send-notification":
+                texts = [(("subject",), action["subject"]), (("body",), action["body"])]
+            elif action["type"] == "call-webhook":
+                texts = [(("payload",), action["payload"])]
+            elif action["type"] == "run-deployment" and action["parameters"]:
+                texts = [
+                    (("parameters", *p), t)
+                    for p, t in user_templates.parameter_templates(action["parameters"])
+                ]
+            for where, text in texts:
+                reason = user_templates.problem(text)
+                if reason is not None:
+                    found.append(((key, i, *where), f"{format_path(where)} is {reason}"))
+    return found
 
 
 def _every_flow_run(labels: Mapping[str, Any]) -> bool:

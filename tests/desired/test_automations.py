@@ -291,3 +291,22 @@ def test_an_id_that_names_none_of_ours_stays_visible_and_the_marker_tag_is_ours(
     assert read["actions"][0] == body["actions"][0]
     again = mapping.to_api(read, resolve)  # a read-back body can be written back as it is
     assert again["actions"][1]["deployment_id"] == foreign
+
+
+def test_a_template_prefects_server_would_refuse_is_located() -> None:
+    text = """automations:
+  - name: a
+    trigger: {}
+    actions:
+      - {type: send-notification, block: slack-webhook/ops, body: "Run {{ flow_run.name "}
+      - {type: call-webhook, block: webhook/x, payload: "{% for a in b %}{% for c in a %}{% for d in c %}{% endfor %}{% endfor %}{% endfor %}"}
+      - {type: run-deployment, deployment: f/d, parameters: {x: {y: ["{{ oops }"]}, ok: "{{ event.id }}"}}
+"""
+    assert load_automations(text).errors == [
+        "prefect.yaml:5:67: automation 'a': body is not a valid template: unexpected end of template, "
+        "expected 'end of print statement' (line 1 of the template)",
+        "prefect.yaml:6:57: automation 'a': payload is not a valid template: for loops nested 3 deep, "
+        "Prefect allows at most 2",
+        "prefect.yaml:7:70: automation 'a': parameters.x.y[0] is not a valid template: unexpected '}' "
+        "(line 1 of the template)",
+    ]

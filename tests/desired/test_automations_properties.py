@@ -317,3 +317,25 @@ def test_a_run_deployment_loop_is_refused_exactly_when_prefects_server_refuses_i
     except ValueError:
         refused = True
     assert bool(ours.errors) == refused, (trigger, ours.errors)
+
+
+fragments = st.sampled_from(
+    ["text ", "{{ x }}", "{{ x.y | upper }}", "{{", "}}", "{%", "%}", "{% for i in xs %}", "{% endfor %}",
+     "{% if a %}", "{% endif %}", "{# c #}", "{{ a(", ")", " ", "'", "{{ 'q' }}"]
+)  # fmt: skip
+
+
+@SETTINGS
+@given(st.lists(fragments, max_size=12).map("".join))
+def test_a_template_is_refused_exactly_when_prefects_server_refuses_it(template: str) -> None:
+    import jinja2
+    from prefect.server.utilities.user_templates import TemplateSecurityError, validate_user_template
+
+    from reconciler.desired import user_templates
+
+    try:
+        validate_user_template(template)
+        refused = False
+    except (jinja2.TemplateSyntaxError, TemplateSecurityError):
+        refused = True
+    assert (user_templates.problem(template) is not None) == refused, template
