@@ -9,9 +9,7 @@ only when there is something to report, so a valid file never pays for them. One
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path as FsPath
 from typing import Any, NoReturn, TypeVar
 
@@ -40,6 +38,7 @@ from reconciler.desired.models import (
 from reconciler.desired.source import SourceTree
 from reconciler.desired.yamlfile import Path, format_path, key_as_written, non_string_keys, parse
 from reconciler.errors import Diagnostic, SpecError
+from reconciler.infra import heap
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,26 +65,13 @@ def load(
     False (``validate``) reports unset variables as "not checked" warnings instead of errors.
     """
     text = _read(tree, file)
-    with _gc_paused():
+    with heap.collector_paused():  # hundreds of thousands of small objects, no cycles
         data = parse(text, file=file)
         ctx = LoadContext(tree=tree, file=file, content=text, environ=environ, key=fingerprint_key)
         ctx.resolver.public = templating.public_env_names(environ, public_env)
         ctx.resolver.strict = strict_env
         ctx.allow_empty = allow_empty
         return _run(ctx, data, project)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Loading builds hundreds of thousands of small objects and no cycles: without this, Python's
-    cycle collector runs over the growing heap again and again and doubles the time of a large load."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def project_name(data: Any, tree: SourceTree, *, override: str | None = None) -> str:

@@ -3,13 +3,12 @@ the stdlib one of a ready SQLite file). No SQLAlchemy here, so the fast path nev
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
+from reconciler.infra.heap import collector_paused as collector_paused  # both read paths pause it
 from reconciler.objects import SECRET_KEY, Address, Kind, Resource, Secret, StoredObject
 
 #: The ``objects`` columns read_all selects, in the order objects_from_rows unpacks them.
@@ -17,18 +16,6 @@ OBJECT_COLUMNS = ("address", "kind", "body", "depends_on", "version", "updated_a
 
 _KINDS = {kind.value: kind for kind in Kind}
 _SECRET_MARK = f'"{SECRET_KEY}"'  # how encode_body's marker key looks in JSON text
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (see :func:`objects_from_rows`)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def objects_from_rows(rows: Iterable[Sequence[Any]]) -> dict[Address, StoredObject]:
