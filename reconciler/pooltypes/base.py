@@ -148,14 +148,19 @@ class PoolType:
         for error in () if validator.is_valid(concrete) else validator.iter_errors(concrete):
             message = schema_message(error, self.variables)
             problems.append(VariableProblem(tuple(error.instance_path), message))
+        platform_check, merged_check = self.platform_check, self.merged_check
+        if beneath is None:  # a pool: the merged rules are a deployment's
+            merged_check = no_platform_checks
+        if (platform_check, merged_check) == (no_platform_checks, no_platform_checks):
+            return problems  # no rule over merged values (a process pool): nothing to merge for
         if not [p for p in problems if not p.warning]:
             merged = {**(beneath or {}), **values}
             concrete_merged = {
                 k: DEFERRED if is_placeholder(v) else strip_placeholders(v) for k, v in merged.items()
             }
-            problems.extend(self.platform_check(concrete_merged))
+            problems.extend(platform_check(concrete_merged))
             if beneath is not None:  # a deployment: its pool's template defaults lie beneath too
-                problems.extend(self.merged_check({**self.defaults(), **concrete_merged}))
+                problems.extend(merged_check({**self.defaults(), **concrete_merged}))
         return problems
 
     def render(
