@@ -53,3 +53,23 @@ def test_a_plan_creates_the_automation_after_what_it_names(tmp_path: Path) -> No
     automation = changes[order.index("automation.greet-again")]
     assert automation["action"] == "create"
     assert automation["depends_on"] == ["deployment.hello/greet", "work_pool.local"]
+
+
+def test_validate_refuses_a_sensitive_placeholder_set_or_not(tmp_path: Path) -> None:
+    text = (
+        PROJECT
+        + '      - {type: send-notification, block: slack-webhook/ops, body: "key {{ $OPS_TOKEN }}"}\n'
+    )
+    root = make_project(tmp_path / "p", text)
+    for env in ({"OPS_TOKEN": "hunter2-secret-value"}, {}):
+        result = run_cli("-C", str(root), "validate", env=env)
+        assert result.returncode == 1, result.stderr
+        errors = [
+            line for line in result.stderr.splitlines() if not line.split(": ", 1)[-1].startswith("warning")
+        ]
+        assert len(errors) == 1 and errors[0].startswith("prefect.yaml:17:"), result.stderr
+        assert "$OPS_TOKEN is not a public environment variable" in errors[0]
+        assert "readable by anyone with API access" in errors[0]
+        assert "hunter2" not in result.stderr + result.stdout
+    public = run_cli("--public-env", "OPS_TOKEN", "-C", str(root), "validate", env={"OPS_TOKEN": "shown"})
+    assert public.returncode == 0, public.stderr
