@@ -24,8 +24,17 @@ def extra_for(name: str) -> str | None:
     return _CLOUD[name][2] if name in _CLOUD else None
 
 
+# A test seam, documented as such: "module:factory" replaces every launcher of this process with
+# ``factory(name, runs_dir=..., environ=...)`` (tests run `reconcile serve` processes on a fake one).
+TEST_LAUNCHER_ENV = "RECONCILE_TEST_LAUNCHER"
+
+
 def make_launcher(name: str, *, runs_dir: Path, environ: Mapping[str, str]) -> Launcher:
     """A launcher by name; a cloud launcher whose SDK or module is missing says so plainly."""
+    seam = environ.get(TEST_LAUNCHER_ENV)
+    if seam:
+        module_name, _, factory = seam.partition(":")
+        return getattr(importlib.import_module(module_name), factory)(name, runs_dir=runs_dir, environ=environ)
     if name == "process":
         return ProcessLauncher(runs_dir, environ=environ)
     if name not in _CLOUD:
