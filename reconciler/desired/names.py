@@ -18,6 +18,7 @@ from enum import StrEnum
 
 # prefect.types.names.BANNED_CHARACTERS (Prefect 3.9.1)
 BANNED_CHARACTERS = "/%&><"
+_BANNED = frozenset(BANNED_CHARACTERS)
 
 # Bidirectional formatting characters (Unicode "Trojan Source", CVE-2021-42574).
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -73,7 +74,7 @@ def problem(value: str, kind: NameKind, *, declared: bool = True) -> str | None:
         if not _BLOCK_NAME.fullmatch(value):
             return f"{kind.value} {show(value)} may only contain lowercase letters, digits and dashes"
         return None
-    banned = sorted(set(value) & set(BANNED_CHARACTERS))
+    banned = [] if _BANNED.isdisjoint(value) else sorted(set(value) & _BANNED)
     if banned:
         return f"{kind.value} {show(value)} may not contain {' '.join(banned)}"
     if kind is NameKind.WORK_POOL and declared:
