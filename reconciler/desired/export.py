@@ -2,8 +2,9 @@
 
 For every body the loader can produce, ``load(export(body)) == body`` (a property test holds it):
 defaults the loader fills in are left out (``paused: false``, ``work_queue_name: default``, an
-``ENQUEUE`` limit written as a plain number), schedules get their slug written out, and everything
-else is written as it is stored. Secrets are written as environment placeholders, never values: a
+``ENQUEUE`` limit written as a plain number, an automation trigger's ``posture: Reactive``), schedules
+get their slug written out, an automation's references are written as the file names them
+(``deployment: etl/daily``), and everything else is written as it is stored. Secrets are written as environment placeholders, never values: a
 :class:`~reconciler.objects.Secret` keeps the template it was applied from; a sensitive value whose
 template nobody knows (an object made on a Prefect server) gets a suggested placeholder named after
 where it sits, e.g. ``{{ $FLOW_AWS_CREDENTIALS_PROD_AWS_SECRET_ACCESS_KEY }}``, and the name is reported
@@ -21,11 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import pooltypes
-from reconciler.desired import canonical, flows, templating
+from reconciler.desired import automation_models, automations, canonical, flows, templating
 from reconciler.desired.source import SourceTree
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret
 
-SECTIONS = {Kind.BLOCK: "blocks", Kind.WORK_POOL: "work_pools", Kind.DEPLOYMENT: "deployments"}
+SECTIONS = {
+    Kind.BLOCK: "blocks",
+    Kind.VARIABLE: "variables",
+    Kind.CONCURRENCY_LIMIT: "concurrency_limits",
+    Kind.WORK_POOL: "work_pools",
+    Kind.WORK_QUEUE: "work_queues",
+    Kind.DEPLOYMENT: "deployments",
+    Kind.AUTOMATION: "automations",
+}
 _DEPLOYMENT_FIELDS = frozenset(
     {
         "flow_name",
@@ -43,19 +52,27 @@ _DEPLOYMENT_FIELDS = frozenset(
         "concurrency_limit",
         "pull_steps",
         "triggers",
+        "global_concurrency_limit",
     }
 )
 _POOL_FIELDS = frozenset(
     {"type", "description", "concurrency_limit", "paused", "job_variables", "base_job_template"}
 )
 _BLOCK_FIELDS = frozenset({"type", "name", "data"})
+_QUEUE_FIELDS = frozenset({"pool", "name", "description", "priority", "concurrency_limit", "paused"})
+_VARIABLE_FIELDS = frozenset({"name", "value", "tags"})
+_LIMIT_FIELDS = frozenset({"name", "limit", "active", "slot_decay_per_second"})
+_AUTOMATION_FIELDS = frozenset(
+    {"name", "description", "enabled", "tags", "trigger", *automations.ACTION_LISTS}
+)
 _SCHEDULE_KINDS = ("cron", "interval", "rrule")
+DEFAULT_QUEUE = "default"  # every pool's implicit queue: a deployment's queue when it names none
 _NOT_NAME = re.compile(r"[^A-Z0-9]+")
 
 
 @dataclass(frozen=True)
 class Export:
-    """Items per section (``blocks``, ``work_pools``, ``deployments``) and what the user should know."""
+    """Items per section (``blocks``, ``work_pools``, ``deployments``, ...) and what the user should know."""
 
     sections: Mapping[str, list[dict[str, Any]]]
     placeholders: tuple[str, ...] = ()  # suggested env names to set (names only, never values)
@@ -84,10 +101,20 @@ def undeclared(live: LiveState, declared: Iterable[Address]) -> list[Resource]:
 def dependencies(resource: Resource) -> list[Address]:
     """What an object needs declared or stored to load: a deployment's pool, the blocks referenced."""
     needed = [Address.block(t, n) for t, n in templating.block_references(_plain_templates(resource.body))]
+    body = resource.body
     if resource.kind is Kind.DEPLOYMENT:
-        pool = (resource.body.get("work_pool") or {}).get("name")
-        if pool:
-            needed.append(Address.pool(pool))
+        pool = body.get("work_pool") or {}
+        if pool.get("name"):
+            needed.append(Address.pool(pool["name"]))
+            queue = pool.get("work_queue_name")
+            if queue and queue != DEFAULT_QUEUE:
+                needed.append(Address.work_queue(pool["name"], queue))
+        if body.get("global_concurrency_limit"):
+            needed.append(Address.concurrency_limit(body["global_concurrency_limit"]))
+    elif resource.kind is Kind.WORK_QUEUE:
+        needed.append(Address.pool(body["pool"]))
+    elif resource.kind is Kind.AUTOMATION:
+        needed.extend(address for _, address in automations.references(body))
     return list(dict.fromkeys(needed))
 
 
@@ -104,12 +131,10 @@ def export(
     sections: dict[str, list[dict[str, Any]]] = {}
     inherited = canonical.steps_body(inherited_pull)
     for resource in resources:
-        if resource.kind is Kind.BLOCK:
-            item = _block_item(resource, notes)
-        elif resource.kind is Kind.WORK_POOL:
-            item = _pool_item(resource, notes)
-        else:
+        if resource.kind is Kind.DEPLOYMENT:
             item = _deployment_item(resource, notes, inherited_pull=inherited, pool_types=pool_types or {})
+        else:
+            item = _ITEMS[resource.kind](resource, notes)
         sections.setdefault(SECTIONS[resource.kind], []).append(item)
     return Export(sections, tuple(notes.placeholders), tuple(notes.warnings))
 
@@ -175,7 +200,7 @@ def _deployment_item(
     pool = body.get("work_pool")
     if pool:
         ref: dict[str, Any] = {"name": pool["name"]}
-        if pool.get("work_queue_name") not in (None, "default"):
+        if pool.get("work_queue_name") not in (None, DEFAULT_QUEUE):
             ref["work_queue_name"] = pool["work_queue_name"]
         pool_type = (pool_types or {}).get(str(pool["name"]))
         variables = _job_variables(pool.get("job_variables"), pool_type, where, notes)
@@ -186,7 +211,155 @@ def _deployment_item(
         item["pull"] = body.get("pull_steps")
     if body.get("triggers"):
         item["triggers"] = list(body["triggers"])
+    if body.get("global_concurrency_limit") is not None:
+        item["global_concurrency_limit"] = body["global_concurrency_limit"]
     return item
+
+
+def _queue_item(resource: Resource, notes: _Notes) -> dict[str, Any]:
+    """A ``work_queues`` item; ``priority`` is written when the body holds one (then it is managed)."""
+    body = resource.body
+    _unknown_fields(resource, _QUEUE_FIELDS, notes)
+    item: dict[str, Any] = {"pool": body["pool"], "name": body["name"]}
+    if body.get("description"):
+        item["description"] = body["description"]
+    for key in ("priority", "concurrency_limit"):
+        if body.get(key) is not None:
+            item[key] = body[key]
+    if body.get("paused"):
+        item["paused"] = True
+    return item
+
+
+def _variable_item(resource: Resource, notes: _Notes) -> dict[str, Any]:
+    """A ``variables`` item: the value as it is (any JSON), tags when there are any."""
+    body = resource.body
+    _unknown_fields(resource, _VARIABLE_FIELDS, notes)
+    item: dict[str, Any] = {"name": body["name"], "value": body.get("value")}
+    if body.get("tags"):
+        item["tags"] = list(body["tags"])
+    return item
+
+
+def _limit_item(resource: Resource, notes: _Notes) -> dict[str, Any]:
+    """A ``concurrency_limits`` item; Prefect's defaults (active, no slot decay) are left out."""
+    body = resource.body
+    _unknown_fields(resource, _LIMIT_FIELDS, notes)
+    item: dict[str, Any] = {"name": body["name"], "limit": body["limit"]}
+    if body.get("active") is False:
+        item["active"] = False
+    if body.get("slot_decay_per_second"):
+        item["slot_decay_per_second"] = body["slot_decay_per_second"]
+    return item
+
+
+def _automation_item(resource: Resource, notes: _Notes) -> dict[str, Any]:
+    """An ``automations`` item: the canonical body with each default the loader fills in left out,
+    and each reference written as the file writes it (``deployment: etl/daily``, not the address)."""
+    body = resource.body
+    _unknown_fields(resource, _AUTOMATION_FIELDS, notes)
+    item: dict[str, Any] = {"name": body["name"]}
+    if body.get("description"):
+        item["description"] = body["description"]
+    if body.get("enabled") is False:
+        item["enabled"] = False
+    if body.get("tags"):
+        item["tags"] = list(body["tags"])
+    item["trigger"] = trigger_item(body["trigger"])
+    for key in automations.ACTION_LISTS:
+        if body.get(key) or key == "actions":
+            item[key] = [action_item(action) for action in body.get(key) or ()]
+    return item
+
+
+_TRIGGER_DEFAULTS: dict[str, Any] = {
+    "match": {},
+    "match_related": {},
+    "after": [],
+    "expect": [],
+    "for_each": [],
+    "posture": "Reactive",
+    "threshold": 1,
+    "within": None,
+}
+_METRIC_DEFAULTS: dict[str, Any] = {
+    "range": automation_models.METRIC_MINIMUM_WINDOW,
+    "firing_for": automation_models.METRIC_MINIMUM_WINDOW,
+}
+_ACTION_DEFAULTS: dict[str, Any] = {
+    "source": "selected",
+    "parameters": None,
+    "job_variables": None,
+    "schedule_after": 0.0,
+    "subject": automation_models.NOTIFICATION_SUBJECT,
+    "payload": "",
+    "name": None,
+    "message": None,
+    "force": False,
+}
+
+
+def trigger_item(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    """A trigger of a canonical body as the file writes it: its type, and what differs from the
+    defaults (a Proactive trigger's implicit 10 s window, a Reactive one's 0 s, are defaults too)."""
+    item: dict[str, Any] = {"type": trigger["type"]}
+    for key, value in trigger.items():
+        if key == "type" or (key in _TRIGGER_DEFAULTS and value == _TRIGGER_DEFAULTS[key]):
+            continue
+        if key == "posture" and trigger["type"] == "metric":
+            continue  # a metric trigger's posture is always Metric
+        if key == "within" and trigger["type"] == "event" and value == _default_window(trigger):
+            continue
+        if key == "triggers":
+            value = [trigger_item(t) for t in value]
+        elif key == "metric":
+            value = {k: v for k, v in value.items() if _METRIC_DEFAULTS.get(k, object()) != v}
+        item[key] = value
+    return item
+
+
+def _default_window(trigger: Mapping[str, Any]) -> float:
+    proactive = trigger.get("posture") == "Proactive"
+    return automation_models.PROACTIVE_MINIMUM_WITHIN if proactive else 0.0
+
+
+def action_item(action: Mapping[str, Any]) -> dict[str, Any]:
+    """An action of a canonical body as the file writes it: references by the name part of their
+    address (``deployment: etl/daily``), defaults left out."""
+    item: dict[str, Any] = {"type": action["type"]}
+    for key, value in action.items():
+        if key == "type" or (key in _ACTION_DEFAULTS and value == _ACTION_DEFAULTS[key]):
+            continue
+        kind = automations.REFERENCES[key][0] if key in automations.REFERENCES else None
+        if kind is not None and value is None:
+            continue  # source: inferred acts on the event's own object: nothing is named
+        if kind is not None and isinstance(value, str) and value.startswith(f"{kind.value}."):
+            value = Address.parse(value).name
+        item[key] = value
+    return item
+
+
+def raw_ids(body: Mapping[str, Any]) -> list[str]:
+    """The ``*_id:<uuid>`` texts an automation body holds where an address belongs: ids of objects
+    that are none of the project's (or of an import's), which a file cannot name."""
+    found = []
+    for key in automations.ACTION_LISTS:
+        for action in body.get(key) or ():
+            for ref, (kind, _) in automations.REFERENCES.items():
+                text = action.get(ref)
+                if isinstance(text, str) and not text.startswith(f"{kind.value}."):
+                    found.append(text)
+    return found
+
+
+_ITEMS = {
+    Kind.BLOCK: _block_item,
+    Kind.WORK_POOL: _pool_item,
+    Kind.WORK_QUEUE: _queue_item,
+    Kind.VARIABLE: _variable_item,
+    Kind.CONCURRENCY_LIMIT: _limit_item,
+    Kind.AUTOMATION: _automation_item,
+}
 
 
 def schedule_item(slug: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Append items to the sections of a hand-written ``prefect.yaml`` without touching a byte of it.
 
-``reconcile import --write`` adds ``blocks:``, ``work_pools:`` and ``deployments:`` items to a file a
+``reconcile import --write`` adds items to the sections (``blocks:``, ``work_pools:``, ...) of a file a
 person wrote and keeps in Git, so every comment, blank line, quote style and indentation must stay as
 it was. ruamel.yaml's round-trip parser tells where each section is and how it is indented; the new
 items are dumped by ruamel in that same indentation and inserted as text after the last line of the
@@ -57,7 +57,16 @@ class Style:
 
 
 DEFAULT_STYLE = Style()
-ORDER = ("blocks", "work_pools", "deployments")
+# the file's sections in apply order (Kind's): a new section goes before the first later one
+ORDER = (
+    "blocks",
+    "variables",
+    "concurrency_limits",
+    "work_pools",
+    "work_queues",
+    "deployments",
+    "automations",
+)
 _FLOW_LIST_WIDTH = 60  # a short list of scalars is written inline, as in ``tags: [a, b]``
 
 
@@ -89,7 +98,7 @@ def append(
     """``text`` with ``sections``' items appended to its sections.
 
     A section the file lacks is added before the first existing section that comes after it in
-    ``ORDER`` (blocks, work pools, deployments: the order things are applied in), else at the end.
+    ``ORDER`` (blocks, ..., deployments, automations: the order things are applied in), else at the end.
     """
     doc = _load_rt(text, file)
     style = guess_style(text)
