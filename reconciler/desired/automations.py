@@ -28,8 +28,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from reconciler.desired import automation_models as m
-from reconciler.desired import check_workspace, user_templates
+from reconciler.desired import automation_actions as actions
+from reconciler.desired import automation_models, check_workspace, user_templates
+from reconciler.desired import automation_triggers as triggers
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Reference
 from reconciler.desired.yamlfile import Path, format_path
@@ -94,10 +95,10 @@ def check(ctx: LoadContext, index: int, raw: Any) -> None:
     ctx.resources[address] = Resource(address, body, depends_on=tuple(sorted(set(depends))))
 
 
-def _validated(ctx: LoadContext, raw: dict[str, Any], base: Path) -> m.Automation | None:
+def _validated(ctx: LoadContext, raw: dict[str, Any], base: Path) -> automation_models.Automation | None:
     """The item as a model, or None with each problem at its place: an unknown key at the key."""
     try:
-        return m.Automation.model_validate(raw)
+        return automation_models.Automation.model_validate(raw)
     except ValidationError as exc:
         for err in exc.errors(include_url=False, include_input=False):
             # union members are tagged with capitalised names: not places in the file
@@ -114,7 +115,7 @@ def _validated(ctx: LoadContext, raw: dict[str, Any], base: Path) -> m.Automatio
 # -- the canonical body -------------------------------------------------------------------------------
 
 
-def canonical_body(automation: m.Automation) -> dict[str, Json]:
+def canonical_body(automation: automation_models.Automation) -> dict[str, Json]:
     """The body of a valid item: every default explicit, durations in seconds, sets sorted."""
     return {
         "name": automation.name,
@@ -127,7 +128,7 @@ def canonical_body(automation: m.Automation) -> dict[str, Json]:
 
 
 def trigger_body(trigger: Any) -> dict[str, Json]:
-    if isinstance(trigger, m.EventTrigger):
+    if isinstance(trigger, triggers.EventTrigger):
         return {
             "type": "event",
             "match": trigger.match,
@@ -139,7 +140,7 @@ def trigger_body(trigger: Any) -> dict[str, Json]:
             "threshold": trigger.threshold,
             "within": trigger.window,
         }
-    if isinstance(trigger, m.MetricTrigger):
+    if isinstance(trigger, triggers.MetricTrigger):
         query = trigger.metric
         return {
             "type": "metric",
@@ -155,7 +156,7 @@ def trigger_body(trigger: Any) -> dict[str, Json]:
             },
         }
     children = [trigger_body(t) for t in trigger.triggers]
-    if isinstance(trigger, m.CompoundTrigger):
+    if isinstance(trigger, triggers.CompoundTrigger):
         return {
             "type": "compound",
             "triggers": children,
@@ -167,20 +168,20 @@ def trigger_body(trigger: Any) -> dict[str, Json]:
 
 def action_body(action: Any) -> dict[str, Json]:
     body: dict[str, Json] = {"type": action.type}
-    if isinstance(action, m._Targeted):
+    if isinstance(action, actions.Targeted):
         body["source"] = action.source
         body[action.target] = _address_text(action.target, getattr(action, action.target))
-    if isinstance(action, m.RunDeployment):
+    if isinstance(action, actions.RunDeployment):
         body.update(
             parameters=action.parameters,
             job_variables=action.job_variables,
             schedule_after=action.schedule_after,
         )
-    elif isinstance(action, m.SendNotification):
+    elif isinstance(action, actions.SendNotification):
         body.update(block=_address_text("block", action.block), subject=action.subject, body=action.body)
-    elif isinstance(action, m.CallWebhook):
+    elif isinstance(action, actions.CallWebhook):
         body.update(block=_address_text("block", action.block), payload=webhook_payload(action.payload))
-    elif isinstance(action, m.ChangeFlowRunState):
+    elif isinstance(action, actions.ChangeFlowRunState):
         body.update(state=action.state, name=action.name, message=action.message, force=action.force)
     return body
 
@@ -224,15 +225,15 @@ def rename_references(body: Mapping[str, Any], moved: Mapping[Address, Address])
     """``body`` with each address it names replaced by its entry in ``moved`` (a sandbox renames)."""
     result = dict(body)
     for key in ACTION_LISTS:
-        actions = []
+        renamed = []
         for action in body.get(key) or ():
             action = dict(action)
             for ref, (kind, _) in REFERENCES.items():
                 text = action.get(ref)
                 if isinstance(text, str) and text.startswith(kind.value + "."):
                     action[ref] = str(moved.get(Address.parse(text), Address.parse(text)))
-            actions.append(action)
-        result[key] = actions
+            renamed.append(action)
+        result[key] = renamed
     return result
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.desired import automation_models, automations
+from reconciler.desired import automation_actions, automations
 from reconciler.objects import Address, Kind, Resource
 from reconciler.state.prefect import automations as mapping
 from tests.desired.automations_support import examples, load_automations
@@ -81,7 +81,7 @@ def test_the_examples_cover_every_trigger_kind_and_action_type() -> None:
         walk(body["trigger"])
     types = {a["type"] for b in bodies for key in automations.ACTION_LISTS for a in b[key]}
     assert kinds == {"event", "metric", "compound", "sequence"}
-    assert types == set(automation_models.ACTION_MODELS)
+    assert types == set(automation_actions.ACTION_MODELS)
 
 
 def test_undeclared_objects_become_references_and_declared_ones_only_dependencies() -> None:

@@ -16,8 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired import automation_models as m
-from reconciler.desired import automations
+from reconciler.desired import automation_actions, automation_triggers, automations
 from reconciler.objects import Address, Kind
 from reconciler.state.prefect import automations as mapping
 from tests.desired.automations_support import load_automations
@@ -105,9 +104,9 @@ REFERENCED = {
 
 @st.composite
 def actions(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(sorted(m.ACTION_MODELS)))
+    kind = draw(st.sampled_from(sorted(automation_actions.ACTION_MODELS)))
     action: dict[str, Any] = {"type": kind}
-    model = m.ACTION_MODELS[kind]
+    model = automation_actions.ACTION_MODELS[kind]
     target = getattr(model, "target", None)
     if target is not None:
         if draw(st.booleans()):
@@ -129,7 +128,7 @@ def actions(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             action["payload"] = draw(st.one_of(names, st.dictionaries(names, st.integers(), max_size=2)))
     elif kind == "change-flow-run-state":
-        action["state"] = draw(st.sampled_from(m.STATE_TYPES))
+        action["state"] = draw(st.sampled_from(automation_actions.STATE_TYPES))
         action.update(
             draw(
                 st.fixed_dictionaries({}, optional={"name": names, "message": names, "force": st.booleans()})
@@ -251,7 +250,7 @@ def test_metric_windows_are_accepted_exactly_as_prefect_cloud_accepts_them(
     window: Any, firing_for: Any
 ) -> None:
     query = {"name": "lateness", "threshold": 1, "operator": ">=", "range": window, "firing_for": firing_for}
-    ours = m.MetricQuery.model_validate  # the file's model, as the loader uses it
+    ours = automation_triggers.MetricQuery.model_validate  # the file's model, as the loader uses it
     try:
         ours(query)
         accepted = True
