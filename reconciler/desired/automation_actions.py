@@ -290,6 +290,10 @@ class _UnknownAction(BaseModel):
         return value
 
 
+TAGS = frozenset({*(model.__name__ for model in ACTION_MODELS.values()), "Unknown"})
+"""The union tags pydantic puts in error locations: not places in the file."""
+
+
 def _action_tag(value: Any) -> str | None:
     if not isinstance(value, dict):
         return None

@@ -167,6 +167,8 @@ class _UnknownTrigger(BaseModel):
 
 
 _TRIGGER_TAGS = {"event": "Event", "metric": "Metric", "compound": "Compound", "sequence": "Sequence"}
+TAGS = frozenset({*_TRIGGER_TAGS.values(), "Unknown"})
+"""The union tags pydantic puts in error locations: not places in the file."""
 
 
 def _trigger_tag(value: Any) -> str | None:

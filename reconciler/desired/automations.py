@@ -101,8 +101,7 @@ def _validated(ctx: LoadContext, raw: dict[str, Any], base: Path) -> automation_
         return automation_models.Automation.model_validate(raw)
     except ValidationError as exc:
         for err in exc.errors(include_url=False, include_input=False):
-            # union members are tagged with capitalised names: not places in the file
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+            loc = _file_location(err["loc"])
             where = format_path((*base, *loc))
             if err["type"] == "extra_forbidden":
                 ctx.error((*base, *loc), f"{where}: unknown key {loc[-1]!r}", at_key=True)
@@ -110,6 +109,22 @@ def _validated(ctx: LoadContext, raw: dict[str, Any], base: Path) -> automation_
                 message = str(err["msg"]).removeprefix("Value error, ")
                 ctx.error((*base, *loc), f"{where}: {message}")
         return None
+
+
+def _file_location(loc: tuple[Any, ...]) -> Path:
+    """A pydantic location without the union tags it adds after a trigger or an action."""
+    kept: list[str | int] = []
+    tag_allowed = False  # a tag comes right after "trigger" or a list index, once
+    for part in loc:
+        if tag_allowed and part in _UNION_TAGS:
+            tag_allowed = False
+            continue
+        kept.append(part)
+        tag_allowed = part == "trigger" or isinstance(part, int)
+    return tuple(kept)
+
+
+_UNION_TAGS = triggers.TAGS | actions.TAGS
 
 
 # -- the canonical body -------------------------------------------------------------------------------

@@ -310,3 +310,11 @@ def test_a_template_prefects_server_would_refuse_is_located() -> None:
         "prefect.yaml:7:70: automation 'a': parameters.x.y[0] is not a valid template: unexpected '}' "
         "(line 1 of the template)",
     ]
+
+
+def test_an_unknown_key_that_looks_like_a_union_tag_is_still_located_at_itself() -> None:
+    errors = load_automations(_item(trigger="{Within: 5}", actions="[{type: do-nothing, Event: 1}]")).errors
+    assert errors == [
+        "prefect.yaml:3:15: automations[0].trigger.Within: unknown key 'Within'",
+        "prefect.yaml:4:34: automations[0].actions[0].Event: unknown key 'Event'",
+    ]
