@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import pooltypes
-from reconciler.desired import automation_models, automations, canonical, flows, templating
+from reconciler.desired import (
+    automation_actions,
+    automation_triggers,
+    automations,
+    canonical,
+    flows,
+    templating,
+)
 from reconciler.desired.source import SourceTree
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret
 
@@ -283,15 +290,15 @@ _TRIGGER_DEFAULTS: dict[str, Any] = {
     "within": None,
 }
 _METRIC_DEFAULTS: dict[str, Any] = {
-    "range": automation_models.METRIC_MINIMUM_WINDOW,
-    "firing_for": automation_models.METRIC_MINIMUM_WINDOW,
+    "range": automation_triggers.METRIC_MINIMUM_WINDOW,
+    "firing_for": automation_triggers.METRIC_MINIMUM_WINDOW,
 }
 _ACTION_DEFAULTS: dict[str, Any] = {
     "source": "selected",
     "parameters": None,
     "job_variables": None,
     "schedule_after": 0.0,
-    "subject": automation_models.NOTIFICATION_SUBJECT,
+    "subject": automation_actions.NOTIFICATION_SUBJECT,
     "payload": "",
     "name": None,
     "message": None,
@@ -320,7 +327,7 @@ def trigger_item(trigger: Mapping[str, Any]) -> dict[str, Any]:
 
 def _default_window(trigger: Mapping[str, Any]) -> float:
     proactive = trigger.get("posture") == "Proactive"
-    return automation_models.PROACTIVE_MINIMUM_WITHIN if proactive else 0.0
+    return automation_triggers.PROACTIVE_MINIMUM_WITHIN if proactive else 0.0
 
 
 def action_item(action: Mapping[str, Any]) -> dict[str, Any]:
