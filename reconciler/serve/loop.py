@@ -184,8 +184,9 @@ class ServeLoop:
         stored = self.store.list_runs(limit=RUNS_SCAN)
         recovered = {r.id: r for r in self._recover(stored, now)}
         stored = [recovered.get(r.id, r) for r in stored]
-        runs.settle(self.ctx, stored)  # slots of runs that ended (whoever launched them) are freed
         self._follow(stored, targets, tally)
+        # the store frees the slots of runs that ended, whoever launched them, and keeps the others'
+        runs.settle(self.ctx, [*stored, *tally.finished])
         if self.source is not None:
             queue = self._store_scheduled(targets, now)
         else:

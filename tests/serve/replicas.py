@@ -23,20 +23,18 @@ from reconciler.state import RunRecord
 from tests.helpers import REPO, make_project, run_cli
 from tests.serve import replica_launcher
 
-DEPLOYMENT = "hello/job"
 
-
-def project_file(limit: int) -> str:
+def project_file(limit: int, *, pool: str, deployment: str) -> str:
     return f"""
         name: replicas
         work_pools:
-          - name: local
+          - name: {pool}
             type: process
             concurrency_limit: {limit}
         deployments:
-          - name: job
+          - name: {deployment}
             entrypoint: flows/hello.py:hello
-            work_pool: {{name: local}}
+            work_pool: {{name: {pool}}}
         """
 
 
@@ -48,16 +46,26 @@ class Replicas:
     state_url: str
     project: str
     events: Path
+    deployment: str
     run_seconds: float = 0.2
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
     @classmethod
-    def prepare(cls, tmp: Path, state_url: str, *, project: str, limit: int) -> Replicas:
-        root = make_project(tmp / "proj", project_file(limit))
+    def prepare(
+        cls,
+        tmp: Path,
+        state_url: str,
+        *,
+        project: str,
+        limit: int,
+        pool: str = "local",
+        deployment: str = "job",
+    ) -> Replicas:
+        root = make_project(tmp / "proj", project_file(limit, pool=pool, deployment=deployment))
         applied = run_cli("-C", str(root), "--state", state_url, "--project", project, "apply", "--yes")
-        assert applied.returncode == 0, applied.stderr
-        return cls(root, state_url, project, tmp / "events.txt")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        return cls(root, state_url, project, tmp / "events.txt", f"hello/{deployment}")
 
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_")}
@@ -90,7 +98,9 @@ class Replicas:
                 ),
             )
             at = now or datetime.now(UTC)
-            return [runs.create(ctx, DEPLOYMENT, reason="manual", scheduled_for=at) for _ in range(count)]
+            return [
+                runs.create(ctx, self.deployment, reason="manual", scheduled_for=at) for _ in range(count)
+            ]
         finally:
             store.close()
 

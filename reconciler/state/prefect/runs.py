@@ -17,7 +17,7 @@ the parameters that hold secrets, so a record read back shows them as Secrets, n
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,8 @@ import orjson
 
 from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import Address, Kind, Secret, decode_body, encode_body, fingerprint, parse_iso
-from reconciler.state.base import RunRecord, RunState
+from reconciler.state.base import Admission, Limit, RunRecord, RunState
+from reconciler.state.prefect.admission import ConcurrencySlots
 from reconciler.state.prefect.client import PAGE, PrefectClient
 from reconciler.state.prefect.objects import ServerObjects
 
@@ -130,6 +131,7 @@ def record(
         ended_at=parse_iso(labels.get(LABEL + "ended-at")) or parse_iso(flow_run.get("end_time")),
         version=int(labels.get(LABEL + "version", 1)),
         waiting=waiting,
+        claimed_by=labels.get(LABEL + "claimed-by") or None,
     )
 
 
@@ -144,6 +146,7 @@ def label_changes(run: RunRecord, current: RunRecord) -> dict[str, Any]:
         "ended-at": (_iso(run.ended_at), _iso(current.ended_at)),
         "pool-type": (run.pool_type, current.pool_type),
         "waiting": (run.waiting or "", current.waiting or ""),  # "" clears it
+        "claimed-by": (run.claimed_by, current.claimed_by),
     }
     return {LABEL + k: new for k, (new, old) in pairs.items() if new != old and new is not None}
 
@@ -209,6 +212,48 @@ class FlowRuns:
     ) -> None:
         self._client, self._objects, self._project = client, objects, project
         self._key, self._parameter_secrets = key, parameter_secrets
+        self._slots = ConcurrencySlots(client, project=project)
+        self._leases: dict[str, str] = {}  # run id -> its concurrency lease not yet freed (labels read)
+
+    def claim(self, run: RunRecord, limits: Sequence[Limit], *, claimed: RunRecord) -> Admission:
+        """Take the run's concurrency slots, then propose PENDING (``ClaimsRuns.claim_run``).
+
+        Slots first: a claim the server refuses (another replica's, a full deployment limit) gives
+        them back at once; a process killed in between leaves a lease nobody renews, which the
+        server frees when it expires.
+        """
+        lease, full = self._slots.acquire(run.id, limits)
+        if full is not None:
+            return Admission(run, claimed=False, full=full)
+        extra = {LABEL + "lease": lease} if lease else {}
+        try:
+            stored = self.update(claimed, labels=extra)
+        except StaleVersion:
+            if lease:
+                self._slots.release(lease)
+            return Admission(self.get(run.id) or run, claimed=False)
+        except BaseException:
+            if lease:
+                self._slots.release(lease)
+            raise
+        if lease:
+            self._leases[run.id] = lease
+        return Admission(stored, claimed=True)
+
+    def settle(self, runs: Sequence[RunRecord]) -> None:
+        """Free the slots of runs that ended, renew those of runs in flight (whoever launched them)."""
+        latest = {run.id: run for run in runs}
+        ongoing: list[str] = []
+        for run_id, run in latest.items():
+            lease = self._leases.get(run_id)
+            if lease is None:
+                continue
+            if not run.state.terminal:
+                ongoing.append(lease)
+            elif self._slots.release(lease):
+                self._client.patch(f"/flow_runs/{run_id}/labels", {LABEL + "lease-freed": True})
+                self._leases.pop(run_id, None)
+        self._slots.renew(ongoing)
 
     def create(self, run: RunRecord) -> RunRecord:
         deployment = self._deployment(run.deployment)
@@ -226,7 +271,9 @@ class FlowRuns:
             created = created.evolve(log_path=log_path)
         return created
 
-    def update(self, run: RunRecord) -> RunRecord:
+    def update(self, run: RunRecord, *, labels: Mapping[str, Any] | None = None) -> RunRecord:
+        """Save ``run`` (our state proposal, our fields as labels, plus ``labels`` with any change)."""
+        extra = dict(labels or {})
         document = self._flow_run(run.id)
         if document is None:
             raise StateError(f"run {run.id} does not exist")
@@ -238,7 +285,7 @@ class FlowRuns:
         if run.infrastructure_id and run.infrastructure_id != current.infrastructure_id:
             self._client.patch(f"/flow_runs/{run.id}", {"infrastructure_pid": run.infrastructure_id})
             changed = True
-        labels = label_changes(run, current)
+        labels = {**label_changes(run, current), **extra}
         if state is RunState.PENDING and current.state is RunState.SCHEDULED:
             labels[LABEL + "claimed"] = True
         if not labels and not changed:
@@ -302,7 +349,13 @@ class FlowRuns:
 
     def _record(self, document: Any) -> RunRecord:
         names, secrets = self._deployment_name, self._parameter_secrets
-        return record(document, key=self._key(), deployment_name=names, parameter_secrets=secrets)
+        found = record(document, key=self._key(), deployment_name=names, parameter_secrets=secrets)
+        labels = document.get("labels") or {}
+        if labels.get(LABEL + "lease") and not labels.get(LABEL + "lease-freed"):
+            self._leases[found.id] = str(labels[LABEL + "lease"])
+        else:
+            self._leases.pop(found.id, None)
+        return found
 
     def _deployment_name(self, deployment_id: str | None) -> str | None:
         """``flow/name`` of a deployment id (runs the server scheduled carry no label of ours)."""

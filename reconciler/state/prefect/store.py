@@ -31,11 +31,11 @@ import httpx
 
 from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import Address, Claim, Kind, LiveState, Resource, StoredObject, keep_unset
-from reconciler.state.base import HistoryEntry, JobRuntime, LockInfo, RunRecord, WaveWrite
+from reconciler.state.base import Admission, HistoryEntry, JobRuntime, Limit, LockInfo, RunRecord, WaveWrite
 from reconciler.state.prefect import history as prefect_history
 from reconciler.state.prefect import lock as prefect_lock
 from reconciler.state.prefect import runs as prefect_runs
-from reconciler.state.prefect import values
+from reconciler.state.prefect import unmanaged, values
 from reconciler.state.prefect import writers as prefect_writers
 from reconciler.state.prefect.client import PrefectClient, api_url_from
 from reconciler.state.prefect.inventory import (
@@ -345,6 +345,14 @@ class PrefectStore:
     def update_run(self, run: RunRecord) -> RunRecord:
         return self._runs.update(run)
 
+    def claim_run(self, run: RunRecord, limits: Sequence[Limit], *, claimed: RunRecord) -> Admission:
+        """Concurrency slots by lease on the server's global concurrency limits, then the PENDING
+        proposal (``runs.FlowRuns.claim``; ``admission.py`` names the limits)."""
+        return self._runs.claim(run, limits, claimed=claimed)
+
+    def settle_runs(self, runs: Sequence[RunRecord]) -> None:
+        self._runs.settle(runs)
+
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
@@ -356,12 +364,13 @@ class PrefectStore:
         return self._runs.due(pool, before=before, limit=limit)
 
     def read_unmanaged(self) -> dict[Address, Mapping[str, Any]]:
-        """Pools, deployments and blocks (of our block types) on the server that no project of ours
-        manages, as canonical bodies (for ``import``). Secret block fields read as Prefect shows them
+        """Pools, deployments and blocks (of our block types), and the workspace kinds (``unmanaged``)
+        on the server that no project of ours manages, as canonical bodies (for ``import``). Secret block fields read as Prefect shows them
         (``********``), never as values; deployments carrying another project's tag, and pools and
         blocks with another project's ownership record, are left out."""
         managed = {_address(a) for s in self._inventory.read()[1] for a in s.entries}
         found = self._objects.discover(exclude=managed)
+        found.update(unmanaged.discover(self._client, exclude=managed))  # the workspace kinds
         owned = self._owners.owners(found)  # pools and blocks another project records as its own
         return {a: b for a, b in found.items() if a not in owned}
 
