@@ -187,8 +187,10 @@ def execute(
 
 
 def waves(changes: Sequence[Change]) -> list[list[Change]]:
-    """Consecutive changes of one kind and direction: the plan orders writes by dependency (blocks,
-    pools, deployments; deletes in reverse), so the changes inside a wave never depend on each other."""
+    """Consecutive changes of one kind and direction, split so that no change of a wave depends on
+    another of it: kinds are in dependency order already (``Kind.rank``; deletes in reverse), and
+    within a kind (an automation that pauses another) a dependency goes a wave earlier, a dependent
+    a wave earlier when deleting."""
     grouped: list[list[Change]] = []
     for change in changes:
         key = (change.address.kind, change.action is Action.DELETE)
@@ -196,7 +198,33 @@ def waves(changes: Sequence[Change]) -> list[list[Change]]:
             grouped[-1].append(change)
         else:
             grouped.append([change])
-    return grouped
+    return [wave for group in grouped for wave in _layers(group)]
+
+
+def _layers(group: list[Change]) -> list[list[Change]]:
+    """``group`` (one kind, one direction) in layers of changes independent of each other."""
+    members = {c.address: c for c in group}
+    level: dict[Address, int] = {}
+
+    def depth(address: Address, seen: frozenset[Address]) -> int:
+        if address not in level:
+            change = members[address]
+            inside = [
+                d
+                for d in (change.after.depends_on if change.after else ())
+                if d in members and d not in seen  # a cycle is refused by the loader; never loop here
+            ]
+            level[address] = 1 + max((depth(d, seen | {address}) for d in inside), default=-1)
+        return level[address]
+
+    for change in group:
+        depth(change.address, frozenset())
+    if max(level.values()) == 0:
+        return [group]
+    layers: list[list[Change]] = [[] for _ in range(max(level.values()) + 1)]
+    for change in group:
+        layers[level[change.address]].append(change)
+    return layers
 
 
 def _write_wave(wave: list[Change], store: ObjectStore, *, parallelism: int) -> list[ObjectResult]:

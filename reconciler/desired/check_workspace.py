@@ -94,8 +94,8 @@ def public_only(ctx: LoadContext, path: Path, value: Any, *, what: str) -> bool:
         listed = ", ".join(f"${n}" for n in hidden)
         ctx.error(
             where,
-            f"{what}: {listed} is not a public environment variable, and a {where[0][:-1].replace('_', ' ')} "
-            "is readable by anyone with API access: keep secrets in a secret block, or list the variable "
+            f"{what}: {listed} is not a public environment variable, and {where[0].replace('_', ' ')} "
+            "are readable by anyone with API access: keep secrets in a secret block, or list the variable "
             "with --public-env if its value may be shown",
         )
         ctx.resolver.forget(where)

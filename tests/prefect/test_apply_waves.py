@@ -97,3 +97,18 @@ def test_waves_group_by_kind_and_direction() -> None:
         ["work_pool.p", "work_pool.q"],
         ["deployment.f/c"],
     ]
+
+
+def test_an_automation_naming_another_is_written_a_wave_after_it() -> None:
+    """Kind rank orders kinds, not the objects of one kind: an automation that pauses another needs
+    the other's id, so the other must exist (be written in an earlier wave) first."""
+    from reconciler.objects import Address, Resource
+    from reconciler.plan import Action, Change
+
+    first, second, alone = (Address.automation(n) for n in ("a-pauses-b", "b", "c"))
+    changes = [
+        Change(first, Action.CREATE, None, after=Resource(first, {}, depends_on=(second,))),
+        Change(second, Action.CREATE, None, after=Resource(second, {})),
+        Change(alone, Action.CREATE, None, after=Resource(alone, {})),
+    ]
+    assert [[c.address.name for c in w] for w in applying.waves(changes)] == [["b", "c"], ["a-pauses-b"]]
