@@ -25,16 +25,22 @@ and writes the same result file with the command's exit code, so a local run is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import json
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import traceback
+import urllib.request
 from collections.abc import Callable, Mapping, Set
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,8 +73,9 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
     return cast(Callable[..., Any], target)
 
 
-def run_pull_steps(steps: list[dict[str, Any]]) -> None:
-    """Prefect's pull steps: ``set_working_directory`` natively, anything else through Prefect."""
+def run_pull_steps(steps: list[dict[str, Any]], before_prefect: Callable[[], None] | None = None) -> None:
+    """Prefect's pull steps: ``set_working_directory`` natively, anything else through Prefect
+    (``before_prefect`` first: a step may read blocks or variables from the API)."""
     for step in steps:
         (function, inputs), *_ = [(k, v) for k, v in step.items() if k not in ("id", "requires")]
         if function.endswith("set_working_directory"):
@@ -78,20 +85,25 @@ def run_pull_steps(steps: list[dict[str, Any]]) -> None:
             from prefect.deployments.steps.core import run_steps
         except ImportError:
             raise RuntimeError(f"pull step {function} needs Prefect installed in the job image") from None
+        if before_prefect is not None:
+            before_prefect()
         asyncio.run(run_steps([step]))
 
 
-# Settings for Prefect's temporary server when the job reports to no Prefect server. An in-memory
-# database per run: the shared default (~/.prefect/prefect.db) makes concurrent runs race on its
-# migrations ("duplicate column name") and writes ("database is locked"), and a run's flow-run
-# history is kept by the reconciler's store anyway. ERROR keeps a failing server visible in the
-# log while its routine start-up lines stay out; telemetry off spares a failing network call.
+# Settings for a job that reports to no Prefect server. The API server the job then needs (its own,
+# :class:`PrivateApi`, or Prefect's temporary one if the code imports Prefect only once it runs) gets
+# a database of its own: the shared default (~/.prefect/prefect.db) makes concurrent runs race on its
+# migrations ("duplicate column name") and writes ("database is locked"), and a run's flow-run history
+# is kept by the reconciler's store anyway. ERROR keeps a failing server visible while its routine
+# start-up lines stay out; telemetry off spares a failing network call; the flow's logs are in the
+# run's own log, so sending them to a server that is thrown away after the run only costs time.
 EPHEMERAL_SERVER_DEFAULTS = {
     "PREFECT_API_DATABASE_CONNECTION_URL": (
         "sqlite+aiosqlite:///file::memory:?cache=shared&uri=true&check_same_thread=false"
     ),
     "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
 }
 # What else counts as the user having chosen a setting: its other spellings (aliases Prefect accepts)
 # and, for the database, any of its parts (driver, host, name, ...).
@@ -99,14 +111,20 @@ _USER_CHOSE = {
     "PREFECT_API_DATABASE_CONNECTION_URL": ("PREFECT_API_DATABASE_", "PREFECT_SERVER_DATABASE_"),
     "PREFECT_SERVER_LOGGING_LEVEL": ("PREFECT_SERVER_LOGGING_LEVEL", "PREFECT_LOGGING_SERVER_LEVEL"),
     "PREFECT_SERVER_ANALYTICS_ENABLED": ("PREFECT_SERVER_ANALYTICS_ENABLED",),
+    "PREFECT_LOGGING_TO_API_ENABLED": ("PREFECT_LOGGING_TO_API_ENABLED",),
 }
 
 
+def reports_to_server(environ: Mapping[str, str], profile: Set[str]) -> bool:
+    """Whether the job has a Prefect server: ``PREFECT_API_URL`` in its environment or its profile."""
+    return bool(environ.get("PREFECT_API_URL")) or "PREFECT_API_URL" in profile
+
+
 def ephemeral_prefect_defaults(environ: Mapping[str, str], profile: Set[str]) -> dict[str, str]:
-    """The settings to add for Prefect's temporary server: none when the job reports to a Prefect
-    server (``PREFECT_API_URL`` in its environment or its Prefect profile), and never one the user
-    set, in the environment or the active profile (``profile``: the names set there)."""
-    if environ.get("PREFECT_API_URL") or "PREFECT_API_URL" in profile:
+    """The settings to add for a job without a Prefect server: none when the job reports to one,
+    and never one the user set, in the environment or the active profile (``profile``: the names
+    set there)."""
+    if reports_to_server(environ, profile):
         return {}
     chosen = {*environ, *profile}
     return {
@@ -150,6 +168,130 @@ def quiet_temporary_server() -> None:
     logging.getLogger("prefect").addFilter(_TemporaryServerNotice())
 
 
+_CACHE_SCHEMA = "SELECT count(*) FROM alembic_version, block_type"
+
+
+class PrivateApi:
+    """Prefect's API server for this run alone, for a job that reports to no Prefect server.
+
+    Prefect 3 runs flows and tasks only against an API (its engine opens a client for each), and with
+    none configured it starts a temporary server per run (``SubprocessASGIServer``): the job imports
+    the whole server only to get that class, then waits while a second interpreter imports it again,
+    migrates an empty database (~150 Alembic revisions) and registers block types; its output lands
+    in the run's log. Here the job starts the same server (uvicorn serving Prefect's app factory in
+    ephemeral mode, as Prefect does) itself: on a socket bound before Prefect is imported, so
+    ``PREFECT_API_URL`` is known from the start and no port is raced for; with its output in a file of
+    its own; and on a copy of a database that was migrated once per Prefect version
+    (``~/.cache/prefect-reconciler``), so the server only starts. Every run has its own file: no
+    "database is locked" between concurrent runs. The first run on a machine migrates and leaves
+    its freshly migrated database as that copy.
+    """
+
+    def __init__(self, server_settings: Mapping[str, str]) -> None:
+        self._settings = dict(server_settings)
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/api"
+        self._dir = Path(tempfile.mkdtemp(prefix="reconcile-prefect-api-"))
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def client_settings(self, chosen: Set[str]) -> dict[str, str]:
+        """What the job's Prefect needs to use this server: its URL, and no UI URL (unless ``chosen``)
+        so the engine links no page of a server that is gone after the run."""
+        return {"PREFECT_API_URL": self.url, **({} if "PREFECT_UI_URL" in chosen else {"PREFECT_UI_URL": ""})}
+
+    def start(self) -> None:
+        """Start the server (once) and return when it answers; RuntimeError, with the end of its own
+        output, when it cannot start."""
+        if self._server is not None:
+            return
+        env = {**os.environ, **self._settings, "PREFECT_UI_ENABLED": "0"}
+        env.update({"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"})
+        template = _database_cache() if "PREFECT_API_DATABASE_CONNECTION_URL" in self._settings else None
+        database = self._dir / "prefect.db"
+        if template is not None:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = "sqlite+aiosqlite:///" + str(database)
+            if _copy_database(template, database):
+                env["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
+                env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
+        fd = self._socket.fileno()
+        command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+        command += ["--fd", str(fd), "--log-level", "error", "--lifespan", "on"]
+        with open(self._dir / "server.log", "wb") as log:
+            self._server = subprocess.Popen(
+                command, env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        self._socket.close()  # the server holds it now
+        self._wait(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 120))
+        if template is not None and env.get("PREFECT_API_DATABASE_MIGRATE_ON_START") != "false":
+            _copy_database(database, template)  # migrated and blocks registered: what the next run needs
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if self._server is None or self._server.poll() is not None or time.monotonic() > deadline:
+                said = (self._dir / "server.log").read_text(encoding="utf-8", errors="replace")
+                said = "\n".join(said.strip().splitlines()[-20:]) or "no output"
+                raise RuntimeError(f"Prefect's API server for this run did not start:\n{said}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop the server and remove its database; the run's result does not depend on it."""
+        self._socket.close()
+        if self._server is not None and self._server.poll() is None:
+            self._server.terminate()
+            try:
+                self._server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _database_cache() -> Path | None:
+    """Where the migrated database for this Prefect version is kept; None without a version."""
+    try:
+        from importlib.metadata import version
+
+        prefect_version = version("prefect")
+    except Exception:
+        return None
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "prefect-reconciler" / f"prefect-{prefect_version}-api.db"
+
+
+def _copy_database(source: Path, target: Path) -> bool:
+    """Copy a migrated SQLite database with SQLite's backup API (consistent even while a server has
+    it open), through a temporary file so a reader never sees half a copy; False if ``source`` is
+    missing, not migrated, or the copy fails (the server then migrates as usual)."""
+    import sqlite3
+
+    if not source.is_file():
+        return False
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
+            if not src.execute(_CACHE_SCHEMA).fetchone()[0]:
+                return False
+            with contextlib.closing(sqlite3.connect(partial)) as dst:
+                src.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file (Prefect sets WAL)
+        os.replace(partial, target)
+        return True
+    except (OSError, sqlite3.Error):
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return False
+
+
 def call(function: Callable[..., Any], parameters: dict[str, Any]) -> Any:
     result = function(**parameters)
     if inspect.isawaitable(result):
@@ -166,15 +308,28 @@ def main() -> int:
     result_file = os.environ.get("RECONCILE_RESULT_FILE")
     run_id = os.environ.get("RECONCILE_RUN_ID", "?")
     code, message = 0, ""
+    api = None
     try:
         entrypoint = os.environ["RECONCILE_ENTRYPOINT"]
         parameters = json.loads(os.environ.get("RECONCILE_PARAMETERS") or "{}")
         steps = json.loads(os.environ.get("RECONCILE_PULL_STEPS") or "null")
-        ephemeral = ephemeral_prefect_defaults(os.environ, profile_setting_names(os.environ))
+        profile = profile_setting_names(os.environ)
+        ephemeral = ephemeral_prefect_defaults(os.environ, profile)
         os.environ.update(ephemeral)  # before anything imports Prefect, which reads them once
+        if not reports_to_server(os.environ, profile) and importlib.util.find_spec("prefect"):
+            api = PrivateApi(ephemeral)
+            client = api.client_settings({*os.environ, *profile})
+            os.environ.update(client)
         if steps:
-            run_pull_steps(steps)
+            run_pull_steps(steps, before_prefect=api.start if api else None)
         function = load_entrypoint(entrypoint)
+        if api is not None and "prefect" in sys.modules:
+            api.start()  # the code uses Prefect: its flows and tasks need an API
+        elif api is not None:  # Prefect is not imported yet: it reads the environment when it is
+            for name in client:
+                del os.environ[name]
+            api.stop()
+            api = None
         if ephemeral:
             quiet_temporary_server()
     except Exception as exc:
@@ -191,6 +346,8 @@ def main() -> int:
             code, message = 1, f"{type(exc).__name__}: {exc}"
         else:
             print(f"[reconcile] run {run_id} completed", flush=True)
+    if api is not None:
+        api.stop()
     if result_file:
         _write_result(Path(result_file), code, message, started)
     return code
