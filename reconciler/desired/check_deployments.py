@@ -17,6 +17,7 @@ from pathlib import Path as FsPath
 from typing import Any, TypeVar, cast
 
 from reconciler.desired import canonical, check_pools, flow_version, flows, parameters, pull_steps
+from reconciler.desired import variables as variable_refs
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Reference, RuleKind, RunRule
 from reconciler.desired.models import Deployment, Schedule
@@ -159,6 +160,7 @@ def _deployment(
         "pull_steps": pull,
         "triggers": canonical.plain(dep.triggers or []),
     }
+    depends.extend(variable_refs.references(ctx, body["parameters"], (*base, "parameters")))  # read at launch
     limit_field, limit_depends = _global_limit(ctx, dep, base)
     body.update(limit_field)  # only when set: bodies of deployments without one stay as they were
     depends.extend(limit_depends)

@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler import pooltypes
 from reconciler.desired import canonical, templating
+from reconciler.desired import variables as variable_refs
 from reconciler.desired.context import LoadContext
 from reconciler.desired.desired import Reference
 from reconciler.desired.models import Block, WorkPool
@@ -138,7 +139,7 @@ def _block_variables(
 
 
 def references(ctx: LoadContext, value: Any, path: Path, *, has_blocks: bool) -> list[Address]:
-    addresses = []
+    addresses = variable_refs.references(ctx, value, path)  # {{ prefect.variables.NAME }}, read at launch
     for block_type, name in templating.block_references(value):
         address = Address.block(block_type, name)
         addresses.append(address)

@@ -1,9 +1,11 @@
 """Turn a stored deployment + pool + run overrides into the Job a launcher submits.
 
 Runs launch what is *applied* (the store), not what the file says now. The job configuration is
-rendered by the pool type (Prefect's rules), then block references are replaced by the blocks' data
-and secrets are resolved from the launching process's environment. The resolved Job lives only in
-memory: its secret-bearing fields are excluded from ``repr`` and nothing here logs.
+rendered by the pool type (Prefect's rules), then block references are replaced by the blocks' data,
+``{{ prefect.variables.NAME }}`` by the stored variables' values (in the configuration and the
+parameters, as Prefect's worker resolves them after rendering), and secrets are resolved from the
+launching process's environment. The resolved Job lives only in memory: its secret-bearing fields
+are excluded from ``repr`` and nothing here logs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from reconciler import pooltypes
 from reconciler.desired import flows, pull_steps
 from reconciler.desired.templating import BLOCK_REFERENCE
 from reconciler.errors import LaunchError
-from reconciler.launch import blockrefs, bootstrap
+from reconciler.launch import blockrefs, bootstrap, run_inputs
 from reconciler.launch.base import (
     ENV_DEPLOYMENT,
     ENV_ENTRYPOINT,
@@ -114,7 +116,14 @@ def build_job(
     )
     blocks = _block_names(configuration)
     configuration = _inline_blocks(configuration, live)
+    variables = run_inputs.variables_of(live)  # read now: a changed variable changes the next run
+    configuration = run_inputs.with_variables(
+        configuration, variables, what=f"the job configuration of {run.deployment}"
+    )
     configuration = _resolve(configuration, environ, what=f"work pool {pool.address.name}")
+    parameters = run_inputs.with_variables(
+        dict(run.parameters), variables, what=f"a parameter of {run.deployment}"
+    )
     body = deployment.body
     local = _pool_type(pool).launcher == "process"
     steps = body.get("pull_steps")
@@ -140,7 +149,7 @@ def build_job(
         ENV_ENTRYPOINT: body["entrypoint"],
         # secret parameters are resolved here, from the launcher's environment, and never shown
         ENV_PARAMETERS: json.dumps(
-            _resolve(dict(run.parameters), environ, what=f"a parameter of {run.deployment}"), sort_keys=True
+            _resolve(parameters, environ, what=f"a parameter of {run.deployment}"), sort_keys=True
         ),
     }
     secret_parameters = sorted(k for k, v in run.parameters.items() if next(iter_secrets(v), None))
@@ -160,7 +169,7 @@ def build_job(
         deployment=run.deployment,
         flow_name=body["flow_name"],
         entrypoint=body["entrypoint"],
-        parameters=dict(run.parameters),
+        parameters=parameters,
         configuration=configuration,
         pool=pool.address.name,
         pool_type=pool.body["type"],

@@ -9,6 +9,11 @@ pushes, apply's ``run_on``), and nothing is recorded or launched when it fails.
 Parameters are checked against the schema (``parameters.problems``: unknown names and missing
 required ones too, which the flow's call would refuse). Run job variables are checked against the
 pool's variables schema (names and types).
+
+``{{ prefect.variables.NAME }}`` in parameters and job variables is resolved at launch
+(:func:`with_variables`), from the variables in the stored state as they are then: changing a
+variable changes the next run without touching the deployment. The run record keeps the
+placeholders, so a run launched later (a schedule slot, a retry) reads the variable as it is then.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Any
 
 from reconciler import pooltypes
 from reconciler.desired import parameters as desired_parameters
+from reconciler.desired import variables as desired_variables
 from reconciler.errors import LaunchError
-from reconciler.objects import Resource
+from reconciler.objects import Kind, LiveState, Resource
 
 
 def check(
@@ -60,3 +66,28 @@ def job_variable_problem(pool: Resource, job_variables: Mapping[str, Any]) -> st
         if not problem.warning:
             return f"job variables: {problem.message}"
     return None
+
+
+def variables_of(live: LiveState) -> dict[str, Any]:
+    """The stored variables' values by name (the project's ``variable.*`` objects)."""
+    return {
+        address.name: stored.resource.body.get("value")
+        for address, stored in live.objects.items()
+        if address.kind is Kind.VARIABLE
+    }
+
+
+def with_variables(value: Any, variables: Mapping[str, Any], *, what: str) -> Any:
+    """``value`` with its ``{{ prefect.variables.NAME }}`` placeholders resolved by Prefect's rule
+    (a whole-string placeholder keeps the JSON value's type, one inside text becomes ``str(value)``).
+
+    A variable the stored state does not have (removed since the deployment was applied) is a
+    LaunchError naming it and ``what`` reads it, where Prefect would quietly pass ``""`` on."""
+    missing = [name for name in desired_variables.names(value) if name not in variables]
+    if missing:
+        listed = ", ".join(repr(n) for n in missing)
+        raise LaunchError(
+            f"{what} reads variable {listed}, which is not in the stored state: declare it under "
+            "variables: and apply"
+        )
+    return desired_variables.resolve(value, variables.__getitem__)
