@@ -2,9 +2,15 @@
 
 The live objects the file does not declare (``state.read_all()`` minus the file's addresses: on the
 SQL store the plan's orphans; on a Prefect server, what the workspace holds beyond the file) become
-``blocks:``, ``work_pools:`` and ``deployments:`` items that load back into the same bodies, so after
-``import --write`` a ``reconcile plan`` shows them unchanged. Secrets become env placeholders; the
-names of suggested ones are listed so they can be set. Without ``--write`` the sections are printed.
+items of every section (blocks, variables, concurrency limits, work pools and queues, deployments,
+automations) that load back into the same bodies, so after ``import --write`` a ``reconcile plan``
+shows them unchanged. Secrets become env placeholders; the names of suggested ones are listed so
+they can be set. Without ``--write`` the sections are printed.
+
+What is left out says why on stderr: an object of a type this tool does not manage, one that needs
+something not imported (a queue's pool, an automation's deployment), an automation acting on an id
+that names nothing on the server. A Variable whose name looks secret is written only when its address
+is given: its value would be plain text in Git's history.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import click
 from reconciler import desired as desired_state
 from reconciler import pooltypes
 from reconciler.cli.app import App, pass_app
-from reconciler.desired import export, yamlfile
+from reconciler.desired import export, templating, yamlfile
 from reconciler.errors import ReconcileError, SpecError, UsageError
 from reconciler.infra.install import install_hint
 from reconciler.objects import ENV_PLACEHOLDER, Address, Kind, LiveState, Resource
@@ -41,8 +47,8 @@ def import_cmd(app: App, addresses: tuple[str, ...], write: bool) -> int:
     text = _read(path) if path.exists() else None
     declared, inherited_pull = _declared(app, text)
     live = app.live()
-    candidates, skipped = _candidates(app, live, declared)
-    chosen = _choose(candidates, skipped, declared, addresses, app, where=live.url)
+    candidates, skipped, held = _candidates(app, live, declared)
+    chosen = _choose(candidates, skipped, held, declared, addresses, app, where=live.url)
     if not chosen:
         app.err(f"Nothing to import: every object in {app.store().url} is declared in {app.file}.")
         return 0
@@ -72,7 +78,7 @@ def import_cmd(app: App, addresses: tuple[str, ...], write: bool) -> int:
     return 0
 
 
-_NOUNS = {"blocks": "block", "work_pools": "work pool", "deployments": "deployment"}
+_NOUNS = {section: kind.label for kind, section in export.SECTIONS.items()}
 
 
 def _counts(sections: dict[str, list[dict[str, Any]]]) -> str:
@@ -113,9 +119,9 @@ class UnmanagedObjects(Protocol):
 
 def _candidates(
     app: App, live: LiveState, declared: set[Address]
-) -> tuple[dict[Address, Resource], dict[Address, str]]:
-    """Undeclared objects (the store's own, and a server's unmanaged ones), and those that cannot be
-    written to the file, with the reason."""
+) -> tuple[dict[Address, Resource], dict[Address, str], dict[Address, str]]:
+    """Undeclared objects (the store's own, and a server's unmanaged ones); those that cannot be
+    written to the file, with the reason; and those written only when named (with the reason)."""
     found = {r.address: r for r in export.undeclared(live, declared)}
     store = app.store()
     if isinstance(store, UnmanagedObjects):
@@ -124,41 +130,65 @@ def _candidates(
                 found[address] = Resource(address, body)
     skipped: dict[Address, str] = {}
     for resource in sorted(found.values(), key=lambda r: (r.kind.rank, r.address.name)):
-        pools = {a for a in declared | set(live.objects) | set(found) if a.kind is Kind.WORK_POOL}
-        problem = _unimportable(resource, pools)
-        if problem:  # pools are judged before the deployments that run on them
+        # judged in apply order: a queue after its pool, an automation after what it names
+        problem = _unimportable(resource, declared | set(live.objects) | set(found))
+        if problem:
             skipped[resource.address] = problem
             del found[resource.address]
-    return dict(sorted(found.items(), key=lambda item: (item[0].kind.rank, item[0].name))), skipped
+    held = {a: why for a, r in found.items() if (why := _only_when_named(r)) is not None}
+    ordered = dict(sorted(found.items(), key=lambda item: (item[0].kind.rank, item[0].name)))
+    return ordered, skipped, held
 
 
-def _unimportable(resource: Resource, pools: set[Address]) -> str | None:
-    """Why an object cannot be written to the file (a type this tool does not know, a missing pool)."""
+def _unimportable(resource: Resource, available: set[Address]) -> str | None:
+    """Why an object cannot be written to the file: a type this tool does not know, an id of an
+    object the server does not have, or something it needs (its pool, queue, global limit, what an
+    automation acts on) that is neither declared, stored nor imported itself."""
     kind_type = str(resource.body.get("type"))
     if resource.kind is Kind.WORK_POOL and pooltypes.get(kind_type) is None:
         return f"its type {kind_type!r} is not one this tool manages"
     if resource.kind is Kind.BLOCK and pooltypes.block_type(kind_type) is None:
         return f"its block type {kind_type!r} is not one this tool manages"
-    pool = (resource.body.get("work_pool") or {}).get("name") if resource.kind is Kind.DEPLOYMENT else None
-    if pool and Address.pool(str(pool)) not in pools:
-        return f"its work pool {pool!r} is not imported"
+    if resource.kind is Kind.AUTOMATION:
+        ids = export.raw_ids(resource.body)
+        if ids:
+            return f"it acts on {', '.join(ids)}, which names no object on the server"
+    for needed in export.dependencies(resource):
+        if resource.kind is not Kind.AUTOMATION and needed.kind in (Kind.BLOCK, Kind.WORK_QUEUE):
+            continue  # a template's block, a deployment's queue: the file may leave them undeclared
+        if needed not in available:
+            return f"it needs {needed}, which is not imported"
+    return None
+
+
+def _only_when_named(resource: Resource) -> str | None:
+    """Why an importable object is written only when its address is given: a Variable whose name
+    looks secret. Its value is plain text on the server (anyone with API access reads it), but in
+    prefect.yaml it would be in Git's history for good; a secret belongs in a Secret block."""
+    if resource.kind is Kind.VARIABLE and templating.is_sensitive_env(resource.address.name):
+        return (
+            "its name looks secret and its value would be written to the file as plain text (keep "
+            f"secrets in a secret block); `reconcile import {resource.address}` writes it anyway"
+        )
     return None
 
 
 def _choose(
     missing: dict[Address, Resource],
     skipped: dict[Address, str],
+    held: dict[Address, str],
     declared: set[Address],
     addresses: tuple[str, ...],
     app: App,
     *,
     where: str,
 ) -> list[Resource]:
-    """The undeclared objects (all, or those named plus what they need that the file lacks)."""
+    """The undeclared objects (all but the held ones, or those named plus what they need that the
+    file lacks)."""
     if not addresses:
-        for address, why in skipped.items():
+        for address, why in {**skipped, **held}.items():
             app.err(f"warning: not importing {address}: {why}")
-        return list(missing.values())
+        return [r for a, r in missing.items() if a not in held]
     wanted: dict[Address, Resource] = {}
     queue = [_address(text) for text in addresses]
     for address in queue:
@@ -171,6 +201,8 @@ def _choose(
             raise UsageError(f"cannot import {address}: {skipped[address]}")
         if address not in missing:
             raise UsageError(f"no {address} in {where}")
+        if address in held:
+            app.err(f"warning: {address}: its value is written to {app.file} as plain text")
         wanted[address] = missing[address]
         for needed in export.dependencies(missing[address]):
             if needed in missing and needed not in wanted:
@@ -184,7 +216,8 @@ def _address(text: str) -> Address:
         return Address.parse(text)
     except ValueError:
         raise UsageError(
-            f"not an address: {text!r} (use block.TYPE/NAME, work_pool.NAME or deployment.FLOW/NAME)"
+            f"not an address: {text!r} (use block.TYPE/NAME, work_pool.NAME, work_queue.POOL/NAME, "
+            "deployment.FLOW/NAME, variable.NAME, concurrency_limit.NAME or automation.NAME)"
         ) from None
 
 

@@ -143,7 +143,8 @@ def export(
         else:
             item = _ITEMS[resource.kind](resource, notes)
         sections.setdefault(SECTIONS[resource.kind], []).append(item)
-    return Export(sections, tuple(notes.placeholders), tuple(notes.warnings))
+    ordered = {key: sections[key] for key in SECTIONS.values() if key in sections}  # the file's order
+    return Export(ordered, tuple(notes.placeholders), tuple(notes.warnings))
 
 
 def _block_item(resource: Resource, notes: _Notes) -> dict[str, Any]:

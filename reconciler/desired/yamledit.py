@@ -122,7 +122,10 @@ def append(
             inserts.append((at, gap + section + "\n"))
         else:
             tail.append(section)
-    for at, block in sorted(inserts, key=lambda pair: pair[0], reverse=True):
+    # from the end, so earlier positions stay valid; two sections at one place keep their order
+    for _, at, block in sorted(
+        ((i, at, b) for i, (at, b) in enumerate(inserts)), key=lambda t: (t[1], t[0]), reverse=True
+    ):
         lines[at:at] = [block]
     result = "".join(lines)
     if tail:
