@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from reconciler import desired as desired_state
 from reconciler import plan as planning
 from reconciler.errors import ReconcileError, SpecError, StaleVersion
-from reconciler.objects import Address, Claim, LiveState
+from reconciler.objects import Address, Claim, Kind, LiveState
 from reconciler.plan import Action, Change, Plan
 from reconciler.state import HistoryEntry, KnowsClaims, LockInfo, ObjectStore, WaveWrite, WritesInWaves
 
@@ -114,11 +114,33 @@ def plan_for(
     declare against the store (the one way every command plans). With the ``store``, what the file
     declares but the project does not manage is looked up first: an existing object is adopted or,
     when another project manages it, refused (see :func:`claims_for`)."""
-    problems = desired.unresolved_references(set(live.objects))
+    problems = desired.unresolved_references(known_addresses(desired, live, store))
     if problems:
         raise SpecError(problems)
     claims = claims_for(store, desired, live) if store is not None else {}
     return planning.diff(desired, live, prune=prune, claims=claims)
+
+
+def known_addresses(
+    desired: desired_state.Desired, live: LiveState, store: ObjectStore | None
+) -> set[Address]:
+    """Where the file's references to undeclared objects may point: what the project manages, every
+    pool's implicit ``default`` queue and, for automations only, what the store says exists outside
+    the project (another project's deployment, a notification block made in the UI): the server
+    resolves an automation's references by name when it is written, whereas a pool, a block of a
+    pool or a limit must be this project's, because the launcher and ``serve`` read them from it."""
+    known = set(live.objects)
+    pools = {a.name for a in (*live.objects, *desired.resources) if a.kind is Kind.WORK_POOL}
+    asked = [
+        r.target
+        for r in desired.external_references
+        if r.path[:1] == ("automations",) and r.target not in known
+    ]
+    if isinstance(store, KnowsClaims) and asked:
+        known.update(store.claims(asked))
+    pools.update(a.name for a in known if a.kind is Kind.WORK_POOL)
+    known.update(Address.work_queue(pool, "default") for pool in pools)
+    return known
 
 
 def claims_for(store: ObjectStore, desired: desired_state.Desired, live: LiveState) -> dict[Address, Claim]:
