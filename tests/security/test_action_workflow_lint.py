@@ -96,3 +96,21 @@ def test_the_action_installs_only_the_extras_the_project_needs() -> None:
     constraints = (REPO / "action-constraints.txt").read_text(encoding="utf-8").splitlines()
     pins = [line for line in constraints if line and not line.startswith("#")]
     assert pins and all("==" in line for line in pins)  # exact versions only
+
+
+def test_every_runtime_dependency_is_pinned_for_the_action() -> None:
+    """A dependency added to pyproject.toml and not to the constraints file installs unpinned in
+    every Action run: the audited set must cover the whole base closure's direct dependencies."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {re.split(r"[<>=!~ \[;]", dep, maxsplit=1)[0] for dep in project["dependencies"]}
+    constraints = (REPO / "action-constraints.txt").read_text(encoding="utf-8").splitlines()
+    pinned = {line.split("==")[0] for line in constraints if "==" in line and not line.startswith("#")}
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    missing = sorted({norm(n) for n in wanted} - {norm(n) for n in pinned})
+    assert missing == [], f"not pinned in action-constraints.txt: {missing}"
