@@ -32,8 +32,9 @@ from reconciler.desired import automation_actions as actions
 from reconciler.desired import automation_models, check_workspace, user_templates
 from reconciler.desired import automation_triggers as triggers
 from reconciler.desired.context import LoadContext
-from reconciler.desired.desired import Reference
+from reconciler.desired.desired import Desired, Reference
 from reconciler.desired.yamlfile import Path, format_path
+from reconciler.errors import Diagnostic
 from reconciler.objects import Address, Kind, Resource
 
 Json = Any
@@ -354,3 +355,77 @@ def _cycle(ctx: LoadContext, start: Address, depends: list[Address]) -> list[Add
             if nxt.kind is Kind.AUTOMATION:
                 stack.append((nxt, [*chain, nxt]))
     return []
+
+
+# -- what serve runs without a Prefect server -----------------------------------------------------------
+
+LOCAL_EVENTS = frozenset(
+    {
+        "prefect.flow-run.Completed",
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+        "prefect.flow-run.Cancelled",
+    }
+)
+"""The events a store without a Prefect server has: a run reaching a terminal state (its RunRecord)."""
+
+LOCAL_ACTIONS = frozenset({"run-deployment"})
+
+_NEEDS_SERVER = (
+    "needs a Prefect server as the state (--state prefect+http://HOST/api): without one, serve runs "
+    "only Reactive event triggers on a flow run's end (expect: prefect.flow-run.Completed, Failed, "
+    "Crashed or Cancelled) whose actions run a deployment"
+)
+
+
+def why_not_local(body: Mapping[str, Any]) -> tuple[Path, str] | None:
+    """Why ``serve`` cannot run this automation on a store that has no Prefect server (SQLite,
+    PostgreSQL), with the place in the item that says so; None when it can.
+
+    Such a store has no event stream: what serve sees is its runs, so an event trigger on the end of
+    a flow run (Reactive, with threshold, within and for_each) maps exactly, and its action runs a
+    deployment through the store like any run. Everything else would be stored and never happen."""
+    trigger = body["trigger"]
+    name = body.get("name")
+    if trigger["type"] != "event":
+        return ("trigger", "type"), f"automation {name!r}: a {trigger['type']} trigger {_NEEDS_SERVER}"
+    if trigger["posture"] != "Reactive":
+        return ("trigger", "posture"), f"automation {name!r}: a Proactive trigger {_NEEDS_SERVER}"
+    if trigger["after"]:
+        return ("trigger", "after"), f"automation {name!r}: a trigger with after: {_NEEDS_SERVER}"
+    others = sorted(set(trigger["expect"]) - LOCAL_EVENTS)
+    if not trigger["expect"] or others:
+        what = f"the event {others[0]!r}" if others else "a trigger without expect: (any event)"
+        return ("trigger", "expect"), f"automation {name!r}: {what} {_NEEDS_SERVER}"
+    for key in ACTION_LISTS:
+        for i, action in enumerate(body.get(key) or ()):
+            if key != "actions":
+                return (key,), f"automation {name!r}: {key} {_NEEDS_SERVER}"
+            if action["type"] not in LOCAL_ACTIONS:
+                return (key, i, "type"), f"automation {name!r}: a {action['type']} action {_NEEDS_SERVER}"
+            templated = [
+                f for f in ("parameters", "job_variables") if "{{" in orjson.dumps(action[f]).decode()
+            ]
+            if templated:
+                return (
+                    (key, i, templated[0]),
+                    f"automation {name!r}: a templated {templated[0]} ({{{{ event... }}}}) {_NEEDS_SERVER}",
+                )
+    return None
+
+
+def local_problems(desired: Desired) -> list[Diagnostic]:
+    """:func:`why_not_local` of every automation the file declares, located in the file (the loader
+    adds automations in file order and refuses a file with a bad one: the n-th automation resource
+    is ``automations[n]``)."""
+    found: list[Diagnostic] = []
+    for index, resource in enumerate(desired.of_kind(Kind.AUTOMATION)):
+        why = why_not_local(resource.body)
+        if why is None:
+            continue
+        path, message = why
+        if desired.marks is not None:
+            found.append(desired.marks.diagnostic(("automations", index, *path), message))
+        else:
+            found.append(Diagnostic(desired.source.file, 1, 1, message))
+    return found

@@ -18,12 +18,13 @@ from typing import Protocol
 from reconciler import apply as applying
 from reconciler import desired as desired_state
 from reconciler import plan as planning
+from reconciler.desired import automations as desired_automations
 from reconciler.engine import gitrules
 from reconciler.engine.launching import LaunchedRun, RunKey, launch_runs
 from reconciler.engine.workspace import Workspace
-from reconciler.errors import PlanFileError, ReconcileError
+from reconciler.errors import PlanFileError, ReconcileError, SpecError
 from reconciler.objects import LiveState
-from reconciler.state import ObjectStore
+from reconciler.state import JobRuntime, ObjectStore, Store
 
 
 class ForeignPlan(PlanFileError):
@@ -84,6 +85,7 @@ def plan_only(
     With ``preflight``, the push pools are also checked against their clouds (read-only calls)."""
     desired = _load(ws, sandbox)
     store = ws.store(desired.project)
+    _refuse_server_only(desired, store)
     live = _scope(store.read_all(), sandbox)
     result = _stamped(applying.plan_for(desired, live, prune=prune, store=store), store)
     if preflight:  # imported here: a plain plan never loads the cloud checks
@@ -108,6 +110,8 @@ def reconcile(
     # the file is checked before the lock: bad input stops here, having touched nothing
     desired = None if saved is not None else _load(ws, options.sandbox)
     store = ws.store(desired.project if desired is not None else None)  # a saved plan: this project's
+    if desired is not None:
+        _refuse_server_only(desired, store)
     with store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)):
         live = _scope(store.read_all(), options.sandbox)
         result = _stamped(_guarded_plan(ws, store, desired, live, options), store)
@@ -140,6 +144,15 @@ def source_notes(ws: Workspace, result: planning.Plan) -> list[str]:
 def _load(ws: Workspace, sandbox: str | None) -> desired_state.Desired:
     desired = ws.desired()
     return desired_state.sandbox(desired, sandbox) if sandbox is not None else desired
+
+
+def _refuse_server_only(desired: desired_state.Desired, store: Store) -> None:
+    """On a store where serve is the scheduler (SQLite, PostgreSQL), automations serve cannot run
+    are refused at their place in the file, before the lock: they would be stored and never fire."""
+    if store.job_runtime is JobRuntime.RECONCILER:
+        problems = desired_automations.local_problems(desired)
+        if problems:
+            raise SpecError(problems)
 
 
 def _guarded_plan(

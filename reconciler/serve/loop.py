@@ -27,7 +27,7 @@ from reconciler.errors import ReconcileError
 from reconciler.infra import signals
 from reconciler.launch import Job, RunContext, runs
 from reconciler.objects import LiveState
-from reconciler.serve import rules, schedule
+from reconciler.serve import automations, rules, schedule
 from reconciler.serve.rules import PassReport
 from reconciler.state import Limit, RunRecord, RunState, Store
 
@@ -191,6 +191,10 @@ class ServeLoop:
             queue = self._store_scheduled(targets, now)
         else:
             created = self._schedule(targets, tally)
+            # automations run here, where serve is the event engine: a run's end fires them
+            created += automations.fire(
+                self.ctx, [*stored, *tally.finished], now=now, lookback=self.options.lookback, say=self.say
+            )
             known = {r.id: r for r in stored if r.state is RunState.SCHEDULED}
             known.update({r.id: r for r in created if r.state is RunState.SCHEDULED})
             queue = [r for r in known.values() if r.scheduled_for is None or r.scheduled_for <= now]
