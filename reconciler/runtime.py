@@ -4,16 +4,18 @@ The same tiny program runs in a local subprocess (``process`` pools) and in a st
 this package installed (ECS, Cloud Run, ACI). It reads the run from environment variables, runs the
 deployment's pull steps, imports the entrypoint by file path and calls it with the parameters. A
 Prefect ``@flow`` runs through Prefect's engine when Prefect is installed; a plain function just runs.
-It imports nothing else from this package, so it starts fast and works anywhere; it needs Python 3.8+
-and the standard library only, because push pools ship it *inside the job*
-(``reconciler.launch.bootstrap``) to images that have nothing of ours installed.
+It imports nothing else from this package (but :mod:`reconciler.runtime_api`, where it is
+installed), so it starts fast and works anywhere; it needs Python 3.8+ and the standard library only,
+because push pools ship it *inside the job* (``reconciler.launch.bootstrap``) to images that have
+nothing of ours installed.
 
 Environment: RECONCILE_RUN_ID, RECONCILE_DEPLOYMENT, RECONCILE_ENTRYPOINT (``path/file.py:func`` or
 ``pkg.module.func``), RECONCILE_PARAMETERS (a JSON object), RECONCILE_PULL_STEPS (JSON list, optional),
 RECONCILE_RESULT_FILE (optional: where to write ``{"exit_code", "started_at", "ended_at", "message"}``).
-Without ``PREFECT_API_URL`` a ``@flow`` starts Prefect's temporary (ephemeral) API server in the job;
-``ephemeral_prefect_defaults`` keeps that server's start-up out of the run's log and gives each run its
-own in-memory database, so concurrent runs never contend for the shared ``~/.prefect/prefect.db``.
+Without ``PREFECT_API_URL``, a run whose code uses Prefect gets Prefect's API server for itself
+(``runtime_api.PrivateApi``: quiet, its own database, no migration), because Prefect 3 runs flows
+and tasks only against an API; where that module is absent, Prefect starts its temporary server,
+kept quiet and on a database of its own by ``ephemeral_prefect_defaults``.
 
 Exit code: 0 when the function returned, 1 when it raised, 2 when the run could not be set up.
 
@@ -25,22 +27,16 @@ and writes the same result file with the command's exit code, so a local run is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import importlib.util
 import inspect
 import json
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import traceback
-import urllib.request
 from collections.abc import Callable, Mapping, Set
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,128 +164,15 @@ def quiet_temporary_server() -> None:
     logging.getLogger("prefect").addFilter(_TemporaryServerNotice())
 
 
-_CACHE_SCHEMA = "SELECT count(*) FROM alembic_version, block_type"
-
-
-class PrivateApi:
-    """Prefect's API server for this run alone, for a job that reports to no Prefect server.
-
-    Prefect 3 runs flows and tasks only against an API (its engine opens a client for each), and with
-    none configured it starts a temporary server per run (``SubprocessASGIServer``): the job imports
-    the whole server only to get that class, then waits while a second interpreter imports it again,
-    migrates an empty database (~150 Alembic revisions) and registers block types; its output lands
-    in the run's log. Here the job starts the same server (uvicorn serving Prefect's app factory in
-    ephemeral mode, as Prefect does) itself: on a socket bound before Prefect is imported, so
-    ``PREFECT_API_URL`` is known from the start and no port is raced for; with its output in a file of
-    its own; and on a copy of a database that was migrated once per Prefect version
-    (``~/.cache/prefect-reconciler``), so the server only starts. Every run has its own file: no
-    "database is locked" between concurrent runs. The first run on a machine migrates and leaves
-    its freshly migrated database as that copy.
-    """
-
-    def __init__(self, server_settings: Mapping[str, str]) -> None:
-        self._settings = dict(server_settings)
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(64)
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/api"
-        self._dir = Path(tempfile.mkdtemp(prefix="reconcile-prefect-api-"))
-        self._server: subprocess.Popen[bytes] | None = None
-
-    def client_settings(self, chosen: Set[str]) -> dict[str, str]:
-        """What the job's Prefect needs to use this server: its URL, and no UI URL (unless ``chosen``)
-        so the engine links no page of a server that is gone after the run."""
-        return {"PREFECT_API_URL": self.url, **({} if "PREFECT_UI_URL" in chosen else {"PREFECT_UI_URL": ""})}
-
-    def start(self) -> None:
-        """Start the server (once) and return when it answers; RuntimeError, with the end of its own
-        output, when it cannot start."""
-        if self._server is not None:
-            return
-        env = {**os.environ, **self._settings, "PREFECT_UI_ENABLED": "0"}
-        env.update({"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"})
-        template = _database_cache() if "PREFECT_API_DATABASE_CONNECTION_URL" in self._settings else None
-        database = self._dir / "prefect.db"
-        if template is not None:
-            env["PREFECT_API_DATABASE_CONNECTION_URL"] = "sqlite+aiosqlite:///" + str(database)
-            if _copy_database(template, database):
-                env["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
-                env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
-        fd = self._socket.fileno()
-        command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
-        command += ["--fd", str(fd), "--log-level", "error", "--lifespan", "on"]
-        with open(self._dir / "server.log", "wb") as log:
-            self._server = subprocess.Popen(
-                command, env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        self._socket.close()  # the server holds it now
-        self._wait(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 120))
-        if template is not None and env.get("PREFECT_API_DATABASE_MIGRATE_ON_START") != "false":
-            _copy_database(database, template)  # migrated and blocks registered: what the next run needs
-
-    def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if self._server is None or self._server.poll() is not None or time.monotonic() > deadline:
-                said = (self._dir / "server.log").read_text(encoding="utf-8", errors="replace")
-                said = "\n".join(said.strip().splitlines()[-20:]) or "no output"
-                raise RuntimeError(f"Prefect's API server for this run did not start:\n{said}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        """Stop the server and remove its database; the run's result does not depend on it."""
-        self._socket.close()
-        if self._server is not None and self._server.poll() is None:
-            self._server.terminate()
-            try:
-                self._server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._server.kill()
-                self._server.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _database_cache() -> Path | None:
-    """Where the migrated database for this Prefect version is kept; None without a version."""
+def private_api(server_settings: Mapping[str, str]) -> Any:
+    """Prefect's API server for this run alone (``reconciler.runtime_api.PrivateApi``), where this
+    package is installed; None in the runtime that travels alone in a push pool's job, which leaves
+    the job to Prefect's own temporary server."""
     try:
-        from importlib.metadata import version
-
-        prefect_version = version("prefect")
-    except Exception:
+        from reconciler.runtime_api import PrivateApi
+    except ImportError:
         return None
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "prefect-reconciler" / f"prefect-{prefect_version}-api.db"
-
-
-def _copy_database(source: Path, target: Path) -> bool:
-    """Copy a migrated SQLite database with SQLite's backup API (consistent even while a server has
-    it open), through a temporary file so a reader never sees half a copy; False if ``source`` is
-    missing, not migrated, or the copy fails (the server then migrates as usual)."""
-    import sqlite3
-
-    if not source.is_file():
-        return False
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
-            if not src.execute(_CACHE_SCHEMA).fetchone()[0]:
-                return False
-            with contextlib.closing(sqlite3.connect(partial)) as dst:
-                src.backup(dst)
-                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file (Prefect sets WAL)
-        os.replace(partial, target)
-        return True
-    except (OSError, sqlite3.Error):
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        return False
+    return PrivateApi(server_settings)
 
 
 def call(function: Callable[..., Any], parameters: dict[str, Any]) -> Any:
@@ -317,7 +200,8 @@ def main() -> int:
         ephemeral = ephemeral_prefect_defaults(os.environ, profile)
         os.environ.update(ephemeral)  # before anything imports Prefect, which reads them once
         if not reports_to_server(os.environ, profile) and importlib.util.find_spec("prefect"):
-            api = PrivateApi(ephemeral)
+            api = private_api(ephemeral)
+        if api is not None:
             client = api.client_settings({*os.environ, *profile})
             os.environ.update(client)
         if steps:
