@@ -33,6 +33,7 @@ FORMAT = 1
 MAX_VALUE_BYTES = 4900  # Prefect refuses a Variable value over 5,000 characters of JSON
 INITIAL_SHARDS = 4
 ABSENT: dict[str, bool] = {"$absent": True}  # an overlay's "the file has no value here"
+VARIABLE_PREFIX = "reconciler__"  # every inventory Variable's name (head, shards, lease) starts so
 Path = tuple[str | int, ...]
 
 
@@ -52,7 +53,7 @@ class Names:
 
     @property
     def base(self) -> str:
-        return f"reconciler__{slug(self.project)}"
+        return f"{VARIABLE_PREFIX}{slug(self.project)}"
 
     @property
     def head(self) -> str:
@@ -111,10 +112,11 @@ class Entry:
     depends: tuple[str, ...] = ()
     secrets: tuple[SecretRecord, ...] = ()
     overlay: tuple[OverlayRecord, ...] = ()
-    names: tuple[str, ...] | None = None  # pools: the job variables the file sets
+    names: tuple[str, ...] | None = None  # pools: job variables the file sets; queues: fields it manages
     originals: Mapping[str, Any] | None = None  # pools with their own template: the defaults replaced
     triggers: bool = False  # deployments with triggers: read their automations too
     adopted: bool = False  # taken over from what existed: every write keeps the fields the file leaves unset
+    id: str | None = None  # automations: the server's id (their names are not unique on the server)
 
     def encode(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"v": self.version, "h": self.hash}
@@ -132,6 +134,8 @@ class Entry:
             doc["t"] = 1
         if self.adopted:
             doc["a"] = 1
+        if self.id is not None:
+            doc["i"] = self.id
         return doc
 
     @classmethod
@@ -146,6 +150,7 @@ class Entry:
             originals=doc.get("g"),
             triggers=bool(doc.get("t")),
             adopted=bool(doc.get("a")),
+            id=doc.get("i"),
         )
 
 

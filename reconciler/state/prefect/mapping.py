@@ -5,7 +5,8 @@ a body read back from the server compares equal to the file's when nothing chang
 *raw*: secrets already resolved (writes) or not yet turned back into Secrets (reads), and block
 references already translated by the caller (``values.py``). What the server fills in or keeps
 differently is normalised here (interval floats, schedule time zones and defaults, the concurrency
-limit read back through ``global_concurrency_limit``, our ownership tag); whatever cannot be
+limit read back through ``global_concurrency_limit``, which is also where a shared limit shows, our
+ownership tag); whatever cannot be
 inverted is left to the inventory's overlay.
 """
 
@@ -138,8 +139,11 @@ def block_body(document: Mapping[str, Any]) -> dict[str, Any]:
 # -- deployments -----------------------------------------------------------------------------------
 
 
-def deployment_fields(body: Mapping[str, Any], *, marker: str) -> dict[str, Any]:
-    """Every managed field ``PATCH /deployments/{id}`` takes (never ``schedules``: those go by slug)."""
+def deployment_fields(body: Mapping[str, Any], *, marker: str, limit_id: str | None = None) -> dict[str, Any]:
+    """Every managed field ``PATCH /deployments/{id}`` takes (never ``schedules``: those go by slug).
+
+    ``limit_id`` is the id of the global concurrency limit the body names (``global_concurrency_limit``);
+    the caller resolves it. See :func:`limit_steps` for the order such fields must be sent in."""
     pool = body.get("work_pool") or None
     limit = body.get("concurrency_limit")
     return {
@@ -164,36 +168,68 @@ def deployment_fields(body: Mapping[str, Any], *, marker: str) -> dict[str, Any]
         "entrypoint": body.get("entrypoint"),
         "enforce_parameter_schema": body.get("enforce_parameter_schema", True),
         "parameter_openapi_schema": body.get("parameter_openapi_schema") or {},
+        "global_concurrency_limit_id": limit_id,
     }
 
 
-def deployment_create(body: Mapping[str, Any], *, flow_id: str, marker: str) -> dict[str, Any]:
-    """``POST /deployments/``: the managed fields plus identity and schedules (a new deployment)."""
+def deployment_create(
+    body: Mapping[str, Any], *, flow_id: str, marker: str, limit_id: str | None = None
+) -> dict[str, Any]:
+    """``POST /deployments/``: the managed fields plus identity and schedules (a new deployment).
+
+    With a global concurrency limit, ``concurrency_limit`` is not sent at all: the server reads a
+    ``concurrency_limit: null`` next to it as "drop the deployment's limit" and deletes the limit it
+    now points at, the shared one."""
     schedules = [schedule_payload(slug, s) for slug, s in (body.get("schedules") or {}).items()]
-    return {
-        "flow_id": flow_id,
-        "name": body["name"],
-        **deployment_fields(body, marker=marker),
-        "schedules": schedules,
-    }
+    fields = deployment_fields(body, marker=marker, limit_id=limit_id)
+    if limit_id is not None:
+        fields.pop("concurrency_limit")
+    return {"flow_id": flow_id, "name": body["name"], **fields, "schedules": schedules}
+
+
+def limit_steps(patch: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A deployment PATCH split into the requests the server applies safely, in order.
+
+    Prefect keeps a deployment's own limit (``concurrency_limit: N``) and a shared global concurrency
+    limit in one column, and a request carrying ``concurrency_limit`` deletes whatever limit that
+    column names when the value is null (and sets its limit to N otherwise) *after* the request's
+    ``global_concurrency_limit_id`` is stored. So ``concurrency_limit`` never travels with a shared
+    limit: the shared one is detached first when the deployment moves to a limit of its own, and
+    the own one is dropped first when it moves to a shared one."""
+    patch = dict(patch)
+    steps: list[dict[str, Any]] = []
+    own = {k: patch.pop(k) for k in ("concurrency_limit", "concurrency_options") if k in patch}
+    shared_now = deployment_projection(current)["global_concurrency_limit_id"]
+    if "concurrency_limit" in own and shared_now is not None:
+        steps.append({"global_concurrency_limit_id": None})
+        patch.pop("global_concurrency_limit_id", None)
+    if own and patch.get("global_concurrency_limit_id") is not None:
+        steps.append(own)
+        own = {}
+    rest = {**own, **patch}
+    if rest:
+        steps.append(rest)
+    return steps
 
 
 def deployment_projection(server: Mapping[str, Any]) -> dict[str, Any]:
     """The server's deployment in the shape of :func:`deployment_fields`, to PATCH only what differs."""
     gcl = server.get("global_concurrency_limit")
+    shared = shared_limit(server)
+    own = gcl if gcl and shared is None else None
     options = server.get("concurrency_options") or {}
     pool_name = server.get("work_pool_name")
     return {
         "version": server.get("version"),
         "description": server.get("description"),
         "paused": bool(server.get("paused")),
-        "concurrency_limit": gcl.get("limit") if gcl else None,
+        "concurrency_limit": own.get("limit") if own else None,
         "concurrency_options": (
             {
                 "collision_strategy": options.get("collision_strategy", "ENQUEUE"),
                 "grace_period_seconds": options.get("grace_period_seconds"),
             }
-            if gcl
+            if own
             else None
         ),
         "parameters": server.get("parameters") or {},
@@ -205,7 +241,17 @@ def deployment_projection(server: Mapping[str, Any]) -> dict[str, Any]:
         "entrypoint": server.get("entrypoint"),
         "enforce_parameter_schema": server.get("enforce_parameter_schema", True),
         "parameter_openapi_schema": server.get("parameter_openapi_schema") or {},
+        "global_concurrency_limit_id": str(shared["id"]) if shared is not None else None,
     }
+
+
+def shared_limit(server: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The shared global concurrency limit a server deployment points at (``global_concurrency_limit``
+    is also where the server shows the deployment's own limit, named ``deployment:<its id>``)."""
+    gcl = server.get("global_concurrency_limit")
+    if not gcl or not gcl.get("name") or gcl["name"] == f"deployment:{server.get('id')}":
+        return None
+    return gcl
 
 
 def changed_fields(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,7 +280,7 @@ def deployment_body(
             "work_queue_name": projection["work_queue_name"] or "default",
             "job_variables": dict(projection["job_variables"]),
         }
-    return {
+    body: dict[str, Any] = {
         "flow_name": flow_name,
         "name": server.get("name"),
         "entrypoint": projection["entrypoint"],
@@ -251,6 +297,10 @@ def deployment_body(
         "pull_steps": projection["pull_steps"],
         "triggers": triggers,
     }
+    shared = shared_limit(server)
+    if shared is not None:  # the file's key exists only when set
+        body["global_concurrency_limit"] = shared["name"]
+    return body
 
 
 # -- schedules -------------------------------------------------------------------------------------

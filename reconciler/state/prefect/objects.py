@@ -24,9 +24,11 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from reconciler import pooltypes
+from reconciler.desired.automations import REFERENCES
 from reconciler.errors import StateError
 from reconciler.objects import Address, Claim, Kind
-from reconciler.state.prefect import mapping, values
+from reconciler.state.prefect import automations as automation_mapping
+from reconciler.state.prefect import mapping, values, workspace
 from reconciler.state.prefect import triggers as prefect_triggers
 from reconciler.state.prefect.client import PAGE, PrefectClient
 from reconciler.state.prefect.inventory import Entry
@@ -47,7 +49,13 @@ class ServerObjects:
         self.flow_ids: dict[str, str] = {}
         self.flow_names: dict[str, str] = {}
         self.block_names: dict[str, tuple[str, str]] = {}  # document id -> (type, name)
-        self.automations: list[Json] | None = None
+        self.automations: list[Json] | None = None  # every automation on the server, when read
+        self.queues: dict[str, Json] = {}  # "pool/name"
+        self.variables: dict[str, Json] = {}
+        self.limits: dict[str, Json] = {}  # global concurrency limits by name
+        self.standalone: dict[str, Json] = {}  # our automations (``automations:``) by name
+        self.automation_ids: dict[str, str] = {}  # automation name -> id, from the inventory
+        self.outside: dict[str, Address] = {}  # id -> address of objects automations name, not ours
         self.fresh = False  # True while what read_all saw is current (it read under the held lock)
         self._block_types: dict[str, tuple[str, str]] = {}
         self._flow_locks: dict[str, threading.Lock] = {}  # one creation of a flow at a time (flow_id)
@@ -64,9 +72,17 @@ class ServerObjects:
             self._read_deployments()
         if Kind.BLOCK in kinds:
             self._read_blocks([a.name for a in entries if a.kind is Kind.BLOCK])
+        if Kind.WORK_QUEUE in kinds:
+            self._read_queues([a.name for a in entries if a.kind is Kind.WORK_QUEUE])
+        if Kind.VARIABLE in kinds:
+            self._read_variables([a.name for a in entries if a.kind is Kind.VARIABLE])
+        if Kind.CONCURRENCY_LIMIT in kinds:
+            self._read_limits()
         self._name_blocks(self._referenced_ids())
-        if any(e.triggers for e in entries.values()):
+        if any(e.triggers for e in entries.values()) or Kind.AUTOMATION in kinds:
             self.automations = list(self.client.paged("/automations/filter", {}))
+        if Kind.AUTOMATION in kinds:
+            self._read_standalone({a.name: e.id for a, e in entries.items() if a.kind is Kind.AUTOMATION})
         result: dict[Address, tuple[Json, Json]] = {}
         for address, entry in entries.items():
             found = self.map(address, entry)
@@ -103,8 +119,138 @@ class ServerObjects:
                 pool = body["work_pool"]
                 pool["job_variables"] = values.ids_to_references(pool["job_variables"], self.block_names)
             return deployment, body
-        document = self.blocks.get(address.name)
-        return (document, mapping.block_body(document)) if document is not None else None
+        if address.kind is Kind.BLOCK:
+            document = self.blocks.get(address.name)
+            return (document, mapping.block_body(document)) if document is not None else None
+        return self._map_workspace(address, entry)
+
+    def _map_workspace(self, address: Address, entry: Entry | None) -> tuple[Json, Json] | None:
+        """:meth:`map` for work queues, Variables, global concurrency limits and automations."""
+        server = self.seen(address)
+        if server is None:
+            return None
+        if address.kind is Kind.WORK_QUEUE:
+            managed = entry is None or workspace.PRIORITY in (entry.names or ())
+            return server, workspace.queue_body(server, managed_priority=managed)
+        if address.kind is Kind.VARIABLE:
+            return server, workspace.variable_body(server)
+        if address.kind is Kind.CONCURRENCY_LIMIT:
+            return server, workspace.limit_body(server)
+        return server, automation_mapping.from_api(server, self.name_of)
+
+    # -- the workspace kinds -------------------------------------------------------------------------
+
+    def _read_queues(self, keys: list[str]) -> None:
+        for key in keys:
+            self.queues.pop(key, None)
+        wanted = set(keys)
+        names = sorted({k.split("/", 1)[1] for k in keys})
+        for start in range(0, len(names), PAGE):
+            criteria = {"work_queues": {"name": {"any_": names[start : start + PAGE]}}}
+            for queue in self.client.paged("/work_queues/filter", criteria):
+                key = workspace.queue_key(str(queue.get("work_pool_name")), queue["name"])
+                if key in wanted:
+                    self.queues[key] = queue
+
+    def _read_variables(self, names: list[str]) -> None:
+        for name in names:
+            self.variables.pop(name, None)
+        for start in range(0, len(names), PAGE):
+            criteria = {"variables": {"name": {"any_": names[start : start + PAGE]}}, "limit": PAGE}
+            for variable in self.client.post("/variables/filter", criteria).json():
+                self.variables[variable["name"]] = variable
+
+    def _read_limits(self) -> None:
+        """Every global concurrency limit (the API filters them by nothing but a page)."""
+        self.limits = {
+            limit["name"]: limit for limit in self.client.paged("/v2/concurrency_limits/filter", {})
+        }
+
+    def _read_standalone(self, ids: Mapping[str, str | None]) -> None:
+        """Our automations, each found by the id we recorded (names are not unique on the server)."""
+        by_id = {str(a["id"]): a for a in self.automations or ()}
+        self.standalone.clear()
+        for name, automation_id in ids.items():
+            if automation_id:
+                self.automation_ids[name] = automation_id
+            found = by_id.get(str(automation_id))
+            if found is not None:
+                self.standalone[name] = found
+        self.name_references(self.standalone.values())
+
+    def id_index(self) -> dict[str, Address]:
+        """``id -> address`` of every object seen (ours first, then others automations named)."""
+        index = dict(self.outside)
+        for automation in self.automations or ():
+            index[str(automation["id"])] = Address.automation(automation["name"])
+        for block_id, (block_type, name) in self.block_names.items():
+            index[block_id] = Address.block(block_type, name)
+        for name, pool in self.pools.items():
+            index[str(pool["id"])] = Address.pool(name)
+        for key, queue in self.queues.items():
+            index[str(queue["id"])] = Address(Kind.WORK_QUEUE, key)
+        for key, deployment in self.deployments.items():
+            index[str(deployment["id"])] = Address(Kind.DEPLOYMENT, key)
+        for name, automation in self.standalone.items():
+            index[str(automation["id"])] = Address.automation(name)
+        return index
+
+    def name_of(self, kind: Kind, object_id: str) -> Address | None:
+        """The address of the object ``object_id`` names (for reading automations back)."""
+        found = self.id_index().get(object_id)
+        return found if found is not None and found.kind is kind else None
+
+    def name_references(self, automations: Iterable[Json]) -> None:
+        """Look up, one filter call per kind, the objects automations name that are not among ours
+        (a deployment of another project, a pool made in the UI): read back by their address, as
+        the file names them, instead of an id that would read as a difference forever."""
+        known = self.id_index()
+        wanted: dict[Kind, set[str]] = {}
+        for automation in automations:
+            for key in automation_mapping.ACTION_LISTS:
+                for action in automation.get(key) or ():
+                    for kind, id_key in REFERENCES.values():
+                        value = action.get(id_key)
+                        if value and str(value) not in known:
+                            wanted.setdefault(kind, set()).add(str(value))
+        if wanted.get(Kind.BLOCK):
+            self._name_blocks(wanted[Kind.BLOCK])
+        for kind, path, filter_key in (
+            (Kind.WORK_POOL, "/work_pools/filter", "work_pools"),
+            (Kind.WORK_QUEUE, "/work_queues/filter", "work_queues"),
+            (Kind.DEPLOYMENT, "/deployments/filter", "deployments"),
+        ):
+            ids = sorted(wanted.get(kind, ()))
+            if not ids:
+                continue
+            found = list(self.client.paged(path, {filter_key: {"id": {"any_": ids}}}))
+            if kind is Kind.DEPLOYMENT:
+                flow_ids = sorted({str(d["flow_id"]) for d in found} - set(self.flow_names))
+                if flow_ids:
+                    criteria = {"flows": {"id": {"any_": flow_ids}}}
+                    for flow in self.client.paged("/flows/filter", criteria):
+                        self.flow_names[str(flow["id"])] = flow["name"]
+            for item in found:
+                address = _address_of(kind, item, self.flow_names)
+                if address is not None:
+                    self.outside[str(item["id"])] = address
+
+    def resolve(self, address: Address) -> str:
+        """The id of the object at ``address`` now (for writing automations); "" when there is none."""
+        if address.kind is Kind.BLOCK:
+            block_type, name = address.name.split("/", 1)
+            try:
+                return self.block_id(block_type, name)
+            except StateError:
+                return ""
+        found = self.seen(address)
+        if found is None and address.kind is Kind.AUTOMATION:
+            criteria = {"automations": {"name": {"any_": [address.name]}}, "sort": "CREATED_DESC"}
+            named = self.client.post("/automations/filter", {**criteria, "limit": 1}).json()
+            found = named[0] if named else None
+        elif found is None:
+            found = self.current(address)
+        return str(found["id"]) if found is not None else ""
 
     def _read_pools(self, names: list[str]) -> None:
         for name in names:  # what is not found again is gone, whatever an earlier read saw
@@ -207,6 +353,9 @@ class ServerObjects:
         found: dict[Address, Claim] = {}
         for address, server in self._existing(addresses).items():
             owner = owners.get(address)
+            if address.kind is Kind.WORK_QUEUE and _is_default_queue(address) and owner is None:
+                self.queues[address.name] = server  # every pool has it: configured, never adopted
+                continue
             if address.kind is Kind.DEPLOYMENT:
                 tags = server.get("tags") or ()
                 if self.marker in tags:
@@ -217,10 +366,12 @@ class ServerObjects:
                 found[address] = Claim(address, owner, body)
                 continue
             if owner is None:  # a write under the same lease adopts it from here
-                table = self.pools if address.kind is Kind.WORK_POOL else self.deployments
-                table[address.name] = server
+                self._table(address.kind)[address.name] = server
             found[address] = Claim(address, owner)
         self._name_blocks(self._referenced_ids())
+        adopted = [a for a, c in found.items() if a.kind is Kind.AUTOMATION and c.owner is None]
+        if adopted:
+            self.name_references(self.standalone[a.name] for a in adopted)
         for address, claim in list(found.items()):
             if claim.owner is None and address.kind is not Kind.BLOCK:
                 mapped = self.map(address, None)
@@ -263,6 +414,38 @@ class ServerObjects:
                 if key in blocks:
                     self.block_names[str(document["id"])] = tuple(key.split("/", 1))  # type: ignore[assignment]
                     existing[Address(Kind.BLOCK, key)] = document
+        existing.update(self._existing_workspace(addresses))
+        return existing
+
+    def _existing_workspace(self, addresses: Collection[Address]) -> dict[Address, Json]:
+        """:meth:`_existing` for the workspace kinds: one filter call per kind asked about."""
+        existing: dict[Address, Json] = {}
+        by_kind: dict[Kind, list[str]] = {}
+        for address in addresses:
+            by_kind.setdefault(address.kind, []).append(address.name)
+        queues = set(by_kind.get(Kind.WORK_QUEUE, ()))
+        if queues:
+            names = sorted({q.split("/", 1)[1] for q in queues})
+            criteria = {"work_queues": {"name": {"any_": names}}}
+            for queue in self.client.paged("/work_queues/filter", criteria):
+                key = workspace.queue_key(str(queue.get("work_pool_name")), queue["name"])
+                if key in queues:
+                    existing[Address(Kind.WORK_QUEUE, key)] = queue
+        variables = sorted(by_kind.get(Kind.VARIABLE, ()))
+        if variables:
+            criteria = {"variables": {"name": {"any_": variables}}}
+            for variable in self.client.paged("/variables/filter", criteria):
+                existing[Address.variable(variable["name"])] = variable
+        limits = set(by_kind.get(Kind.CONCURRENCY_LIMIT, ()))
+        if limits:
+            for limit in self.client.paged("/v2/concurrency_limits/filter", {}):
+                if limit["name"] in limits:
+                    existing[Address.concurrency_limit(limit["name"])] = limit
+        automations = sorted(by_kind.get(Kind.AUTOMATION, ()))
+        if automations:
+            criteria = {"automations": {"name": {"any_": automations}}, "sort": "CREATED_DESC"}
+            for automation in self.client.paged("/automations/filter", criteria):
+                existing[Address.automation(automation["name"])] = automation  # the oldest wins
         return existing
 
     # -- lookups used by writers ---------------------------------------------------------------------
@@ -277,6 +460,9 @@ class ServerObjects:
             response = self.client.get(f"/deployments/name/{address.name}", allow=(404,))
             found = response.json() if response.status_code == 200 else None
             self._remember(self.deployments, address.name, found)
+        elif address.kind is not Kind.BLOCK:
+            found = self._current_workspace(address)
+            self._remember(self._table(address.kind), address.name, found)
         else:
             block_type, name = address.name.split("/", 1)
             response = self.client.get(
@@ -290,6 +476,29 @@ class ServerObjects:
                 self.block_names[str(found["id"])] = (block_type, name)
         return found
 
+    def _current_workspace(self, address: Address) -> Json | None:
+        """:meth:`current` for the workspace kinds (an automation only by the id we know it by)."""
+        if address.kind is Kind.WORK_QUEUE:
+            pool, name = address.name.split("/", 1)
+            path = f"/work_pools/{pool}/queues/{name}"
+        elif address.kind is Kind.VARIABLE:
+            path = f"/variables/name/{address.name}"
+        elif address.kind is Kind.CONCURRENCY_LIMIT:
+            path = f"/v2/concurrency_limits/{address.name}"
+        else:
+            known = self.standalone.get(address.name)
+            automation_id = str(known["id"]) if known else self.automation_ids.get(address.name)
+            if not automation_id:
+                return None
+            path = f"/automations/{automation_id}"
+        response = self.client.get(path, allow=(404,))
+        if response.status_code != 200:
+            return None
+        found = response.json()
+        if address.kind is Kind.WORK_QUEUE:
+            found.setdefault("work_pool_name", address.name.split("/", 1)[0])
+        return found
+
     def before_write(self, address: Address) -> Json | None:
         """The object a write starts from: as read_all saw it under the lock we hold, else fresh.
 
@@ -301,8 +510,30 @@ class ServerObjects:
 
     def seen(self, address: Address) -> Json | None:
         """The object as last seen (by read_all or a write), without asking the server."""
-        table = {Kind.WORK_POOL: self.pools, Kind.DEPLOYMENT: self.deployments, Kind.BLOCK: self.blocks}
-        return table[address.kind].get(address.name)
+        return self._table(address.kind).get(address.name)
+
+    def remember(self, address: Address, found: Json | None) -> None:
+        """Keep what a write left on the server (None: it is gone) as the object last seen."""
+        self._remember(self._table(address.kind), address.name, found)
+
+    def _table(self, kind: Kind) -> dict[str, Json]:
+        """Where the objects of ``kind`` last seen are kept, by address name."""
+        return {
+            Kind.WORK_POOL: self.pools,
+            Kind.DEPLOYMENT: self.deployments,
+            Kind.BLOCK: self.blocks,
+            Kind.WORK_QUEUE: self.queues,
+            Kind.VARIABLE: self.variables,
+            Kind.CONCURRENCY_LIMIT: self.limits,
+            Kind.AUTOMATION: self.standalone,
+        }[kind]
+
+    def limit_id(self, name: str) -> str:
+        """The id of the global concurrency limit ``name`` (a deployment's ``global_concurrency_limit``)."""
+        found = self.limits.get(name) or self.current(Address.concurrency_limit(name))
+        if found is None:
+            raise StateError(f"global concurrency limit {name!r} does not exist on the Prefect server")
+        return str(found["id"])
 
     def visible(self, address: Address, found: Json | None) -> bool:
         """Whether read_all would show this object (deployments only count with our tag)."""
@@ -378,3 +609,17 @@ class ServerObjects:
             table.pop(key, None)
         else:
             table[key] = found
+
+
+def _is_default_queue(address: Address) -> bool:
+    return address.name.split("/", 1)[1] == "default"
+
+
+def _address_of(kind: Kind, item: Mapping[str, Any], flow_names: Mapping[str, str]) -> Address | None:
+    """The address of a pool, queue or deployment read by id (None for a deployment of an unknown flow)."""
+    if kind is Kind.WORK_POOL:
+        return Address.pool(item["name"])
+    if kind is Kind.WORK_QUEUE:
+        return Address.work_queue(str(item.get("work_pool_name")), item["name"])
+    flow = flow_names.get(str(item.get("flow_id")))
+    return Address.deployment(flow, item["name"]) if flow else None

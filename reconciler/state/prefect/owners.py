@@ -1,7 +1,9 @@
-"""Who manages a work pool or a block on a Prefect server: one ownership record (a Variable) each.
+"""Who manages a work pool, block, work queue, Variable, global concurrency limit or automation on a
+Prefect server: one ownership record (a Variable) each.
 
 A deployment carries its owner in a tag (``managed-by:prefect-reconciler/<project>``), but the server
-gives pools and blocks no tags, and a project's inventory is its own: another project cannot read
+gives pools, blocks, queues and limits no tags (and the tags of Variables and automations are the
+file's own, kept apart from any mark of ours), and a project's inventory is its own: another project cannot read
 every inventory to learn that ``work_pool.local`` is taken. So every pool and block a project writes
 gets a record, ``reconciler_owner__<hash of the address>``, holding the address and the project
 (and tagged with the project's mark, so the UI shows whose it is). The record is made before the
@@ -20,7 +22,16 @@ from reconciler.objects import Address, Kind
 from reconciler.state.prefect.client import PAGE, PrefectClient
 
 PREFIX = "reconciler_owner__"
-RECORDED = frozenset({Kind.WORK_POOL, Kind.BLOCK})  # deployments carry their owner in a tag
+RECORDED = frozenset(  # deployments carry their owner in a tag; the other kinds have none to spare
+    {
+        Kind.WORK_POOL,
+        Kind.BLOCK,
+        Kind.WORK_QUEUE,
+        Kind.VARIABLE,
+        Kind.CONCURRENCY_LIMIT,
+        Kind.AUTOMATION,
+    }
+)
 
 
 def record_name(address: Address) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from graphlib import TopologicalSorter
 from typing import Any
 
 import httpx
@@ -35,8 +36,9 @@ from reconciler.state.base import Admission, HistoryEntry, JobRuntime, Limit, Lo
 from reconciler.state.prefect import history as prefect_history
 from reconciler.state.prefect import lock as prefect_lock
 from reconciler.state.prefect import runs as prefect_runs
-from reconciler.state.prefect import unmanaged, values
+from reconciler.state.prefect import unmanaged, values, workspace, workspace_writers
 from reconciler.state.prefect import writers as prefect_writers
+from reconciler.state.prefect.bookkeeping import is_bookkeeping_address, refusal
 from reconciler.state.prefect.client import PrefectClient, api_url_from
 from reconciler.state.prefect.inventory import (
     Entry,
@@ -143,6 +145,9 @@ class PrefectStore:
         """What exists on the server at ``addresses`` outside this project's inventory: deployments
         with another project's tag, pools and blocks with another project's ownership record (both an
         error at plan), and objects no project manages (adopted with consent)."""
+        reserved = sorted(str(a) for a in addresses if is_bookkeeping_address(a))
+        if reserved:
+            raise StateError(refusal(Address.parse(reserved[0])))
         wanted = [a for a in addresses if a not in self._entries]
         found = self._objects.claims(wanted, self._owners.owners(wanted))
         self._looked_up.update(wanted)
@@ -188,20 +193,30 @@ class PrefectStore:
             for address in creates:  # pools and blocks: recorded as ours, or refused
                 self._owners.claim(address)
             key = bytes.fromhex(head.key)
-            with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(writes)))) as pool:
-                futures = [
-                    pool.submit(self._write_one, key, item, entry)
-                    for item, entry in zip(writes, entries, strict=True)
-                ]
+            outcomes: dict[int, Entry | BaseException | None] = {}
+
+            def run(job: list[int]) -> None:
+                for index in job:  # a job's writes one after another; a failure stops the rest
+                    try:
+                        outcomes[index] = self._write_one(key, writes[index], entries[index])
+                    except BaseException as exc:  # re-raised below, after what succeeded is recorded
+                        outcomes[index] = exc
+                        return
+
+            jobs = sequenced(writes)
+            with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs)))) as pool:
+                for future in [pool.submit(run, job) for job in jobs]:
+                    future.result()
             versions: list[int | None] = []
             failure: BaseException | None = None
             recorded: list[tuple[WaveWrite, Entry | None]] = []
-            for item, future in zip(writes, futures, strict=True):
-                error = future.exception()
-                if error is not None:
-                    failure = failure or error
+            for index, item in enumerate(writes):
+                new = outcomes.get(index)
+                if index not in outcomes:
+                    continue  # not attempted: an earlier write of its job failed
+                if isinstance(new, BaseException):
+                    failure = failure or new
                     continue
-                new = future.result()
                 recorded.append((item, new))
                 versions.append(new.version if new is not None else None)
             self._record(head, shards, recorded)
@@ -220,7 +235,10 @@ class PrefectStore:
         """Write one server object; the inventory entry that records it (None after a delete)."""
         address = item.address
         if item.resource is None:
-            prefect_writers.delete(self._objects, address, entry)
+            if address.kind in workspace_writers.KINDS:
+                workspace_writers.delete(self._objects, address, entry)
+            else:
+                prefect_writers.delete(self._objects, address, entry)
             self._owners.release(address)
             return None
         body = item.resource.body
@@ -228,7 +246,7 @@ class PrefectStore:
         existing = self._adopting(address, entry)
         if existing is not None:  # never clobber what the file leaves unset on an adopted object
             raw = keep_unset(existing, raw)
-        _, mapped, names, originals = self._write_object(address, raw, entry, secret_values)
+        server, mapped, names, originals = self._write_object(address, raw, entry, secret_values)
         records = values.secret_records(key, body, mapped)
         readable = values.restore_secrets(key, mapped, records)
         new = Entry(
@@ -241,6 +259,7 @@ class PrefectStore:
             originals=originals,
             triggers=bool(body.get("triggers")) if address.kind is Kind.DEPLOYMENT else False,
             adopted=existing is not None,
+            id=str(server["id"]) if address.kind is Kind.AUTOMATION else None,
         )
         if new.overlay:
             log.debug("%s: kept by the server differently at %s", address, [o.path for o in new.overlay])
@@ -432,6 +451,10 @@ class PrefectStore:
                 had_triggers=bool(entry and entry.triggers),
             )
             return server, body, None, None
+        if address.kind in workspace_writers.KINDS:
+            server, body = workspace_writers.write(self._objects, address, raw, secrets=secret_values)
+            names = workspace.managed_fields(raw) if address.kind is Kind.WORK_QUEUE else None
+            return server, body, names, None
         server, body = prefect_writers.write_block(self._objects, address, raw, secrets=secret_values)
         return server, body, None, None
 
@@ -494,6 +517,49 @@ class PrefectStore:
             for s in entry.secrets
             if len(s.path) == 2 and s.path[0] == "parameters"
         }
+
+
+def sequenced(writes: Sequence[WaveWrite]) -> list[list[int]]:
+    """A wave's writes (by index) as jobs that may run side by side; a job's writes run in order.
+
+    Two kinds of write depend on each other inside one wave. A queue's priority: Prefect renumbers
+    a pool's other queues when one takes a priority, so a pool's queues that set one are written
+    lowest first (written in any other order, an earlier write bumps a later one). And automations
+    that name each other: the one named is written before the one naming it, so its id exists."""
+    jobs: list[list[int]] = []
+    queues: dict[str, list[int]] = {}
+    automations: dict[Address, int] = {}
+    for index, item in enumerate(writes):
+        body = item.resource.body if item.resource is not None else None
+        if body is not None and item.address.kind is Kind.WORK_QUEUE and body.get("priority") is not None:
+            queues.setdefault(str(body.get("pool")), []).append(index)
+        elif body is not None and item.address.kind is Kind.AUTOMATION:
+            automations[item.address] = index
+        else:
+            jobs.append([index])
+    for indices in queues.values():
+        jobs.append(sorted(indices, key=lambda i: _body(writes[i])["priority"]))
+    if automations:
+        graph = {
+            address: [d for d in _depends(writes[i]) if d in automations]
+            for address, i in automations.items()
+        }
+        linked = {a for a, deps in graph.items() if deps} | {d for deps in graph.values() for d in deps}
+        jobs.extend([i] for a, i in automations.items() if a not in linked)
+        if linked:
+            order = TopologicalSorter({a: graph[a] for a in linked}).static_order()
+            jobs.append([automations[a] for a in order])
+    return jobs
+
+
+def _body(item: WaveWrite) -> Mapping[str, Any]:
+    assert item.resource is not None
+    return item.resource.body
+
+
+def _depends(item: WaveWrite) -> tuple[Address, ...]:
+    assert item.resource is not None
+    return item.resource.depends_on
 
 
 def _put(shard: Shard, changes: list[tuple[WaveWrite, Entry | None]]) -> None:

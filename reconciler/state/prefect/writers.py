@@ -128,9 +128,11 @@ def write_deployment(
         raw["work_pool"] = pool
     current = objects.before_write(address)
     triggers = list(raw.get("triggers") or [])
+    shared = raw.get("global_concurrency_limit")
+    limit_id = objects.limit_id(shared) if shared else None
     if current is None:
         flow_id = objects.flow_id(raw["flow_name"])
-        payload = mapping.deployment_create(raw, flow_id=flow_id, marker=objects.marker)
+        payload = mapping.deployment_create(raw, flow_id=flow_id, marker=objects.marker, limit_id=limit_id)
         response = client.post("/deployments/", payload, secrets=secrets)
         server = response.json()
         adopted = response.status_code == 200  # an existing deployment nobody managed: now ours
@@ -140,10 +142,11 @@ def write_deployment(
         deployment_id = str(current["id"])
         wrote = False
         patch = mapping.changed_fields(
-            mapping.deployment_fields(raw, marker=objects.marker), mapping.deployment_projection(current)
+            mapping.deployment_fields(raw, marker=objects.marker, limit_id=limit_id),
+            mapping.deployment_projection(current),
         )
-        if patch:
-            client.patch(f"/deployments/{deployment_id}", patch, secrets=secrets)
+        for step in mapping.limit_steps(patch, current):
+            client.patch(f"/deployments/{deployment_id}", step, secrets=secrets)
             wrote = True
         wrote |= _reconcile_schedules(
             objects, deployment_id, raw.get("schedules") or {}, current, secrets=secrets
@@ -288,6 +291,8 @@ def delete(objects: ServerObjects, address: Address, entry: Entry | None) -> Non
         objects.pools.pop(address.name, None)
     elif address.kind is Kind.DEPLOYMENT:
         if current is not None:
+            if mapping.shared_limit(current) is not None:  # deleting it would delete the shared limit
+                client.patch(f"/deployments/{current['id']}", {"global_concurrency_limit_id": None})
             if entry is not None and entry.triggers:
                 client.delete(f"/automations/owned-by/prefect.deployment.{current['id']}", allow=(404,))
             client.delete(f"/deployments/{current['id']}", allow=(404,))
