@@ -43,7 +43,10 @@ def test_validate_locates_each_problem_in_the_file(tmp_path: Path) -> None:
 
 
 def test_a_plan_creates_the_automation_after_what_it_names(tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", PROJECT)
+    # a SQLite state runs only run-deployment actions (serve/automations.py): the pool action is refused
+    root = make_project(
+        tmp_path / "p", PROJECT.replace("      - {type: pause-work-pool, work_pool: local}\n", "")
+    )
     assert run_cli("-C", str(root), "validate").returncode == 0
     result = run_cli("-C", str(root), "plan", "--json")
     assert result.returncode == 0, result.stderr
@@ -52,7 +55,7 @@ def test_a_plan_creates_the_automation_after_what_it_names(tmp_path: Path) -> No
     assert order.index("automation.greet-again") > order.index("deployment.hello/greet")
     automation = changes[order.index("automation.greet-again")]
     assert automation["action"] == "create"
-    assert automation["depends_on"] == ["deployment.hello/greet", "work_pool.local"]
+    assert automation["depends_on"] == ["deployment.hello/greet"]
 
 
 def test_validate_refuses_a_sensitive_placeholder_set_or_not(tmp_path: Path) -> None:
