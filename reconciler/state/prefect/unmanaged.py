@@ -2,7 +2,7 @@
 limits, automations) beyond the projects' inventories, as canonical bodies: what ``import`` offers.
 
 Left out, because they are not a user's objects: a pool's ``default`` queue while it is as Prefect made
-it (the pool brings it; the file need not say so), the global concurrency limit Prefect keeps for a
+it (the pool brings it; the file need not say so; its priority is Prefect's numbering, not a choice), the global concurrency limit Prefect keeps for a
 deployment's own ``concurrency_limit`` (``deployment:<id>``), the bookkeeping Variables and limits of
 this tool (inventories, ownership records, leases, admission slots), automations a deployment owns
 (its ``triggers:``: they come with the deployment) and automations carrying a project's tag.
@@ -28,10 +28,11 @@ Json = Any
 DEFAULT_QUEUE = {  # Prefect's pool creation (server.models.workers.create_work_pool)
     "name": "default",
     "description": "The work pool's default queue.",
-    "priority": 1,
     "concurrency_limit": None,
     "paused": False,
 }
+"""Not its priority: Prefect renumbers the default queue (1 at first) whenever another queue takes
+a priority, so a changed number is no choice anyone made about the default queue."""
 _PROJECT_TAG = "managed-by:prefect-reconciler/"  # followed by a project's name (objects._OWNER_TAG)
 
 
