@@ -96,6 +96,7 @@ def serve_cmd(
         hooks["after_pass"] = observed.observe_pass
         if syncer is not None:
             observed.follow_sync(lambda: syncer.totals)
+            syncer.on_lock_wait = observed.observe_lock_wait
         log(f"{schedule.iso_utc(datetime.now(UTC).replace(microsecond=0))} serve: metrics on {server.url}")
     try:
         return serve.ServeLoop(ctx, log=log, options=options, **hooks).run()

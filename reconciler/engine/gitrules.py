@@ -266,13 +266,20 @@ def relation_at(project_dir: Path, commit: str, last_applied: str | None) -> Rel
         return Relation.UNKNOWN
 
 
-def refuse_rollback(found: Relation, commit: str, last_applied: str | None, *, allow: bool) -> None:
-    """Refuse to apply an ancestor of the last applied commit unless ``allow``."""
+# What `apply` and `trigger push` can do about a refused rollback; a command without that option
+# passes its own remedy (``ReconcileOptions.rollback_remedy``).
+ROLLBACK_REMEDY = "pass --allow-rollback if that is what you mean"
+
+
+def refuse_rollback(
+    found: Relation, commit: str, last_applied: str | None, *, allow: bool, remedy: str = ROLLBACK_REMEDY
+) -> None:
+    """Refuse to apply an ancestor of the last applied commit unless ``allow``; the message ends with
+    ``remedy``: what the operator of the command that refuses can do."""
     if found.rollback and not allow:
         raise RollbackRefused(
             f"refusing to apply commit {commit[:12]}: it is older than the last applied commit "
-            f"{(last_applied or '')[:12]} (an ancestor of it), so applying would roll back; "
-            "pass --allow-rollback if that is what you mean"
+            f"{(last_applied or '')[:12]} (an ancestor of it), so applying would roll back; {remedy}"
         )
 
 

@@ -10,7 +10,9 @@ goes through the same guards without taking the lock, so reading never writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,6 +51,9 @@ class ReconcileOptions:
     launch: bool = True  # launch the runs the plan and the event ask for
     parallelism: int = applying.DEFAULT_PARALLELISM  # writes of one dependency wave in flight at once
     adopt: bool = False  # consent to take over existing objects no project manages (``apply --adopt``)
+    rollback_remedy: str = gitrules.ROLLBACK_REMEDY  # what the rollback guard's refusal tells to do
+    # seconds it took to get the store's lock (or to give up on it): serve's lock-wait metric
+    on_lock_wait: Callable[[float], None] | None = field(default=None, compare=False)
 
 
 DEFAULT_OPTIONS = ReconcileOptions()
@@ -112,7 +117,7 @@ def reconcile(
     store = ws.store(desired.project if desired is not None else None)  # a saved plan: this project's
     if desired is not None:
         _refuse_server_only(desired, store)
-    with store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)):
+    with _locked(store, options):
         live = _scope(store.read_all(), options.sandbox)
         result = _stamped(_guarded_plan(ws, store, desired, live, options), store)
         if review is not None and not review(result):
@@ -176,8 +181,23 @@ def _guarded_plan(
     git = result.source.git
     if git is not None:
         found = gitrules.relation_at(ws.project_dir, git.commit, live.last_commit)
-        gitrules.refuse_rollback(found, git.commit, live.last_commit, allow=options.allow_rollback)
+        gitrules.refuse_rollback(
+            found, git.commit, live.last_commit, allow=options.allow_rollback, remedy=options.rollback_remedy
+        )
     return result
+
+
+def _locked(store: ObjectStore, options: ReconcileOptions) -> contextlib.ExitStack:
+    """The store's lock, held until the returned stack closes; the time it took to get it (or to
+    give up) goes to ``options.on_lock_wait``."""
+    held = contextlib.ExitStack()
+    started = time.monotonic()
+    try:
+        held.enter_context(store.lock(timeout=options.lock_timeout, info=applying.lock_info(options.purpose)))
+    finally:
+        if options.on_lock_wait is not None:
+            options.on_lock_wait(time.monotonic() - started)
+    return held
 
 
 def _stamped(result: planning.Plan, store: ObjectStore) -> planning.Plan:

@@ -142,7 +142,8 @@ class ServeMetrics:
         self._requests_seen = max(count, self._requests_seen)
 
     def observe_lock_wait(self, seconds: float) -> None:
-        """Time a caller waited for the store's lock (a sync pass applying through the engine)."""
+        """Time a caller took to get the store's lock, or to give up on it: a self-heal sync pass
+        applying through the engine, which reports it (``ReconcileOptions.on_lock_wait``)."""
         self.lock_waits.observe(seconds)
 
     def follow_sync(self, totals: Callable[[], SyncTotals]) -> None:

@@ -100,6 +100,8 @@ class Syncer:
     now: Callable[[], datetime] = _utcnow
     clock: Callable[[], float] = time.monotonic
     totals: SyncTotals = field(default_factory=SyncTotals)
+    # seconds a self-heal pass waited for the store's lock (serve's metrics set this)
+    on_lock_wait: Callable[[float], None] | None = None
     _next: float | None = None  # monotonic time the next pass is due; None: due now
 
     @property
@@ -189,7 +191,11 @@ class Syncer:
         outcome = engine.reconcile(
             self.ws,
             engine.ReconcileOptions(
-                prune=self.options.prune, lock_timeout=self.options.lock_timeout, purpose="serve sync"
+                prune=self.options.prune,
+                lock_timeout=self.options.lock_timeout,
+                purpose="serve sync",
+                rollback_remedy=rollback_remedy(ref),
+                on_lock_wait=self.on_lock_wait,
             ),
             review=_worth_applying,
         )
@@ -213,6 +219,20 @@ class Syncer:
         else:
             state = "out of sync (not applied: --self-heal is off)"
         return f"{stamp} sync: {where}: {state}; {counts}"
+
+
+def rollback_remedy(ref: str) -> str:
+    """What the operator of ``serve --self-heal`` can do when the ref went back to an older commit.
+
+    serve has no ``--allow-rollback``, on purpose: an unattended loop that may roll back would, at
+    every interval, put the ref's older commit over whatever a person applied from a newer one (Argo
+    CD likewise refuses a rollback while automated sync is on). A rollback is a person's decision,
+    taken once with ``apply``; sync then follows from the commit applied."""
+    return (
+        f"serve never rolls back on its own: to roll back on purpose, run `reconcile apply "
+        f"--allow-rollback` with {ref} checked out (sync follows from there), or move {ref} forward "
+        "(e.g. a revert commit)"
+    )
 
 
 def _worth_applying(plan: planning.Plan) -> bool:

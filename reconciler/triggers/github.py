@@ -41,6 +41,12 @@ from reconciler.triggers.github_env import (
 
 SUMMARY_LIMIT = 340_000  # GitHub allows 1 MiB of summary per step; 3 bytes per UTF-16 unit at worst
 
+# the Action has no allow-rollback input: a rollback is a deliberate, one-off apply by a person
+ROLLBACK_REMEDY = (
+    "the Action never rolls back: push a revert commit instead, or roll back once, on purpose, with "
+    "`reconcile apply --allow-rollback` from a checkout of that commit"
+)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -188,7 +194,7 @@ def _apply(ws: engine.Workspace, inputs: Inputs, event: Event, environ: Mapping[
             ws,
             repo,
             push.PushEvent(before=before, after=after, branch=event.branch),
-            options=engine.ReconcileOptions(prune=inputs.prune),
+            options=engine.ReconcileOptions(prune=inputs.prune, rollback_remedy=ROLLBACK_REMEDY),
             review=lambda p: ws.out(planning.render_text(p)) is None,
         )
     for line in push.describe(result):

@@ -54,6 +54,12 @@ from reconciler.triggers.watch_events import (
 
 DEBUG_ENV = "RECONCILE_DEBUG"
 
+# watch has no --allow-rollback: a rollback is a deliberate, one-off apply
+ROLLBACK_REMEDY = (
+    "watch never rolls back: check out the last applied commit or a newer one, or roll back once, "
+    "on purpose, with `reconcile apply --allow-rollback`"
+)
+
 
 @dataclass(frozen=True)
 class WatchOptions:
@@ -169,7 +175,11 @@ class WatchLoop:
                 outcome = engine.reconcile(
                     self.project,
                     engine.ReconcileOptions(
-                        sandbox=sandbox, lock_timeout=self.options.lock_timeout, purpose="watch", launch=False
+                        sandbox=sandbox,
+                        lock_timeout=self.options.lock_timeout,
+                        purpose="watch",
+                        launch=False,
+                        rollback_remedy=ROLLBACK_REMEDY,
                     ),
                     review=self._review,
                 )
