@@ -62,6 +62,8 @@ _UNACCEPTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010
 # Read differently by YAML 1.1 and 1.2 (line breaks in 1.1 only; a BOM is skipped only at the start).
 # Tabs: PyYAML refuses them in places (indentation, token starts) that yaml_rs accepts.
 _FAST_UNSAFE_CHARS = re.compile("[\t\x85\u2028\u2029\ufeff]")
+# The ASCII characters _UNACCEPTABLE accepts: deleting them from ASCII text leaves what it refuses.
+_ACCEPTABLE_ASCII = bytes(b for b in range(128) if _UNACCEPTABLE.match(chr(b)) is None)
 # Anchors (an alias needs one) and complex keys, after a separator (the text is searched with a
 # leading newline); directives and document markers are found by plain byte search.
 _ANCHOR_OR_COMPLEX_KEY = re.compile(
@@ -92,8 +94,8 @@ def needs_yaml11(text: str) -> bool:
 
     Errs on the side of True: a false alarm costs only speed, never correctness.
     """
-    if _FAST_UNSAFE_CHARS.search(text):
-        return True
+    if ("\t" in text) if text.isascii() else _FAST_UNSAFE_CHARS.search(text) is not None:
+        return True  # in ASCII text the tab is the only one of those characters (a C scan, not re)
     data = text.encode("utf-8", "surrogatepass")
     if b"!" in data or b"<<" in data or data.startswith(_LINE_STARTS):
         return True
@@ -198,8 +200,10 @@ def _refuse_deep_nesting(text: str, *, file: str) -> None:
 
 def _refuse_unacceptable_characters(text: str, *, file: str) -> None:
     """YAML forbids control characters anywhere in a stream, comments included (PyYAML refuses them)."""
-    match = _UNACCEPTABLE.search(text)
-    if match is None:
+    if text.isascii():  # the usual file: only the ASCII controls can be unacceptable (a C scan)
+        if not text.encode("ascii").translate(None, _ACCEPTABLE_ASCII):
+            return
+    elif _UNACCEPTABLE.search(text) is None:
         return
     found = [m.start() for m in _UNACCEPTABLE.finditer(text)]
     problems = []
