@@ -186,9 +186,17 @@ def _choose(
     """The undeclared objects (all but the held ones, or those named plus what they need that the
     file lacks)."""
     if not addresses:
+        chosen = [r for a, r in missing.items() if a not in held]
+        needed = {d: r.address for r in chosen for d in export.dependencies(r) if d in held}
         for address, why in {**skipped, **held}.items():
-            app.err(f"warning: not importing {address}: {why}")
-        return [r for a, r in missing.items() if a not in held]
+            if address not in needed:
+                app.err(f"warning: not importing {address}: {why}")
+        for address, reader in needed.items():  # what a written object reads must be there too
+            app.err(
+                f"warning: {address}: {reader} reads it, so its value is written to {app.file} as plain text"
+            )
+            chosen.append(missing[address])
+        return sorted(chosen, key=lambda r: (r.kind.rank, r.address.name))
     wanted: dict[Address, Resource] = {}
     queue = [_address(text) for text in addresses]
     for address in queue:

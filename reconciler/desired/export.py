@@ -30,6 +30,7 @@ from reconciler.desired import (
     flows,
     templating,
 )
+from reconciler.desired import variables as variable_refs
 from reconciler.desired.source import SourceTree
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret
 
@@ -106,9 +107,13 @@ def undeclared(live: LiveState, declared: Iterable[Address]) -> list[Resource]:
 
 
 def dependencies(resource: Resource) -> list[Address]:
-    """What an object needs declared or stored to load: a deployment's pool, the blocks referenced."""
-    needed = [Address.block(t, n) for t, n in templating.block_references(_plain_templates(resource.body))]
+    """What an object needs declared or stored to load: a deployment's pool, queue and global limit,
+    a queue's pool, the blocks and variables its templates read, what an automation acts on."""
+    plain = _plain_templates(resource.body)
+    needed = [Address.block(t, n) for t, n in templating.block_references(plain)]
     body = resource.body
+    if resource.kind in (Kind.WORK_POOL, Kind.DEPLOYMENT):  # {{ prefect.variables.NAME }}, read at launch
+        needed.extend(Address.variable(name) for name in variable_refs.names(plain))
     if resource.kind is Kind.DEPLOYMENT:
         pool = body.get("work_pool") or {}
         if pool.get("name"):

@@ -222,6 +222,7 @@ def test_what_an_object_needs_is_listed_so_import_brings_it_along() -> None:
             "name": "greet",
             "work_pool": {"name": "local", "work_queue_name": "high", "job_variables": {}},
             "global_concurrency_limit": "db",
+            "parameters": {"region": "{{ prefect.variables.region }}"},
         },
     )
     queue = Resource(Address.work_queue("local", "high"), {"pool": "local", "name": "high"})
@@ -236,6 +237,7 @@ def test_what_an_object_needs_is_listed_so_import_brings_it_along() -> None:
         },
     )
     assert export.dependencies(deployment) == [
+        Address.variable("region"),
         Address.pool("local"),
         Address.work_queue("local", "high"),
         Address.concurrency_limit("db"),

@@ -66,3 +66,22 @@ def test_naming_an_automation_brings_what_it_acts_on(tmp_path: Path) -> None:
     assert "Wrote 1 work queue, 1 deployment and 1 automation" in result.stderr
     plan = run_cli("-C", str(root), "plan", "--json")
     assert '"orphaned": 2' in plan.stdout  # the two variables, not asked for
+
+
+def test_a_secret_looking_variable_a_written_deployment_reads_comes_along(tmp_path: Path) -> None:
+    reads = FILE.replace("{extra}", "variables: [{name: db_password, value: hunter2}]").replace(
+        "work_pool: {name: local}}",
+        "work_pool: {name: local}, parameters: {name: '{{ prefect.variables.db_password }}'}}",
+    )
+    root = make_project(tmp_path / "ws", reads)
+    assert run_cli("-C", str(root), "apply", "--yes").returncode == 0
+    (root / "prefect.yaml").write_text("name: ws\n", encoding="utf-8")
+    result = run_cli("-C", str(root), "import", "--write")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: variable.db_password: deployment.hello/greet reads it, so its value is written to "
+        "prefect.yaml as plain text"
+    ) in result.stderr
+    assert "does not load yet" not in result.stderr
+    plan = run_cli("-C", str(root), "plan", "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
