@@ -21,8 +21,9 @@ the rest on such a store): a Reactive event trigger on a run's end whose actions
 Counting is Prefect's bucket rule (``prefect.server.events.triggers.evaluate``), replayed over the
 stored runs at every pass, so it needs no memory of its own: per ``for_each`` key a window opens at
 the first matching event and lasts ``within`` seconds (``within: 0``: no time limit); the event
-that brings it to ``threshold`` fires, and the rest of that window is spent (Reactive triggers fire
-eagerly, then wait out their period). Events before the automation was last written do not count
+that brings it to ``threshold`` fires, and nothing counts for ``within`` after it (Reactive
+triggers fire eagerly, then wait out their period; Prefect's next window starts ``within`` after
+the fired window's start, ours after the firing, so that a replay always finds the same firings). Events before the automation was last written do not count
 (as a server starts an updated automation's buckets afresh), and an event older than serve's
 ``lookback`` is too late to act on (serve was down).
 
@@ -35,7 +36,7 @@ pass, a restart or another replica that decides the same firing gets the same ru
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -216,44 +217,79 @@ def watches(live: LiveState) -> list[Watch]:
 
 
 def decide(
-    watched: Sequence[Watch], seen: Sequence[Event], *, now: datetime, lookback: timedelta
+    watched: Sequence[Watch],
+    seen: Sequence[Event],
+    *,
+    now: datetime,
+    lookback: timedelta,
+    recorded: Collection[str] = (),
 ) -> list[Firing]:
     """Every firing of ``watched`` over ``seen`` (oldest first) whose triggering event is within
-    ``lookback`` of ``now``. Pure: the same runs give the same firings in any process."""
+    ``lookback`` of ``now``. Pure: the same runs give the same firings in any process.
+
+    ``recorded`` are the idempotency keys the store already holds: a recorded firing stays a firing
+    in the replay, so a run's end that reaches the store late (after a later one was counted) can
+    never move a window that already fired and make it fire a second time."""
+    fired_before = {_trigger_of(key) for key in recorded if key.startswith(KEY_PREFIX)}
     fired: list[Firing] = []
     for watch in watched:
-        for event in _triggering(watch, seen):
+        for event in _triggering(watch, seen, fired_before):
             if event.occurred > now - lookback:
                 fired.extend(_firings(watch, event))
     return fired
 
 
-def _triggering(watch: Watch, seen: Sequence[Event]) -> list[Event]:
-    """The events that fire ``watch``, by Prefect's bucket rule (see the module docstring)."""
+def _trigger_of(key: str) -> tuple[str, str]:
+    """``(automation, triggering run id)`` of a firing's key (a name may hold ``:``, a run id not)."""
+    head, run_id, _ = key.rsplit(":", 2)
+    return head.removeprefix(KEY_PREFIX), run_id
+
+
+def _triggering(
+    watch: Watch, seen: Sequence[Event], fired_before: Collection[tuple[str, str]]
+) -> list[Event]:
+    """The events that fire ``watch``, by Prefect's bucket rule (see the module docstring).
+
+    Per ``for_each`` key: a window opens at the first counted event and counts events for
+    ``within`` seconds; the event that brings it to ``threshold`` fires, and nothing counts until
+    ``within`` after it. Decisions already in the store are final: a recorded firing fires, and an
+    event older than the key's last recorded firing (a run's end that reached the store late) is
+    not counted."""
     trigger = watch.body["trigger"]
     within = timedelta(seconds=float(trigger["within"]))
     threshold = int(trigger["threshold"])
     for_each = sorted(trigger["for_each"])
-    buckets: dict[tuple[str, ...], tuple[datetime, datetime, int]] = {}  # key -> (start, end, count)
+    matching = [(e, tuple(e.label(label) for label in for_each)) for e in seen if _counts(watch, e)]
+    last_fired: dict[tuple[str, ...], datetime] = {}
+    for event, key in matching:
+        if (watch.name, event.run_id) in fired_before:
+            last_fired[key] = max(event.occurred, last_fired.get(key, event.occurred))
+    windows: dict[tuple[str, ...], tuple[datetime, int]] = {}  # key -> (window start, count)
+    spent: dict[tuple[str, ...], datetime] = {}  # key -> nothing counts before this
     firing: list[Event] = []
-    for event in seen:
-        if watch.since is not None and event.occurred < watch.since:
+    for event, key in matching:
+        at = event.occurred
+        recorded = (watch.name, event.run_id) in fired_before
+        if not recorded and (at < spent.get(key, at) or at < last_fired.get(key, at)):
             continue
-        if not covers(trigger, event):
-            continue
-        key = tuple(event.label(label) for label in for_each)
-        start, end, count = buckets.get(key, (event.occurred, event.occurred + within, 0))
-        if event.occurred < start:
-            continue  # the rest of a window that already fired
-        if within and event.occurred >= end:  # the window expired short of the threshold
-            start, end, count = event.occurred, event.occurred + within, 0
+        start, count = windows.get(key, (at, 0))
+        if within and at >= start + within:  # the window expired short of the threshold
+            start, count = at, 0
         count += 1
-        if count >= threshold:
+        if recorded or count >= threshold:
             firing.append(event)
-            # within 0 counts without a time limit; else the window is spent until its end
-            start, end, count = (event.occurred, event.occurred, 0) if not within else (end, end + within, 0)
-        buckets[key] = (start, end, count)
+            spent[key] = at + within
+            windows.pop(key, None)
+        else:
+            windows[key] = (start, count)
     return firing
+
+
+def _counts(watch: Watch, event: Event) -> bool:
+    """Whether ``event`` is one ``watch`` counts: written after the automation, and covered."""
+    if watch.since is not None and event.occurred < watch.since:
+        return False
+    return covers(watch.body["trigger"], event)
 
 
 def _firings(watch: Watch, event: Event) -> list[Firing]:
@@ -299,7 +335,10 @@ def fire(
     seen = list(runs_seen)
     recorded = {run.idempotency_key for run in seen if run.idempotency_key}
     created: list[RunRecord] = []
-    for firing in decide(watched, events(seen, ctx.live), now=now, lookback=timedelta(seconds=lookback)):
+    decided = decide(
+        watched, events(seen, ctx.live), now=now, lookback=timedelta(seconds=lookback), recorded=recorded
+    )
+    for firing in decided:
         if firing.key in recorded:
             continue
         try:

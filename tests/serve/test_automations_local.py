@@ -7,12 +7,15 @@ The loop runs in process on a frozen clock with a fake launcher (tests/serve/sup
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.launch import runs
 from reconciler.serve import automations
@@ -216,6 +219,54 @@ def test_inferred_source_runs_the_triggering_runs_deployment_and_old_events_do_n
     # written after the event: a server starts an updated automation's buckets afresh
     assert _fired(_watch(since=T0 + timedelta(seconds=2)), [_event("a", 1)]) == []
     assert _fired(_watch(), [_event("a", 1)], now=5000) == []  # past the lookback
+
+
+def _passes(watch: automations.Watch, arrivals: list[list[Any]]) -> list[str]:
+    """The firings recorded over passes that each see the events arrived so far (keys of action 1)."""
+    recorded: set[str] = set()
+    arrived: list[Any] = []
+    for batch in arrivals:
+        arrived += batch
+        seen = sorted(arrived, key=lambda e: (e.occurred, e.run_id))
+        found = automations.decide(
+            [watch], seen, now=T0 + timedelta(days=1), lookback=timedelta(days=2), recorded=recorded
+        )
+        recorded |= {f.key for f in found}
+    return sorted(k for k in recorded if k.endswith(":1"))
+
+
+def test_a_late_run_end_never_fires_a_window_twice() -> None:
+    watch = _watch(threshold=2, within=60.0)
+    on_time = _passes(watch, [[_event("r0", 0), _event("r2", 20)], [_event("r1", 10)]])
+    assert on_time == ["automation:w:r2:1"]  # r1 reached the store after r2 fired: not counted
+
+
+@given(
+    times=st.lists(st.integers(0, 600), min_size=1, max_size=12, unique=True),
+    threshold=st.integers(1, 3),
+    within=st.sampled_from([0.0, 30.0, 120.0]),
+    order=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(0, 12), max_size=4),
+)
+def test_passes_in_any_arrival_order_fire_each_window_once(
+    times: list[int], threshold: int, within: float, order: Any, cuts: list[int]
+) -> None:
+    watch = _watch(threshold=threshold, within=within)
+    events = [_event(f"r{t:04d}", t) for t in times]
+    in_order = sorted(events, key=lambda e: e.occurred)
+    bounds = sorted({0, len(events), *(min(c, len(events)) for c in cuts)})
+    batches = [in_order[a:b] for a, b in itertools.pairwise(bounds)]
+    # arriving in time order, over any passes: the same firings as one pass over everything
+    assert _passes(watch, batches) == _passes(watch, [in_order])
+    shuffled = list(events)
+    order.shuffle(shuffled)
+    fired = [
+        int(k.split(":")[2][1:])
+        for k in _passes(watch, [shuffled[a:b] for a, b in itertools.pairwise(bounds)])
+    ]
+    # in any arrival order: firings at least `within` apart, never more than the events allow
+    assert all(b - a >= within for a, b in itertools.pairwise(fired))
+    assert len(fired) <= len(events) // threshold
 
 
 # -- the plan on SQLite ------------------------------------------------------------------------------
