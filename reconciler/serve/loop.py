@@ -193,7 +193,11 @@ class ServeLoop:
             created = self._schedule(targets, tally)
             # automations run here, where serve is the event engine: a run's end fires them
             created += automations.fire(
-                self.ctx, [*stored, *tally.finished], now=now, lookback=self.options.lookback, say=self.say
+                self.ctx,
+                [*stored, *tally.finished],
+                now=now,
+                lookback=self.options.lookback,
+                say=self.say_once,
             )
             known = {r.id: r for r in stored if r.state is RunState.SCHEDULED}
             known.update({r.id: r for r in created if r.state is RunState.SCHEDULED})
