@@ -84,3 +84,19 @@ def _without_sections(text: str, keys: tuple[str, ...]) -> str:
         if not skipping:
             kept.append(line)
     return "".join(kept)
+
+
+def test_the_readme_example_of_the_workspace_sections_loads(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The rest of the workspace", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    root = tmp_path / "readme"
+    shutil.copytree(EXAMPLE / "flows", root / "flows")
+    (root / "prefect.yaml").write_text("name: readme\n" + snippet, encoding="utf-8")
+    desired = desired_state.load(desired_state.WorkingTree(root), environ={}, fingerprint_key=b"k" * 32)
+    assert {address.kind for address in desired.resources} == set(Kind) - {Kind.BLOCK}
+    assert desired.resources[Address.work_queue("local", "default")].body["paused"] is True
+    # the automation runs a deployment the snippet does not declare: checked against the store at plan
+    assert [r.target for r in desired.external_references] == [
+        Address.deployment("send-report", "send-report")
+    ]
