@@ -117,6 +117,16 @@ def synthetic(suffix: str) -> str:
             properties:
               command: {{type: string, default: "python -m flows"}}
               working_dir: {{type: string, default: /tmp}}
+    work_queues:
+      - {{pool: ecs-{suffix}, name: critical, priority: 1, concurrency_limit: 4, description: first}}
+    variables:
+      - {{name: v-{suffix}, value: {{a: [1, 2.5], b: null}}, tags: [y, x]}}
+    concurrency_limits:
+      - {{name: gcl-{suffix}, limit: 2, slot_decay_per_second: 0.5}}
+    automations:
+      - name: auto-{suffix}
+        trigger: {{expect: [reconciler.test.never]}}
+        actions: [{{type: pause-deployment, deployment: etl/full-{suffix}}}]
     deployments:
       - name: full-{suffix}
         entrypoint: flows/etl.py:etl
@@ -201,7 +211,7 @@ def test_a_file_using_every_feature_applies_then_plans_no_changes(
     project = make_project(tmp_path / "synthetic", synthetic(suffix), FLOWS)
     first = cli(prefect_server, project, "apply", "--yes", env=SECRETS)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "Apply complete: 16 created." in first.stdout
+    assert "Apply complete: 20 created." in first.stdout
     for value in SECRETS.values():
         assert value not in first.stdout + first.stderr
 
@@ -294,8 +304,8 @@ def test_kinds_are_all_read_in_a_few_requests(tmp_path: Path, prefect_server: Pr
     store = PrefectStore(prefect_server.state_url, project=f"synthetic-{suffix}")
     try:
         live = store.read_all()
-        assert {a.kind for a in live.objects} == set(Kind) and len(live.objects) == 16
-        assert store.requests_made <= 8, store.requests_by_method
+        assert {a.kind for a in live.objects} == set(Kind) and len(live.objects) == 20
+        assert store.requests_made <= 11, store.requests_by_method
     finally:
         store.close()
     destroy(prefect_server, project, f"synthetic-{suffix}", env=SECRETS)
