@@ -48,6 +48,26 @@ def test_apply_then_plan_is_a_no_op_on_sqlite(project: Path) -> None:
     assert "No changes" in again.stdout
 
 
+def test_the_variable_reaches_the_run_and_serve_runs_the_automation_on_sqlite(project: Path) -> None:
+    assert run_cli("-C", str(project), "apply", "--yes").returncode == 0
+    load = run_cli("-C", str(project), "run", "load-warehouse/load-warehouse", "--wait", "--timeout", "90")
+    assert load.returncode == 0, load.stdout + load.stderr
+    assert "loading 500 rows into the eu-west-1 warehouse" in load.stdout  # {{ prefect.variables.… }}
+
+    served = run_cli("-C", str(project), "serve", "--once", timeout=180)
+    assert served.returncode == 0, served.stderr
+    assert "automation report-after-load fired on the end of run" in served.stderr
+    for _ in range(60):  # serve follows the launched run to its end, one pass at a time
+        runs = json.loads(run_cli("-C", str(project), "runs", "--json").stdout)
+        report = [r for r in runs if r["deployment"] == "send-report/send-report"]
+        if report and report[0]["state"] not in ("SCHEDULED", "PENDING", "RUNNING"):
+            break
+        run_cli("-C", str(project), "serve", "--once", "--lookback", "0", timeout=180)
+    assert len(report) == 1  # fired once, however many passes saw the load's end
+    assert report[0]["state"] == "COMPLETED", report
+    assert report[0]["parameters"] == {"audience": "warehouse-team"}
+
+
 def test_import_writes_back_the_workspace_sections_a_file_lost(project: Path) -> None:
     assert run_cli("-C", str(project), "apply", "--yes").returncode == 0
     full = (project / "prefect.yaml").read_text(encoding="utf-8")
