@@ -1,5 +1,5 @@
 """serve's admission on a SQLite state (issue 13): work-queue priority, queue and global concurrency
-limits, paused queues; and the store's claim itself, raced by several stores on one file.
+limits, paused queues (the store's claim itself, raced, is in test_admission_claims.py).
 
 The loop runs in process on a frozen clock with a fake launcher that records when each run started
 and ended (pass numbers): what the tests check is the order of launches and that, at every pass, no
@@ -8,7 +8,6 @@ more runs were in flight than a limit allows.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.launch import Job, RunContext, runs
+from reconciler.launch import Job, runs
 from reconciler.objects import Address, LiveState, Resource, StoredObject
 from reconciler.serve import rules
-from reconciler.state import ACTIVE_STATES, Limit, RunRecord, RunState, Store
+from reconciler.state import ACTIVE_STATES, RunRecord, Store
 from reconciler.state.sql.store import SqlStore
 from tests.serve.support import T0, FakeLauncher, Harness, apply_file, project, yaml
 
@@ -212,43 +211,6 @@ def test_a_paused_queue_holds_its_runs_until_resumed(h: Harness) -> None:
     h.clock.advance(seconds=10)
     put(h.store, queue("night", paused=False))
     assert ids(list(h.loop.run_pass().launched)) == ids(held)
-
-
-def test_claims_racing_from_several_stores_keep_the_limit(tmp_path: Path) -> None:
-    """Four stores on one SQLite file (as four processes) claim 40 runs under a limit of 3 at once:
-    exactly 3 are claimed, whatever the interleaving (BEGIN IMMEDIATE admits one writer at a time)."""
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    stores = [SqlStore(url, project="svc") for _ in range(4)]
-    root = project(tmp_path / "proj", FILE)
-    apply_file(stores[0], root)
-    ctx = RunContext(
-        store=stores[0],
-        live=stores[0].read_all(),
-        project_dir=root,
-        runs_dir=root / "runs",
-        environ={},
-        launcher_factory=lambda name: FakeLauncher(),
-    )
-    queued = [runs.create(ctx, "hello/urgent", reason="manual") for _ in range(40)]
-    limit = Limit("pool:local", 3, "pool local concurrency limit 3 reached", pools=frozenset({POOL}))
-    won: list[str] = []
-    barrier = threading.Barrier(len(stores))
-
-    def claim_all(store: SqlStore) -> None:
-        barrier.wait()
-        for run in queued:
-            claimed = run.evolve(state=RunState.PENDING, started_at=T0, claimed_by="test/1")
-            if store.claim_run(run, [limit], claimed=claimed).claimed:
-                won.append(run.id)
-
-    threads = [threading.Thread(target=claim_all, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == len(set(won)) == 3
-    for store in stores:
-        store.close()
 
 
 def stored_queues(declared: dict[str, int | None]) -> LiveState:
