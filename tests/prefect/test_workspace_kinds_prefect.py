@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.objects import Address
-from reconciler.state.prefect import mapping
+from reconciler.objects import Address, Kind
+from reconciler.state.base import Limit
+from reconciler.state.prefect import admission, bookkeeping, mapping
 from reconciler.state.prefect.owners import record_name
 from tests.fixtures.prefect_server import PrefectServer
 from tests.helpers import make_project
@@ -336,3 +337,30 @@ def test_limit_steps_never_send_a_deployment_limit_with_a_shared_one() -> None:
     assert "global_concurrency_limit" not in mapping.deployment_body(
         own, flow_name="f", marker="m", triggers=[]
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "ours"),
+    [
+        (Kind.VARIABLE, "reconciler__etl", True),  # an inventory head
+        (Kind.VARIABLE, "reconciler__etl__lock", True),  # the apply lease
+        (Kind.VARIABLE, "reconciler_owner__0123abcd", True),  # an ownership record
+        (Kind.VARIABLE, "reconcile_admission_release_ab12", True),  # serve's release guard
+        (Kind.CONCURRENCY_LIMIT, "reconcile-admission:etl:pool", True),  # serve's admission slots
+        (Kind.VARIABLE, "reconciler", False),
+        (Kind.VARIABLE, "api_base", False),
+        (Kind.CONCURRENCY_LIMIT, "reconciler__etl", False),
+        (Kind.AUTOMATION, "reconciler__etl", False),
+    ],
+)
+def test_one_predicate_names_the_tools_bookkeeping(kind: Kind, name: str, ours: bool) -> None:
+    assert bookkeeping.is_bookkeeping(kind, name) is ours
+
+
+def test_the_limits_serve_admits_through_are_bookkeeping_and_a_users_limit_is_not() -> None:
+    """``serve``'s own names come from ``admission.py``; the predicate follows them."""
+    for key in ("pool:local", "queue:local/critical", "serve"):
+        name = admission.limit_name("etl/prod", Limit(key=key, limit=1, reason=""))
+        assert name is not None and bookkeeping.is_bookkeeping(Kind.CONCURRENCY_LIMIT, name)
+    users = admission.limit_name("etl", Limit(key="gcl:database", limit=1, reason=""))
+    assert users == "database" and not bookkeeping.is_bookkeeping(Kind.CONCURRENCY_LIMIT, users)
