@@ -31,7 +31,16 @@ API_VERSION = "0.8.4"  # what Prefect's own client sends in X-PREFECT-API-VERSIO
 PAGE = 200  # the server's cap (PREFECT_SERVER_API_DEFAULT_LIMIT); 201 is refused with 422
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 _BUSY = frozenset({429, 503})  # the server is overloaded: fewer requests in flight
+# The connection closed under a request that was sent: retried only when the request is idempotent.
+_DROPPED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+_READS = ("/filter", "/count")  # POST endpoints that only read
 MAX_IN_FLIGHT = 16
+# An idle connection is dropped well before the server drops it: a Prefect server closes keep-alive
+# connections idle for 5 s (PREFECT_SERVER_API_KEEPALIVE_TIMEOUT), httpx keeps them 5 s too, and a
+# request sent on one the server is closing at that moment fails with a ReadError that is never
+# retried (it may have been applied). A wave whose busy server lets few requests through at a time
+# leaves most of its connections idle that long.
+KEEPALIVE_EXPIRY = 2.0
 
 
 # Many quick tries: a self-hosted server answers 503 for as long as its SQLite file is locked.
@@ -110,7 +119,11 @@ class PrefectClient:
         self._retry = retry
         headers = {"X-PREFECT-API-VERSION": API_VERSION, **auth_headers(environ)}
         self._http = httpx.Client(
-            base_url=self.api_url + "/", headers=headers, timeout=timeout, transport=transport
+            base_url=self.api_url + "/",
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
         )
         self.by_method: Counter[str] = Counter()
         self._limit = AdaptiveLimit(MAX_IN_FLIGHT)
@@ -133,10 +146,20 @@ class PrefectClient:
         params: Mapping[str, Any] | None = None,
         allow: Iterable[int] = (),
         secrets: Iterable[str] = (),
+        idempotent: bool | None = None,
     ) -> httpx.Response:
-        """Send one request; a status >= 400 not in ``allow`` becomes a StateError."""
+        """Send one request; a status >= 400 not in ``allow`` becomes a StateError.
+
+        ``idempotent`` (by default: a GET, or a POST to a ``/filter`` or ``/count`` read) says that
+        sending the request twice has the effect of sending it once, so a connection dropped
+        before its answer is retried too: a Prefect server closes a connection after each
+        ``503`` it answers, and the next request a client sends on that connection fails to read.
+        Any other request that lost its answer is never repeated (it may have been applied).
+        """
         allowed = frozenset(allow)
         url = path.lstrip("/")
+        if idempotent is None:
+            idempotent = method == "GET" or (method == "POST" and url.rstrip("/").endswith(_READS))
 
         def attempt() -> httpx.Response:
             self.by_method[method] += 1
@@ -144,6 +167,12 @@ class PrefectClient:
                 with self._limit:  # requests from a wave's threads share one budget
                     response = self._http.request(method, url, json=json, params=params)
             except httpx.ConnectError as exc:
+                raise _Transient(error=exc) from None
+            except _DROPPED as exc:
+                if not idempotent:
+                    raise StateError(
+                        f"{method} {path} on the Prefect server at {self.display} failed: {type(exc).__name__}"
+                    ) from None
                 raise _Transient(error=exc) from None
             except httpx.HTTPError as exc:
                 raise StateError(
@@ -160,6 +189,10 @@ class PrefectClient:
         try:
             response = call_with_retries(attempt, policy=self._retry)
         except _Transient as last:
+            if last.response is None and isinstance(last.error, _DROPPED):  # each try lost its answer
+                raise StateError(
+                    f"{method} {path} on the Prefect server at {self.display} failed: {type(last.error).__name__}"
+                ) from None
             if last.response is None:
                 raise StateError(
                     f"cannot reach the Prefect server at {self.display}: {redact_urls(str(last.error))}"

@@ -569,7 +569,7 @@ class ServerObjects:
             lock = self._flow_locks.setdefault(flow_name, threading.Lock())
         with lock:
             if flow_name not in self.flow_ids:
-                flow = self.client.post("/flows/", {"name": flow_name}).json()
+                flow = self.client.post("/flows/", {"name": flow_name}, idempotent=True).json()
                 self.flow_names[str(flow["id"])] = flow_name
                 self.flow_ids[flow_name] = str(flow["id"])
         return self.flow_ids[flow_name]

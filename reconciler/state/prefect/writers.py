@@ -133,7 +133,8 @@ def write_deployment(
     if current is None:
         flow_id = objects.flow_id(raw["flow_name"])
         payload = mapping.deployment_create(raw, flow_id=flow_id, marker=objects.marker, limit_id=limit_id)
-        response = client.post("/deployments/", payload, secrets=secrets)
+        # an upsert by flow and name: sent twice, the same deployment (safe to retry a lost answer)
+        response = client.post("/deployments/", payload, secrets=secrets, idempotent=True)
         server = response.json()
         adopted = response.status_code == 200  # an existing deployment nobody managed: now ours
         if triggers or adopted:
