@@ -8,6 +8,7 @@ other tests' objects); what the named objects need comes along (``also importing
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,31 @@ def test_what_import_leaves_out_and_why(tmp_path: Path, prefect_server: PrefectS
     assert f"deployment:{names['own_id']}" not in limits  # the deployment's own limit is the deployment's
     assert not [a for a in found if a.name.startswith(("reconciler__", "reconciler_owner__", "reconcile-"))]
     assert found[Address.variable(names["region"])]["tags"] == ["a", "b"]
+
+
+def test_the_workspace_example_applies_clean_and_its_lost_sections_import_back(
+    tmp_path: Path, prefect_server: PrefectServer
+) -> None:
+    from tests.newcomer.test_workspace_example import EXAMPLE, WORKSPACE_SECTIONS, _without_sections
+
+    root = tmp_path / "workspace"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".reconcile", "__pycache__"))
+    pool, project = unique("local"), unique("workspace")  # the server is shared with other tests
+    text = (root / "prefect.yaml").read_text(encoding="utf-8")
+    text = text.replace("pool: local", f"pool: {pool}").replace("name: local", f"name: {pool}")
+    (root / "prefect.yaml").write_text(text, encoding="utf-8")
+    applied = cli(prefect_server, root, "--project", project, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    clean = cli(prefect_server, root, "--project", project, "plan", "--detailed-exitcode")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    full = (root / "prefect.yaml").read_text(encoding="utf-8")
+    (root / "prefect.yaml").write_text(_without_sections(full, WORKSPACE_SECTIONS), encoding="utf-8")
+    wanted = ["automation.report-after-load", "variable.warehouse_region", "variable.report_settings"]
+    wanted += ["concurrency_limit.warehouse", f"work_queue.{pool}/critical", f"work_queue.{pool}/reports"]
+    written = cli(prefect_server, root, "--project", project, "import", *wanted, "--write")
+    assert written.returncode == 0, written.stderr
+    assert "Wrote 2 variables, 1 concurrency limit, 2 work queues and 1 automation to" in written.stderr
+    again = cli(prefect_server, root, "--project", project, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes" in again.stdout
