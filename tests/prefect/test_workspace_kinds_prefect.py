@@ -212,13 +212,20 @@ def test_existing_objects_are_adopted_another_projects_refused_and_bookkeeping_n
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
 ) -> None:
     owner, other = unique("owner"), unique("other")
-    variable, gcl, auto = unique("made"), unique("made"), unique("made")
+    variable, gcl, auto, pool = unique("made"), unique("made"), unique("made"), unique("made")
+    _ok(api.post("work_pools/", json={"name": pool, "type": "process"}))
+    queue = {"name": "made", "priority": 1, "description": "by hand"}
+    queue_id = _ok(api.post(f"work_pools/{pool}/queues", json=queue))["id"]
     _ok(api.post("variables/", json={"name": variable, "value": "by hand", "tags": ["ui"]}))
     _ok(api.post("v2/concurrency_limits/", json={"name": gcl, "limit": 5}))
     made = {"name": auto, "trigger": QUIET, "actions": [{"type": "do-nothing"}]}
     automation_id = _ok(api.post("automations/", json=made))["id"]
     text = f"""
         name: {{project}}
+        work_pools:
+          - {{{{name: {pool}, type: process}}}}
+        work_queues:
+          - {{{{pool: {pool}, name: made, concurrency_limit: 3}}}}
         variables:
           - {{{{name: {variable}, value: from git}}}}
         concurrency_limits:
@@ -231,6 +238,8 @@ def test_existing_objects_are_adopted_another_projects_refused_and_bookkeeping_n
     root = make_project(tmp_path / "owner", textwrap.dedent(text.format(project=owner)).lstrip())
     planned = _plan(prefect_server, root)
     assert {c["address"]: c["action"] for c in planned["changes"]} == {
+        f"work_pool.{pool}": "adopt",
+        f"work_queue.{pool}/made": "adopt",
         f"variable.{variable}": "adopt",
         f"concurrency_limit.{gcl}": "adopt",
         f"automation.{auto}": "adopt",
@@ -242,12 +251,19 @@ def test_existing_objects_are_adopted_another_projects_refused_and_bookkeeping_n
     assert held["value"] == "from git" and held["tags"] == ["ui"]  # tags the file leaves unset are kept
     assert _ok(api.get(f"v2/concurrency_limits/{gcl}"))["limit"] == 2
     assert [a["id"] for a in _automation(api, auto)] == [automation_id]  # the same automation, updated
+    held_queue = _ok(api.get(f"work_pools/{pool}/queues/made"))
+    assert (held_queue["id"], held_queue["concurrency_limit"], held_queue["priority"]) == (queue_id, 3, 1)
+    assert _plan(prefect_server, root)["changes"] == []
+    # a priority the file leaves unset is Prefect's: another queue taking it renumbers ours, no drift
+    _ok(api.post(f"work_pools/{pool}/queues", json={"name": "urgent", "priority": 1}))
+    assert _ok(api.get(f"work_pools/{pool}/queues/made"))["priority"] == 2
     assert _plan(prefect_server, root)["changes"] == []
 
     second = make_project(tmp_path / "other", textwrap.dedent(text.format(project=other)).lstrip())
     foreign = cli(prefect_server, second, "plan")
     assert foreign.returncode == 1 and f"managed by project '{owner}'" in foreign.stderr
     assert f"variable.{variable}" in foreign.stderr and "Traceback" not in foreign.stderr
+    assert f"work_queue.{pool}/made" in foreign.stderr
 
     reserved = f"reconciler__{unique('x').replace('-', '_')}"
     (second / "prefect.yaml").write_text(
@@ -259,6 +275,7 @@ def test_existing_objects_are_adopted_another_projects_refused_and_bookkeeping_n
 
     destroy(prefect_server, root, owner)
     assert api.get(f"variables/name/{variable}").status_code == 404
+    assert api.get(f"work_pools/{pool}").status_code == 404
 
 
 @pytest.mark.prefect_server

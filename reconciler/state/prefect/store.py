@@ -246,6 +246,8 @@ class PrefectStore:
         existing = self._adopting(address, entry)
         if existing is not None:  # never clobber what the file leaves unset on an adopted object
             raw = keep_unset(existing, raw)
+            if address.kind is Kind.WORK_QUEUE and body.get("priority") is None:
+                raw = {**raw, "priority": None}  # not managed: never written, never read back
         server, mapped, names, originals = self._write_object(address, raw, entry, secret_values)
         records = values.secret_records(key, body, mapped)
         readable = values.restore_secrets(key, mapped, records)
