@@ -1,7 +1,12 @@
 """Reading and writing the managed objects themselves on a Prefect server, with the API's real semantics.
 
 Reads are paged filter calls, one per kind present (plus one for flow names and, only when needed,
-one for block names behind ``$ref`` ids and one for automations). Writes follow the API:
+one for block names behind ``$ref`` ids, one for automations, and one per kind for the objects
+outside the project that standalone automations name, so they read back by address). The workspace
+kinds (work queues, Variables, global concurrency limits, standalone automations: last seen in
+:attr:`ServerObjects.queues` ... :attr:`ServerObjects.standalone`) are written by
+``workspace_writers.py``; an automation is known by the id the inventory records, since names are
+not unique on the server. Writes follow the API:
 
 * work pools: POST, or PATCH of the fields that differ; a type change is delete + create (the pool's
   deployments are pointed at the new pool again); a name taken by a pool of another type is refused;
@@ -10,7 +15,10 @@ one for block names behind ``$ref`` ids and one for automations). Writes follow 
   slug through ``/deployments/{id}/schedules`` so their ids, and the runs the scheduler made for them,
   survive; a deployment with nothing to change gets no request at all;
 * block documents: created, or PATCHed with ``merge_existing_data: false`` (block types and schemas
-  our block types need are created first when the server lacks them, e.g. ``string`` and ``json``).
+  our block types need are created first when the server lacks them, e.g. ``string`` and ``json``);
+* a deployment's ``global_concurrency_limit`` (a name) is written as ``global_concurrency_limit_id``
+  and never in the same request as ``concurrency_limit`` (``mapping.limit_steps``), and is detached
+  before the deployment is deleted: Prefect deletes the limit a deleted deployment points at.
 
 Every writer returns the server's object *after* the write, mapped to a raw canonical body, so the
 store can hash what it wrote.

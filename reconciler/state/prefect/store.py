@@ -1,11 +1,12 @@
 """The Prefect Store: a Prefect server (OSS or Cloud) holds the project's state and runs its flow runs.
 
-The objects are the server's own work pools, deployments (with their schedules) and block documents,
-where the UI shows them; what the server cannot say (ownership, versions, the hash of what we last
-wrote, secret fingerprints) is the inventory in Prefect Variables (``inventory.py``). Ownership
-is also visible on the server: our deployments and Variables carry the tag
-``managed-by:prefect-reconciler/<project>`` (pools and blocks have no tags: the inventory alone says
-which are ours), and prune only ever touches inventoried objects.
+The objects are the server's own work pools, deployments (with their schedules), block documents,
+work queues, Variables, global concurrency limits and automations, where the UI shows them; what
+the server cannot say (ownership, versions, the hash of what we last wrote, secret fingerprints) is
+the inventory in Prefect Variables (``inventory.py``). Ownership is also visible on the server: our
+deployments and inventory Variables carry the tag ``managed-by:prefect-reconciler/<project>``; every
+other kind has an ownership record (``owners.py``), and prune only ever touches inventoried objects.
+The tool's own bookkeeping on the server is never a project's object (``bookkeeping.py``).
 
 ``read_all`` is a handful of paged filter calls whatever the number of objects; a write sends only
 what differs from the server's object (nothing when nothing differs) and then records one inventory
