@@ -15,6 +15,7 @@ is given: its value would be plain text in Git's history.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
@@ -149,6 +150,12 @@ def _unimportable(resource: Resource, available: set[Address]) -> str | None:
         return f"its type {kind_type!r} is not one this tool manages"
     if resource.kind is Kind.BLOCK and pooltypes.block_type(kind_type) is None:
         return f"its block type {kind_type!r} is not one this tool manages"
+    if resource.kind in (Kind.VARIABLE, Kind.AUTOMATION):
+        found = ENV_PLACEHOLDER.search(json.dumps(resource.body, default=str))
+        if found:  # plain text on the server, a placeholder (refused here) in the file
+            return (
+                f"it holds the text {{{{ ${found.group(1)} }}}}, which the file would read as a placeholder"
+            )
     if resource.kind is Kind.AUTOMATION:
         ids = export.raw_ids(resource.body)
         if ids:

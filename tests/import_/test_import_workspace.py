@@ -180,6 +180,13 @@ def test_what_import_leaves_out_and_why(tmp_path: Path, prefect_server: PrefectS
     assert f"cannot import automation.{names['dangling']}: it acts on deployment_id:" in dangling.stderr
     assert "which names no object on the server" in dangling.stderr
 
+    literal = f"shell_{tag}"
+    with prefect_server.client() as api:
+        _ok(api.post("variables/", json={"name": literal, "value": "cd {{ $HOME }}"}))
+    refused = cli(prefect_server, project, "import", f"variable.{literal}")
+    assert refused.returncode == 1
+    assert f"cannot import variable.{literal}: it holds the text {{{{ $HOME }}}}" in refused.stderr
+
     store = PrefectStore(prefect_server.state_url, project=unique("reader"))
     try:
         found = store.read_unmanaged()
