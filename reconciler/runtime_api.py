@@ -132,7 +132,7 @@ def _copy_database(source: Path, target: Path) -> bool:
     partial = target.with_name(f".{target.name}.{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
+        with contextlib.closing(sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)) as src:
             if not src.execute(_CACHE_SCHEMA).fetchone()[0]:
                 return False
             with contextlib.closing(sqlite3.connect(partial)) as dst:
