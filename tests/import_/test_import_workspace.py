@@ -121,7 +121,8 @@ def test_import_writes_each_workspace_kind_that_validates_and_plans_clean(
     project = _project(tmp_path)
     pool = names["pool"]
     wanted = [
-        f"automation.{names['automation']}",  # brings both deployments, their queues, pool and limit
+        f"automation.{names['automation']}",  # brings the deployment it runs, its queue and pool
+        f"deployment.hello/{names['load']}",  # watched by name (not a dependency); brings its limit
         f"variable.{names['region']}",
         f"variable.{names['settings']}",
         f"variable.{names['token']}",
@@ -134,6 +135,8 @@ def test_import_writes_each_workspace_kind_that_validates_and_plans_clean(
         f"work_queue.{pool}/{names['bulk']}",
         f"work_pool.{pool}",
         f"work_pool.{names['quiet_pool']}",
+        f"concurrency_limit.{names['limit']}",
+        f"work_queue.{pool}/{names['high']}",
     ):
         assert f"also importing {needed}" in result.stderr
     assert f"warning: variable.{names['token']}: its value is written to prefect.yaml as plain text" in (
@@ -144,6 +147,7 @@ def test_import_writes_each_workspace_kind_that_validates_and_plans_clean(
     assert f"deployment: hello/{names['report']}" in text  # the automation's id, as an address
     assert names["report_id"] not in text
     assert "priority: 1" in text and "paused: true" in text
+    assert f"global_concurrency_limit: {names['limit']}" in text  # its id, as the limit's name
 
     validated = cli(prefect_server, project, "validate")
     assert validated.returncode == 0, validated.stdout + validated.stderr
