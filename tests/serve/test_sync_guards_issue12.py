@@ -11,12 +11,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler import engine
 from reconciler.apply import lock_info
+from reconciler.engine import gitrules
 from reconciler.serve import metrics, sync
 from reconciler.state.sql.store import SqlStore
+from reconciler.triggers import github, watch
 from tests.helpers import REPO, run_cli
 from tests.serve.test_sync import origin_and_clone, project_yaml, stored, sync_lines, sync_once
 
@@ -65,8 +68,18 @@ def test_a_refused_rollback_names_what_serves_operator_can_do_and_that_remedy_wo
 
 
 def test_apply_still_names_its_own_option() -> None:
-    assert sync.rollback_remedy("main") != engine.ReconcileOptions().rollback_remedy
-    assert "--allow-rollback" in engine.ReconcileOptions().rollback_remedy
+    assert engine.ReconcileOptions().rollback_remedy == "pass --allow-rollback if that is what you mean"
+
+
+@pytest.mark.parametrize(
+    "remedy", [sync.rollback_remedy("main"), watch.ROLLBACK_REMEDY, github.ROLLBACK_REMEDY]
+)
+def test_commands_without_allow_rollback_point_to_apply_instead(remedy: str) -> None:
+    """serve, watch and the GitHub Action have no --allow-rollback: each says what its operator can do."""
+    with pytest.raises(gitrules.RollbackRefused) as refused:
+        gitrules.refuse_rollback(gitrules.Relation.BEHIND, "a" * 40, "b" * 40, allow=False, remedy=remedy)
+    assert "pass --allow-rollback" not in str(refused.value)
+    assert str(refused.value).endswith(remedy) and "`reconcile apply --allow-rollback`" in remedy
 
 
 def test_a_pass_that_waits_for_a_held_lock_shows_in_the_lock_wait_histogram(tmp_path: Path) -> None:
