@@ -21,6 +21,7 @@ from reconciler.objects import Address, Kind
 from reconciler.state.base import Limit
 from reconciler.state.prefect import admission, bookkeeping, mapping
 from reconciler.state.prefect.owners import record_name
+from reconciler.state.prefect.workspace import segment
 from tests.fixtures.prefect_server import PrefectServer
 from tests.helpers import make_project
 from tests.prefect.conftest import cli, destroy, unique
@@ -38,7 +39,7 @@ def _names() -> dict[str, str]:
         "dep": unique("dep"),
         "var": unique("var"),
         "gcl": unique("gcl"),
-        "spare": unique("spare"),
+        "spare": unique("spare") + " #1?",  # names Prefect allows that a URL path must escape
         "auto": unique("auto"),
     }
 
@@ -61,14 +62,14 @@ def workspace_yaml(n: dict[str, str], *, pruned: bool = False) -> str:
         work_pools:
           - {{name: {n["pool"]}, type: process}}
         work_queues:
-          - {{pool: {n["pool"]}, name: bulk, priority: 2}}
+          - {{pool: {n["pool"]}, name: "bulk #2?", priority: 2}}
           - {{pool: {n["pool"]}, name: critical, priority: 1, concurrency_limit: 2, description: urgent}}
           - {{pool: {n["pool"]}, name: default, paused: true}}
         variables:
           - {{name: {n["var"]}, value: {{url: "https://x", retries: 3}}, tags: [b, a]}}
         concurrency_limits:
           - {{name: {n["gcl"]}, limit: 3}}
-          - {{name: {n["spare"]}, limit: 1, active: false, slot_decay_per_second: 0.5}}
+          - {{name: "{n["spare"]}", limit: 1, active: false, slot_decay_per_second: 0.5}}
         deployments:
           - name: {n["dep"]}
             entrypoint: flows/hello.py:hello
@@ -126,12 +127,12 @@ def test_every_workspace_kind_applies_reads_back_drifts_and_prunes_only_ours(
     # read back from the server as the API holds it
     queues = {q["name"]: q for q in _ok(api.post(f"work_pools/{pool}/queues/filter", json={}))}
     assert (queues["critical"]["priority"], queues["critical"]["concurrency_limit"]) == (1, 2)
-    assert queues["critical"]["description"] == "urgent" and queues["bulk"]["priority"] == 2
+    assert queues["critical"]["description"] == "urgent" and queues["bulk #2?"]["priority"] == 2
     assert queues["default"]["is_paused"] is True
     variable = _ok(api.get(f"variables/name/{n['var']}"))
     assert variable["value"] == {"url": "https://x", "retries": 3} and sorted(variable["tags"]) == ["a", "b"]
     gcl = _ok(api.get(f"v2/concurrency_limits/{n['gcl']}"))
-    spare = _ok(api.get(f"v2/concurrency_limits/{n['spare']}"))
+    spare = _ok(api.get(f"v2/concurrency_limits/{segment(n['spare'])}"))
     assert (gcl["limit"], gcl["active"]) == (3, True)
     assert (spare["active"], spare["slot_decay_per_second"]) == (False, 0.5)
     deployment = _ok(api.get(f"deployments/name/hello/{n['dep']}"))
@@ -192,7 +193,7 @@ def test_every_workspace_kind_applies_reads_back_drifts_and_prunes_only_ours(
     queues = {q["name"] for q in _ok(api.post(f"work_pools/{pool}/queues/filter", json={}))}
     assert queues == {"default", "outside"}
     assert api.get(f"variables/name/{n['var']}").status_code == 404
-    assert api.get(f"v2/concurrency_limits/{n['spare']}").status_code == 404
+    assert api.get(f"v2/concurrency_limits/{segment(n['spare'])}").status_code == 404
     assert _ok(api.get(f"v2/concurrency_limits/{n['gcl']}"))["limit"] == 3  # used by the deleted deployment
     assert api.get(f"automations/{automation['id']}").status_code == 404
     assert _ok(api.get(f"variables/name/{outside['var']}"))["value"] == 1

@@ -488,11 +488,11 @@ class ServerObjects:
         """:meth:`current` for the workspace kinds (an automation only by the id we know it by)."""
         if address.kind is Kind.WORK_QUEUE:
             pool, name = address.name.split("/", 1)
-            path = f"/work_pools/{pool}/queues/{name}"
+            path = f"/work_pools/{workspace.segment(pool)}/queues/{workspace.segment(name)}"
         elif address.kind is Kind.VARIABLE:
             path = f"/variables/name/{address.name}"
         elif address.kind is Kind.CONCURRENCY_LIMIT:
-            path = f"/v2/concurrency_limits/{address.name}"
+            path = f"/v2/concurrency_limits/{workspace.segment(address.name)}"
         else:
             known = self.standalone.get(address.name)
             automation_id = str(known["id"]) if known else self.automation_ids.get(address.name)

@@ -14,9 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 Json = Any
 PRIORITY = "priority"  # the one optional field of a queue, recorded in the inventory entry's ``names``
+
+
+def segment(name: str) -> str:
+    """A name as one URL path segment: Prefect's names may hold ``?``, ``#`` and spaces."""
+    return quote(name, safe="")
+
 
 # -- work queues -----------------------------------------------------------------------------------
 

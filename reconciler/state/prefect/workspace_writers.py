@@ -53,7 +53,7 @@ def write(
             workspace.limit_fields(raw),
             workspace.limit_fields,
             create="/v2/concurrency_limits/",
-            path=f"/v2/concurrency_limits/{address.name}",
+            path=f"/v2/concurrency_limits/{workspace.segment(address.name)}",
             secrets=secrets,
         )
         return server, workspace.limit_body(server)
@@ -64,7 +64,7 @@ def _write_queue(
     objects: ServerObjects, address: Address, raw: Mapping[str, Any], *, secrets: Sequence[str]
 ) -> tuple[Json, Json]:
     pool, name = address.name.split("/", 1)
-    base = f"/work_pools/{pool}/queues"
+    base = f"/work_pools/{workspace.segment(pool)}/queues"
     fields = workspace.queue_fields(raw)
     current = objects.before_write(address)
     if current is None and name == DEFAULT_QUEUE:
@@ -85,8 +85,8 @@ def _write_queue(
         patch = mapping.changed_fields(fields, workspace.queue_projection(current))
         server = current
         if patch:
-            objects.client.patch(f"{base}/{name}", patch, secrets=secrets)
-            server = objects.client.get(f"{base}/{name}").json()
+            objects.client.patch(f"{base}/{workspace.segment(name)}", patch, secrets=secrets)
+            server = objects.client.get(f"{base}/{workspace.segment(name)}").json()
     server.setdefault("work_pool_name", pool)
     objects.queues[address.name] = server
     managed = workspace.PRIORITY in workspace.managed_fields(raw)
@@ -153,11 +153,13 @@ def delete(objects: ServerObjects, address: Address, entry: Entry | None) -> Non
     if address.kind is Kind.WORK_QUEUE:
         pool, name = address.name.split("/", 1)
         if name != DEFAULT_QUEUE:
-            client.delete(f"/work_pools/{pool}/queues/{name}", allow=(404,))
+            client.delete(
+                f"/work_pools/{workspace.segment(pool)}/queues/{workspace.segment(name)}", allow=(404,)
+            )
     elif address.kind is Kind.VARIABLE:
         client.delete(f"/variables/name/{address.name}", allow=(404,))
     elif address.kind is Kind.CONCURRENCY_LIMIT:
-        client.delete(f"/v2/concurrency_limits/{address.name}", allow=(404,))
+        client.delete(f"/v2/concurrency_limits/{workspace.segment(address.name)}", allow=(404,))
     else:
         seen = objects.seen(address)
         automation_id = str(seen["id"]) if seen else entry.id if entry else None
