@@ -73,6 +73,9 @@ def diff(
     changes: list[Change] = []
     unchanged = 0
     for pair in pair_by_address(desired.resources, live.objects):
+        if unchanged_pair(pair):  # change_for's no-op, counted without building its Change
+            unchanged += 1
+            continue
         if pair.live is None:
             pair = pair._replace(claim=claims.get(pair.address))
         change = change_for(pair, prune=prune)
@@ -141,9 +144,9 @@ def change_for(pair: Pair, *, prune: bool) -> Change:
         action = Action.DELETE if prune else Action.ORPHANED
         reason = "" if prune else "removed from the file; would delete with --prune"
         return Change(pair.address, action, live.version, (), None, reason)
-    before, after = live.resource.body, desired.body
-    if before == after and live.resource.depends_on == desired.depends_on:
+    if unchanged_pair(pair):
         return Change(pair.address, Action.NOOP, live.version, (), desired)
+    before, after = live.resource.body, desired.body
     fields = tuple(field_changes(before, after))
     drift = Drift(live.drifted_at, live.updated_by) if live.drifted_at else None
     if pair.address.kind is Kind.WORK_POOL and before.get("type") != after.get("type"):
@@ -151,6 +154,18 @@ def change_for(pair: Pair, *, prune: bool) -> Change:
         reason = f"type changed: {old_type} -> {new_type} (a pool's type cannot change in place)"
         return Change(pair.address, Action.REPLACE, live.version, fields, desired, reason, drift)
     return Change(pair.address, Action.UPDATE, live.version, fields, desired, drift=drift)
+
+
+def unchanged_pair(pair: Pair) -> bool:
+    """Whether the file and the store agree on the object: equal canonical bodies and dependencies
+    (one dictionary comparison, the usual answer for almost every object of a large plan)."""
+    desired, live = pair.desired, pair.live
+    return (
+        desired is not None
+        and live is not None
+        and live.resource.body == desired.body
+        and live.resource.depends_on == desired.depends_on
+    )
 
 
 def field_changes(before: Any, after: Any, prefix: str = "") -> Iterator[FieldChange]:
