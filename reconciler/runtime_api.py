@@ -25,15 +25,18 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping, Set
 from pathlib import Path
+from typing import Any
 
 _CACHE_SCHEMA = "SELECT count(*) FROM alembic_version, block_type"
 
@@ -79,9 +82,27 @@ class PrivateApi:
                 command, env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         self._socket.close()  # the server holds it now
+        self._stop_on_sigterm()
         self._wait(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 120))
         if template is not None and env.get("PREFECT_API_DATABASE_MIGRATE_ON_START") != "false":
             _copy_database(database, template)  # migrated and blocks registered: what the next run needs
+
+    def _stop_on_sigterm(self) -> None:
+        """A cancelled run (SIGTERM to its process group) still removes its database, then ends by
+        the signal as it would have; a handler the flow's code installs later takes precedence."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def stop_then_end(signum: int, frame: Any) -> None:
+            self.stop()
+            if callable(previous):
+                previous(signum, frame)
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        signal.signal(signal.SIGTERM, stop_then_end)
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
