@@ -283,25 +283,25 @@ def test_existing_objects_are_adopted_another_projects_refused_and_bookkeeping_n
 def test_a_deployment_moves_between_its_own_limit_and_a_shared_one_and_the_shared_one_survives(
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
 ) -> None:
-    project, pool, dep, gcl = unique("gcl"), unique("pool"), unique("dep"), unique("shared")
+    project, pool, dep, gcl = unique("gcl"), unique("pool") + " #?", unique("dep") + "#?", unique("shared")
 
     def text(limit: str) -> str:
         return textwrap.dedent(
             f"""
             name: {project}
-            work_pools: [{{name: {pool}, type: process}}]
+            work_pools: [{{name: "{pool}", type: process}}]
             concurrency_limits: [{{name: {gcl}, limit: 3}}]
             deployments:
-              - name: {dep}
+              - name: "{dep}"
                 entrypoint: flows/hello.py:hello
-                work_pool: {{name: {pool}}}
+                work_pool: {{name: "{pool}"}}
                 {limit}
             """
         ).lstrip()
 
     root = make_project(tmp_path / "gcl", text("concurrency_limit: 2"))
     _apply(prefect_server, root)
-    deployment = _ok(api.get(f"deployments/name/hello/{dep}"))
+    deployment = _ok(api.get(f"deployments/name/hello/{segment(dep)}"))
     own = deployment["global_concurrency_limit"]
     assert own["name"] == f"deployment:{deployment['id']}" and own["limit"] == 2
     shared = _ok(api.get(f"v2/concurrency_limits/{gcl}"))
@@ -315,18 +315,22 @@ def test_a_deployment_moves_between_its_own_limit_and_a_shared_one_and_the_share
         None,
     ) in fields
     _apply(prefect_server, root)
-    assert _ok(api.get(f"deployments/name/hello/{dep}"))["global_concurrency_limit"]["id"] == shared["id"]
+    assert (
+        _ok(api.get(f"deployments/name/hello/{segment(dep)}"))["global_concurrency_limit"]["id"]
+        == shared["id"]
+    )
     assert api.get(f"v2/concurrency_limits/{own['id']}").status_code == 404  # its own limit is dropped
     assert _plan(prefect_server, root)["changes"] == []
 
     (root / "prefect.yaml").write_text(text("concurrency_limit: 4"), encoding="utf-8")
     _apply(prefect_server, root)
-    back = _ok(api.get(f"deployments/name/hello/{dep}"))["global_concurrency_limit"]
+    back = _ok(api.get(f"deployments/name/hello/{segment(dep)}"))["global_concurrency_limit"]
     assert back["name"] == f"deployment:{deployment['id']}" and back["limit"] == 4
     assert _ok(api.get(f"v2/concurrency_limits/{gcl}"))["limit"] == 3  # neither deleted nor set to 4
     assert _plan(prefect_server, root)["changes"] == []
     destroy(prefect_server, root, project)
     assert api.get(f"v2/concurrency_limits/{gcl}").status_code == 404
+    assert api.get(f"work_pools/{segment(pool)}").status_code == 404
 
 
 def test_limit_steps_never_send_a_deployment_limit_with_a_shared_one() -> None:

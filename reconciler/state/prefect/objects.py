@@ -461,11 +461,12 @@ class ServerObjects:
     def current(self, address: Address) -> Json | None:
         """The server object at ``address`` now (fresh from the server: writes decide on it)."""
         if address.kind is Kind.WORK_POOL:
-            response = self.client.get(f"/work_pools/{address.name}", allow=(404,))
+            response = self.client.get(f"/work_pools/{workspace.segment(address.name)}", allow=(404,))
             found = response.json() if response.status_code == 200 else None
             self._remember(self.pools, address.name, found)
         elif address.kind is Kind.DEPLOYMENT:
-            response = self.client.get(f"/deployments/name/{address.name}", allow=(404,))
+            flow, name = (workspace.segment(part) for part in address.name.split("/", 1))
+            response = self.client.get(f"/deployments/name/{flow}/{name}", allow=(404,))
             found = response.json() if response.status_code == 200 else None
             self._remember(self.deployments, address.name, found)
         elif address.kind is not Kind.BLOCK:
@@ -474,7 +475,7 @@ class ServerObjects:
         else:
             block_type, name = address.name.split("/", 1)
             response = self.client.get(
-                f"/block_types/slug/{block_type}/block_documents/name/{name}",
+                f"/block_types/slug/{block_type}/block_documents/name/{workspace.segment(name)}",
                 params={"include_secrets": "true"},
                 allow=(404,),
             )

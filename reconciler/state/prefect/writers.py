@@ -17,7 +17,7 @@ from typing import Any
 from reconciler import pooltypes
 from reconciler.errors import StateError
 from reconciler.objects import Address, Kind
-from reconciler.state.prefect import mapping, values
+from reconciler.state.prefect import mapping, values, workspace
 from reconciler.state.prefect import triggers as prefect_triggers
 from reconciler.state.prefect.inventory import Entry
 from reconciler.state.prefect.objects import ServerObjects
@@ -72,8 +72,8 @@ def _patch_pool(
     patch = mapping.changed_fields(mapping.pool_fields(raw, template), mapping.pool_projection(current))
     if not patch:
         return current
-    objects.client.patch(f"/work_pools/{name}", patch, secrets=secrets)
-    return objects.client.get(f"/work_pools/{name}").json()
+    objects.client.patch(f"/work_pools/{workspace.segment(name)}", patch, secrets=secrets)
+    return objects.client.get(f"/work_pools/{workspace.segment(name)}").json()
 
 
 def _replace_pool(
@@ -94,7 +94,7 @@ def _replace_pool(
     client = objects.client
     criteria = {"work_pools": {"name": {"any_": [name]}}}
     attached = [(d["id"], d.get("work_queue_name")) for d in client.paged("/deployments/filter", criteria)]
-    client.delete(f"/work_pools/{name}", allow=(404,))
+    client.delete(f"/work_pools/{workspace.segment(name)}", allow=(404,))
     server = client.post("/work_pools/", mapping.pool_create(name, raw, template), secrets=secrets).json()
     for deployment_id, queue in attached:
         try:
@@ -288,7 +288,7 @@ def delete(objects: ServerObjects, address: Address, entry: Entry | None) -> Non
     client = objects.client
     current = objects.seen(address) or objects.current(address)
     if address.kind is Kind.WORK_POOL:
-        client.delete(f"/work_pools/{address.name}", allow=(404,))
+        client.delete(f"/work_pools/{workspace.segment(address.name)}", allow=(404,))
         objects.pools.pop(address.name, None)
     elif address.kind is Kind.DEPLOYMENT:
         if current is not None:
