@@ -33,7 +33,7 @@ def validate_cmd(app: App, ref: str | None) -> int:
     counts = {kind: len(desired.of_kind(kind)) for kind in Kind}
     always = (Kind.BLOCK, Kind.WORK_POOL, Kind.DEPLOYMENT)  # the others are named when declared
     shown = [k for k in Kind if k in always or counts[k]]
-    listed = ", ".join(f"{counts[k]} {k.label}s" for k in shown)
+    listed = ", ".join(f"{counts[k]} {k.label}{'' if counts[k] == 1 else 's'}" for k in shown)
     app.out(f"{app.file} is valid: {listed} (project {desired.project!r})")
     return 0
 

@@ -162,7 +162,7 @@ def test_a_variable_from_a_sensitive_placeholder_is_refused_even_by_validate(
     assert "Traceback" not in result.stderr
     allowed = run_cli("-C", str(root), "--public-env", "API_TOKEN", "validate", env={"API_TOKEN": "shown"})
     assert allowed.returncode == 0, allowed.stderr
-    assert "1 variables" in allowed.stdout
+    assert "1 variable," in allowed.stdout
 
 
 def test_apply_then_plan_is_a_no_op_and_pruning_a_queue_deletes_only_it(tmp_path: Path) -> None:
