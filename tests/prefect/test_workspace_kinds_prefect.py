@@ -274,6 +274,26 @@ def test_existing_objects_are_adopted_another_projects_refused_and_bookkeeping_n
     assert bookkeeping.returncode == 1 and "bookkeeping" in bookkeeping.stderr, bookkeeping.stderr
     assert "Traceback" not in bookkeeping.stderr
 
+    metric = unique("metric")
+    (second / "prefect.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: {other}
+            automations:
+              - name: {metric}
+                trigger:
+                  type: metric
+                  match: {{prefect.resource.id: "prefect.flow.never"}}
+                  metric: {{name: duration, threshold: 120, operator: ">", range: 900, firing_for: 300}}
+                actions: [{{type: do-nothing}}]
+            """
+        ).lstrip(),
+        encoding="utf-8",
+    )
+    cloud_only = cli(prefect_server, second, "apply", "--yes")
+    assert cloud_only.returncode == 1 and "Prefect Cloud only" in cloud_only.stderr, cloud_only.stderr
+    assert "Traceback" not in cloud_only.stderr and _automation(api, metric) == []
+
     destroy(prefect_server, root, owner)
     assert api.get(f"variables/name/{variable}").status_code == 404
     assert api.get(f"work_pools/{pool}").status_code == 404
