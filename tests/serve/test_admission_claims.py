@@ -111,3 +111,23 @@ def test_a_full_limit_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     stale = store.claim_run(first, [], claimed=first.evolve(state=RunState.PENDING))
     assert not stale.claimed and stale.run.state is RunState.PENDING  # claimed already: the current run
     store.close()
+
+
+def test_prefect_admission_names_are_ours_and_valid_gcl_names() -> None:
+    """On a Prefect server the pool's, the queue's and serve's limits are bookkeeping GCLs of ours (one
+    prefix, no character Prefect refuses in a name); a named global limit is the user's own GCL; the
+    deployment's limit is the server's own (no GCL of ours)."""
+    from reconciler.state.prefect import admission
+
+    def named(key: str) -> str | None:
+        return admission.limit_name("etl/team", Limit(key, 1, "full"))
+
+    assert named("pool:local") == "reconcile-admission:etl_team:pool:local"
+    assert named("queue:local/high") == "reconcile-admission:etl_team:queue:local_high"
+    assert named("serve") == "reconcile-admission:etl_team:serve"
+    assert named("gcl:nightly-db") == "nightly-db"
+    assert named("deployment:hello/etl") is None
+    ours = [n for n in map(named, ("pool:a", "queue:a/b", "serve")) if n]
+    assert all(admission.is_ours(n) and not set(n) & set("/%&><") for n in ours)
+    assert not admission.is_ours("nightly-db")
+    assert admission.is_ours(admission.RELEASE_PREFIX + "0123abcd")
