@@ -406,3 +406,16 @@ def test_the_limits_serve_admits_through_are_bookkeeping_and_a_users_limit_is_no
         assert name is not None and bookkeeping.is_bookkeeping(Kind.CONCURRENCY_LIMIT, name)
     users = admission.limit_name("etl", Limit(key="gcl:database", limit=1, reason=""))
     assert users == "database" and not bookkeeping.is_bookkeeping(Kind.CONCURRENCY_LIMIT, users)
+
+
+def test_a_deployment_is_created_with_one_kind_of_limit_only() -> None:
+    """The create also adopts: a null shared-limit id would unlink the deployment's own limit, and a
+    null ``concurrency_limit`` beside a shared one would delete the shared one."""
+    limit = {"limit": 2, "collision_strategy": "ENQUEUE", "grace_period_seconds": None}
+    body: dict[str, Any] = {"name": "d", "concurrency_limit": limit}
+    own = mapping.deployment_create(body, flow_id="f", marker="m")
+    assert own["concurrency_limit"] == 2 and "global_concurrency_limit_id" not in own
+    shared = mapping.deployment_create(
+        {"name": "d", "concurrency_limit": None}, flow_id="f", marker="m", limit_id="s"
+    )
+    assert shared["global_concurrency_limit_id"] == "s" and "concurrency_limit" not in shared

@@ -179,11 +179,14 @@ def deployment_create(
 
     With a global concurrency limit, ``concurrency_limit`` is not sent at all: the server reads a
     ``concurrency_limit: null`` next to it as "drop the deployment's limit" and deletes the limit it
-    now points at, the shared one."""
+    now points at, the shared one. Without one, ``global_concurrency_limit_id`` is not sent: this
+    POST also takes over an existing deployment, whose own limit must stay linked to be updated."""
     schedules = [schedule_payload(slug, s) for slug, s in (body.get("schedules") or {}).items()]
     fields = deployment_fields(body, marker=marker, limit_id=limit_id)
     if limit_id is not None:
         fields.pop("concurrency_limit")
+    else:  # sent as null, it would unlink the limit an adopted deployment already has (orphaning it)
+        fields.pop("global_concurrency_limit_id")
     return {"flow_id": flow_id, "name": body["name"], **fields, "schedules": schedules}
 
 
