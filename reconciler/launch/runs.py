@@ -215,7 +215,12 @@ def refresh(ctx: RunContext, run: RunRecord) -> RunRecord:
         changes["started_at"] = status.started_at
     if status.state.terminal and run.ended_at is None:
         changes["ended_at"] = status.ended_at or datetime.now(UTC)
-    return lifecycle.move(ctx.store, run, **changes) if changes else run
+    if not changes:
+        return run
+    try:
+        return lifecycle.move(ctx.store, run, **changes)
+    except StaleVersion:  # another follower (a serve replica) saved what it saw first: read it back
+        return ctx.store.get_run(run.id) or run
 
 
 def wait(

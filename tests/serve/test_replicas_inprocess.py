@@ -1,0 +1,82 @@
+"""Two serve loops on one SQLite state, in process (the replica tests' behaviours, without processes):
+both follow every run in flight without tripping over each other, and a run claimed by a process that
+was killed on this host is adopted at once, not after the two-minute grace for a launch in progress.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.launch import lifecycle, runs
+from reconciler.serve import loop as serve
+from reconciler.state import RunState
+from reconciler.state.sql.store import SqlStore
+from tests.serve.support import T0, Harness, apply_file, project, yaml
+
+FILE = yaml(
+    """
+    name: svc
+    work_pools:
+      - name: local
+        type: process
+    deployments:
+      - name: job
+        entrypoint: flows/hello.py:hello
+        work_pool: {name: local}
+    """
+)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Harness, Harness]]:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first, second = SqlStore(url, project="svc"), SqlStore(url, project="svc")
+    root = project(tmp_path / "proj", FILE)
+    apply_file(first, root)
+    one = Harness(first, root)
+    two = Harness(second, root, clock=one.clock, launcher=one.launcher)  # one clock, one "cloud"
+    yield one, two
+    first.close()
+    second.close()
+
+
+def test_a_follower_that_saves_an_end_second_reads_it_back(
+    pair: tuple[Harness, Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas follow every run in flight: two may see one job end at once. The one that saves second
+    gets the run as the first saved it, not an error (the log said "cannot follow" for each)."""
+    one, two = pair
+    run = runs.create(one.loop.ctx, "hello/job", reason="manual", scheduled_for=T0)
+    assert len(one.loop.run_pass().launched) == 1
+    seen = two.store.get_run(run.id)  # replica two reads the run in flight...
+    assert seen is not None and seen.state is RunState.PENDING
+    one.launcher.finish(run.id)
+    assert len(one.loop.run_pass().finished) == 1  # ...replica one saves its end first...
+    reads = iter([seen, seen])  # ...while two's reads (before and after its poll) came just before
+    real = two.store.get_run
+    monkeypatch.setattr(two.store, "get_run", lambda run_id: next(reads, None) or real(run_id))
+    followed = runs.refresh(two.loop.ctx, seen)
+    assert followed.state is RunState.COMPLETED and followed.version == real(run.id).version
+
+
+def test_a_claim_of_a_killed_process_on_this_host_is_adopted_at_once(pair: tuple[Harness, Harness]) -> None:
+    one, two = pair
+    ctx = one.loop.ctx
+    run = runs.create(ctx, "hello/job", reason="manual", scheduled_for=T0)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed = f"{socket.gethostname()}/{int(dead.stdout)}"
+    # the killed replica claimed the run and handed it to the infrastructure, then died before saving
+    claimed = lifecycle.claim(one.store, run, (), started_at=T0, claimed_by=killed).run
+    one.launcher.orphans[run.id] = "fake:orphan"
+    two.loop.options = serve.ServeOptions(lookback=300)
+    recovered = two.loop.start()  # at T0: the claim is seconds old, its process is gone
+    assert [(r.id, r.infrastructure_id) for r in recovered] == [(claimed.id, "fake:orphan")]
+    assert any("adopted after an interrupted launch" in line for line in two.log)
