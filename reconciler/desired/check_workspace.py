@@ -21,6 +21,8 @@ from reconciler.desired.yamlfile import Path
 from reconciler.objects import ENV_PLACEHOLDER, Address, Resource
 
 DEFAULT_QUEUE = "default"  # every pool has it; it may be configured, never deleted
+# the description Prefect gives a queue it makes itself (models/workers.py); others get ""
+DEFAULT_DESCRIPTIONS = {DEFAULT_QUEUE: "The work pool's default queue."}
 MAX_VARIABLE_VALUE_LENGTH = 5000  # prefect.types.MAX_VARIABLE_VALUE_LENGTH: the JSON text of the value
 
 
@@ -33,15 +35,34 @@ def work_queue(ctx: LoadContext, i: int, queue: WorkQueue) -> None:
     if pool not in ctx.resources and queue.pool not in ctx.declared_pools:
         ctx.references.append(Reference(pool, (*base, "pool")))
     ctx.declared_queues.setdefault(queue.pool, set()).add(queue.name)
+    _unique_priority(ctx, queue, base)
+    description = queue.description
+    if description is None:
+        description = DEFAULT_DESCRIPTIONS.get(queue.name, "")
     body = {
         "pool": queue.pool,
         "name": queue.name,
-        "description": queue.description,
+        "description": description,
         "priority": queue.priority,
         "concurrency_limit": queue.concurrency_limit,
         "paused": queue.paused,
     }
     ctx.resources[address] = Resource(address, body, depends_on=(pool,))
+
+
+def _unique_priority(ctx: LoadContext, queue: WorkQueue, base: Path) -> None:
+    """Prefect keeps a pool's queue priorities unique (it renumbers the others when one takes a
+    taken number): two queues of one pool asking for the same one could never both be as written."""
+    if queue.priority is None:
+        return
+    taken = ctx.queue_priorities.setdefault(queue.pool, {})
+    other = taken.setdefault(queue.priority, queue.name)
+    if other != queue.name:
+        ctx.error(
+            (*base, "priority"),
+            f"work queues {other!r} and {queue.name!r} of pool {queue.pool!r} both ask for priority "
+            f"{queue.priority}: Prefect keeps a pool's priorities unique",
+        )
 
 
 def variable(ctx: LoadContext, i: int, item: Variable) -> None:

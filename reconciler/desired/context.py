@@ -52,6 +52,7 @@ class LoadContext:
     declared_pools: set[str] = field(default_factory=set)
     # work queues the file declares, by pool: a deployment on such a pool names one of them
     declared_queues: dict[str, set[str]] = field(default_factory=dict)
+    queue_priorities: dict[str, dict[int, str]] = field(default_factory=dict)  # pool -> priority -> queue
     # per-load caches (see check_deployments)
     entrypoints: dict[str, flows.FlowInfo | flows.EntrypointError] = field(default_factory=dict)
     flow_facts: dict[tuple[object, str, str], object] = field(default_factory=dict)

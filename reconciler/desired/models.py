@@ -331,7 +331,7 @@ class WorkQueue(_Ours):
 
     pool: str
     name: str
-    description: str = ""
+    description: str | None = None  # unset: Prefect's own (see check_workspace.DEFAULT_DESCRIPTIONS)
     priority: int | None = Field(default=None, ge=1)
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool = False

@@ -186,3 +186,23 @@ def test_apply_then_plan_is_a_no_op_and_pruning_a_queue_deletes_only_it(tmp_path
     assert pruned.returncode == 0, pruned.stderr
     assert "- variable.v" in pruned.stdout
     assert "1 deleted" in pruned.stdout
+
+
+def test_two_queues_of_a_pool_may_not_ask_for_one_priority(tmp_path: Path) -> None:
+    """Prefect renumbers the others when a queue takes a taken priority: such a file never converges."""
+    with pytest.raises(SpecError) as exc:
+        _load(
+            tmp_path,
+            "work_queues:\n  - {pool: local, name: a, priority: 2}\n  - {pool: local, name: b, priority: 2}",
+        )
+    assert "work queues 'a' and 'b' of pool 'local' both ask for priority 2" in _messages(exc)
+    other_pools = (
+        "work_queues:\n  - {pool: local, name: a, priority: 2}\n  - {pool: remote, name: b, priority: 2}"
+    )
+    assert _load(tmp_path / "ok", other_pools).resources
+
+
+def test_the_default_queue_keeps_prefects_description_unless_the_file_sets_one(tmp_path: Path) -> None:
+    desired = _load(tmp_path, "work_queues:\n  - {pool: local, name: default, concurrency_limit: 4}")
+    body = desired.resources[Address.work_queue("local", "default")].body
+    assert body["description"] == "The work pool's default queue."

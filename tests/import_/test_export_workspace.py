@@ -55,6 +55,9 @@ def workspaces(draw: st.DrawFn) -> dict[str, Any]:
         )
         for name in draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
     ]
+    for queue, priority in zip(queues, draw(st.permutations(range(1, 51))), strict=False):
+        if "priority" in queue:  # Prefect keeps a pool's priorities unique; so does the loader
+            queue["priority"] = priority
     variables = [
         {"name": name, "value": draw(JSON)}
         | draw(st.fixed_dictionaries({}, optional={"tags": st.lists(NAME, max_size=3)}))
