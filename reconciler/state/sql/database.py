@@ -75,6 +75,12 @@ class SqlDatabase:
         self._snapshot = (
             self._engine.execution_options(isolation_level="REPEATABLE READ") if postgres else self._engine
         )
+        # A claim counts active runs after taking the limits' locks: each statement must see what the
+        # previous lock holder committed, which READ COMMITTED gives (a snapshot from the transaction's
+        # first statement would not).
+        self._claimer = (
+            self._writer.execution_options(isolation_level="READ COMMITTED") if postgres else self._writer
+        )
         try:
             with self._errors("open the state"), self._writer.begin() as conn:
                 sql_schema.migrate(conn)
@@ -255,7 +261,7 @@ class SqlDatabase:
         """
         stored = claimed.evolve(version=run.version + 1)
         mine = (runs.c.project == self.project, runs.c.id == run.id)
-        with self._errors(f"claim run {run.id}"), self._writer.begin() as conn:
+        with self._errors(f"claim run {run.id}"), self._claimer.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
             row = select(runs.c.version).where(*mine)
             if postgres:
