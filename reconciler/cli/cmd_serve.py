@@ -38,8 +38,8 @@ from reconciler.serve import loop as serve
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="At most N runs in flight at once on the pools serve launches (default: pool and "
-    "deployment limits only).",
+    help="At most N runs in flight at once on the pools serve launches, shared by every serve "
+    "process on the store (default: pool, queue and deployment limits only).",
 )
 @click.option(
     "--metrics-port",
