@@ -284,12 +284,17 @@ class ServeLoop:
         self, queue: list[RunRecord], targets: Mapping[str, rules.Target], tally: rules.Tally
     ) -> None:
         full: dict[str, Limit] = {}  # limits a claim of this pass found without room
+        limits_of: dict[str, tuple[Limit, ...]] = {}  # per deployment, computed once a pass
         for run in queue:
             target = targets.get(run.deployment)
             if target is None or self._pool(run) != target.pool.address.name:
                 self.say_once(f"not launching run {run.id} of {run.deployment}: not on a pool serve launches")
                 continue
-            limits = rules.limits(target, targets, max_concurrent=self.options.max_concurrent)
+            if run.deployment not in limits_of:
+                limits_of[run.deployment] = rules.limits(
+                    target, targets, max_concurrent=self.options.max_concurrent
+                )
+            limits = limits_of[run.deployment]
             held = rules.hold(target, limits, active=tally.active.values(), full=full)
             if held is None:
                 unmet = self._unmet(run)
