@@ -115,8 +115,9 @@ def test_a_full_limit_is_named_and_nothing_is_written(tmp_path: Path) -> None:
 
 def test_prefect_admission_names_are_ours_and_valid_gcl_names() -> None:
     """On a Prefect server the pool's, the queue's and serve's limits are bookkeeping GCLs of ours (one
-    prefix, no character Prefect refuses in a name); a named global limit is the user's own GCL; the
-    deployment's limit is the server's own (no GCL of ours)."""
+    prefix, no character Prefect refuses in a name); the deployment's own limit and the global limit it
+    names are the deployment's ``global_concurrency_limit`` on the server, which takes their slots
+    itself at the PENDING proposal (a slot of ours too would count each run twice)."""
     from reconciler.state.prefect import admission
 
     def named(key: str) -> str | None:
@@ -125,7 +126,7 @@ def test_prefect_admission_names_are_ours_and_valid_gcl_names() -> None:
     assert named("pool:local") == "reconcile-admission:etl_team:pool:local"
     assert named("queue:local/high") == "reconcile-admission:etl_team:queue:local_high"
     assert named("serve") == "reconcile-admission:etl_team:serve"
-    assert named("gcl:nightly-db") == "nightly-db"
+    assert named("gcl:nightly-db") is None
     assert named("deployment:hello/etl") is None
     ours = [n for n in map(named, ("pool:a", "queue:a/b", "serve")) if n]
     assert all(admission.is_ours(n) and not set(n) & set("/%&><") for n in ours)

@@ -3,10 +3,11 @@ global concurrency limits (``/v2/concurrency_limits``), slots taken with a lease
 
 A run's limits (``state.Limit``) become GCL names: the pool's, the work queue's and ``serve
 --max-concurrent`` are bookkeeping limits of ours, named ``reconcile-admission:PROJECT:KEY`` (created
-and kept at the limit's value on first use; never a user object: the Prefect store's readers hide the
-prefix); a global concurrency limit the deployment names is the user's own GCL, used as is. The
-deployment's ``concurrency_limit`` is not here: the server enforces it itself when the claim proposes
-PENDING (its own deployment GCL), and refuses the claim when it is full.
+and kept at the limit's value on first use; never a user object: ``bookkeeping.py`` hides the prefix).
+The deployment's ``concurrency_limit`` and the global concurrency limit it names are not here: the
+store writes either as the deployment's ``global_concurrency_limit`` on the server, which takes a slot
+of it itself when the claim proposes PENDING (its ``SecureFlowConcurrencySlots`` rule) and refuses the
+claim when it is full; a slot of ours as well would count each run twice against it.
 
 One slot of every name is taken in one ``increment-with-lease`` call (all or nothing: the server
 checks and increments in one transaction, so replicas never overshoot); 423 means a limit is full.
@@ -39,11 +40,9 @@ _BANNED = str.maketrans({c: "_" for c in "/%&><"})  # characters Prefect refuses
 
 def limit_name(project: str, limit: Limit) -> str | None:
     """The GCL that carries ``limit`` on the server (None: the server enforces it without us)."""
-    kind, _, rest = limit.key.partition(":")
-    if kind == "gcl":
-        return rest
-    if kind == "deployment":
-        return None
+    kind = limit.key.partition(":")[0]
+    if kind in ("deployment", "gcl"):
+        return None  # the deployment's own global_concurrency_limit on the server: the server's rule
     return (PREFIX + f"{project}:{limit.key}").translate(_BANNED)
 
 
@@ -68,8 +67,6 @@ class ConcurrencySlots:
             name = limit_name(self._project, limit)
             if name is not None:
                 names[name] = limit
-                if not name.startswith(PREFIX):
-                    continue
                 self._keep(name, limit.limit)
         if not names:
             return None, None
