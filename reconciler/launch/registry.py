@@ -34,7 +34,9 @@ def make_launcher(name: str, *, runs_dir: Path, environ: Mapping[str, str]) -> L
     seam = environ.get(TEST_LAUNCHER_ENV)
     if seam:
         module_name, _, factory = seam.partition(":")
-        return getattr(importlib.import_module(module_name), factory)(name, runs_dir=runs_dir, environ=environ)
+        return getattr(importlib.import_module(module_name), factory)(
+            name, runs_dir=runs_dir, environ=environ
+        )
     if name == "process":
         return ProcessLauncher(runs_dir, environ=environ)
     if name not in _CLOUD:

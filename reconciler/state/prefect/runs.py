@@ -29,6 +29,7 @@ from reconciler.state.base import Admission, Limit, RunRecord, RunState
 from reconciler.state.prefect.admission import ConcurrencySlots
 from reconciler.state.prefect.client import PAGE, PrefectClient
 from reconciler.state.prefect.objects import ServerObjects
+from reconciler.state.prefect.workspace import segment
 
 LABEL = "prefect-reconciler."
 SYNTHETIC_KEY = "prefect-reconciler-run:"  # the idempotency key of a run created without one
@@ -326,7 +327,9 @@ class FlowRuns:
         the worker endpoint also marks the pool READY in the UI, as a live worker would.
         """
         body = {"scheduled_before": before.isoformat(), "limit": min(limit, PAGE)}
-        response = self._client.post(f"/work_pools/{pool}/get_scheduled_flow_runs", body, allow=(404,))
+        response = self._client.post(
+            f"/work_pools/{segment(pool)}/get_scheduled_flow_runs", body, allow=(404,)
+        )
         if response.status_code == 404:
             return []
         runs = [item["flow_run"] for item in response.json()]
