@@ -118,7 +118,9 @@ def test_prefect_admission_names_are_ours_and_valid_gcl_names() -> None:
     prefix, no character Prefect refuses in a name); the deployment's own limit and the global limit it
     names are the deployment's ``global_concurrency_limit`` on the server, which takes their slots
     itself at the PENDING proposal (a slot of ours too would count each run twice)."""
+    from reconciler.objects import Kind
     from reconciler.state.prefect import admission
+    from reconciler.state.prefect.bookkeeping import is_bookkeeping
 
     def named(key: str) -> str | None:
         return admission.limit_name("etl/team", Limit(key, 1, "full"))
@@ -129,6 +131,6 @@ def test_prefect_admission_names_are_ours_and_valid_gcl_names() -> None:
     assert named("gcl:nightly-db") is None
     assert named("deployment:hello/etl") is None
     ours = [n for n in map(named, ("pool:a", "queue:a/b", "serve")) if n]
-    assert all(admission.is_ours(n) and not set(n) & set("/%&><") for n in ours)
-    assert not admission.is_ours("nightly-db")
-    assert admission.is_ours(admission.RELEASE_PREFIX + "0123abcd")
+    assert all(is_bookkeeping(Kind.CONCURRENCY_LIMIT, n) and not set(n) & set("/%&><") for n in ours)
+    assert not is_bookkeeping(Kind.CONCURRENCY_LIMIT, "nightly-db")
+    assert is_bookkeeping(Kind.VARIABLE, admission.RELEASE_PREFIX + "0123abcd")

@@ -46,11 +46,6 @@ def limit_name(project: str, limit: Limit) -> str | None:
     return (PREFIX + f"{project}:{limit.key}").translate(_BANNED)
 
 
-def is_ours(name: str) -> bool:
-    """Whether a GCL or Variable name is admission bookkeeping (for readers that list user objects)."""
-    return name.startswith(PREFIX) or name.startswith(RELEASE_PREFIX)
-
-
 class ConcurrencySlots:
     """Slots of Prefect GCLs taken and freed for our runs, by lease."""
 
