@@ -31,7 +31,7 @@ from reconciler.launch import lifecycle, run_inputs
 from reconciler.launch.base import Job, Launcher, LogChunk
 from reconciler.launch.jobs import build_job, deployment_of, launcher_name, pool_of
 from reconciler.objects import LiveState
-from reconciler.state import ClaimsRuns, Limit, RunRecord, RunState, Store
+from reconciler.state import ClaimsRuns, JobRuntime, Limit, RunRecord, RunState, Store
 
 LauncherFactory = Callable[[str], Launcher]
 
@@ -107,6 +107,11 @@ def create(
     pool = pool_of(ctx.live, dep)
     run_id = str(uuid.uuid4())
     merged = {**(dep.body.get("parameters") or {}), **(parameters or {})}
+    if ctx.store.job_runtime is JobRuntime.PREFECT:
+        # Prefect's engine runs the flow with the parameters the server's flow run holds, fixed now;
+        # our own runtime reads them at launch (jobs.build_job), so a queued run sees a later value
+        variables = run_inputs.variables_of(ctx.live)
+        merged = run_inputs.with_variables(merged, variables, what=f"a parameter of {deployment}")
     run_inputs.check(dep, pool, parameters=merged, job_variables=job_variables or {})  # before any record
     record = RunRecord(
         id=run_id,

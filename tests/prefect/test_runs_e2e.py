@@ -101,3 +101,45 @@ def test_a_failing_flow_and_a_failed_submission(
         assert all(r["deployment"] in (f"boom/boom-{name}", f"hello/lost-{name}") for r in listed)
     finally:
         destroy(prefect_server, project, name)
+
+
+def test_a_run_on_a_prefect_server_gets_the_variables_values_as_parameters(
+    tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
+) -> None:
+    """Prefect's engine runs the flow with the parameters the server's flow run holds: the run this
+    tool creates there carries the variables' values (typed by Prefect's rule), not the placeholders."""
+    project_name, greeting, repeat = unique("vars"), unique("greeting"), unique("repeat")
+    project = make_project(
+        tmp_path / "vars",
+        f"""
+        name: {project_name}
+        variables:
+          - {{name: {greeting}, value: alpha}}
+          - {{name: {repeat}, value: 2}}
+        work_pools:
+          - {{name: {project_name}-local, type: process}}
+        deployments:
+          - name: hi
+            entrypoint: flows/hello.py:hello
+            parameters:
+              name: "{{{{ prefect.variables.{greeting} }}}}"
+              times: "{{{{ prefect.variables.{repeat} }}}}"
+            work_pool: {{name: {project_name}-local}}
+        """,
+        FLOWS,
+    )
+    applied = cli(prefect_server, project, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    try:
+        # the deployment holds the values, as `prefect deploy` writes it; the plan reads the file's text
+        deployment = api.get("deployments/name/hello/hi").json()
+        assert deployment["parameters"] == {"name": "alpha", "times": 2}
+        again = cli(prefect_server, project, "plan")
+        assert "0 to create, 0 to update, 0 to replace, 0 to delete" in again.stdout, again.stdout
+        run = cli(prefect_server, project, "run", "hello/hi", "--wait", "--timeout", "120")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.stdout.count("hello alpha") == 2
+        flow_run = api.get(f"flow_runs/{_run_id(run.stdout)}").json()
+        assert flow_run["parameters"] == {"name": "alpha", "times": 2}
+    finally:
+        destroy(prefect_server, project, project_name)

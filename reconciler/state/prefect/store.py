@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.desired import variables as desired_variables
 from reconciler.errors import StaleVersion, StateError
 from reconciler.objects import Address, Claim, Kind, LiveState, Resource, StoredObject, keep_unset
 from reconciler.state.base import Admission, HistoryEntry, JobRuntime, Limit, LockInfo, RunRecord, WaveWrite
@@ -225,6 +226,24 @@ class PrefectStore:
                 raise failure
             return versions
 
+    def _with_variables(self, raw: dict[str, Any], *, what: str) -> dict[str, Any]:
+        """``raw`` with ``{{ prefect.variables.NAME }}`` replaced by the server's values, as
+        ``prefect deploy`` does when it deploys: Prefect's engine runs a flow with the parameters the
+        server holds (and refuses a placeholder where the parameter schema wants a number). The
+        inventory's overlay keeps the file's placeholder, so the plan reads the file's text back
+        while the server still holds the value written (a run this tool creates reads the variable
+        anew; see launch.runs.create)."""
+        wanted = desired_variables.names(raw)
+        if not wanted:
+            return raw
+        found: dict[str, Any] = {}
+        for name in wanted:
+            response = self._client.get(f"/variables/name/{workspace.segment(name)}", allow=(404,))
+            if response.status_code == 404:
+                raise StateError(f"{what} reads variable {name!r}, which is not on the Prefect server")
+            found[name] = response.json().get("value")
+        return dict(desired_variables.resolve(raw, found.__getitem__))
+
     def _shard_of(self, head: Head, address: Address, shards: dict[str, Shard]) -> Shard:
         """The shard of ``address``, read from the server once per wave."""
         name = self._names.shard(head.generation, shard_index(str(address), head.shards))
@@ -244,6 +263,8 @@ class PrefectStore:
             return None
         body = item.resource.body
         raw, secret_values = values.resolve(body, self._environ, what=str(address))
+        if address.kind is Kind.DEPLOYMENT:
+            raw = self._with_variables(raw, what=str(address))
         existing = self._adopting(address, entry)
         if existing is not None:  # never clobber what the file leaves unset on an adopted object
             raw = keep_unset(existing, raw)
