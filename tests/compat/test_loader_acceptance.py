@@ -41,7 +41,7 @@ def test_placeholder_entries_are_skipped_with_a_warning_at_their_line(tmp_path: 
     )
     result = run_cli("-C", str(project), "validate")
     assert result.returncode == 0, result.stderr
-    assert "1 deployments" in result.stdout
+    assert "1 deployment " in result.stdout
     assert "prefect.yaml:2:5: warning: a deployment entry has no name: skipped" in result.stderr
     assert "prefect.yaml:5:5: warning: deployment 'half' has no entrypoint: skipped" in result.stderr
 

@@ -214,9 +214,11 @@ def test_the_workspace_example_applies_clean_and_its_lost_sections_import_back(
 
     root = tmp_path / "workspace"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".reconcile", "__pycache__"))
-    pool, project = unique("local"), unique("workspace")  # the server is shared with other tests
+    pool, project = unique("jobs"), unique("workspace")  # the server is shared with other tests
     text = (root / "prefect.yaml").read_text(encoding="utf-8")
-    text = text.replace("pool: local", f"pool: {pool}").replace("name: local", f"name: {pool}")
+    text = text.replace("pool: warehouse-jobs", f"pool: {pool}").replace(
+        "name: warehouse-jobs", f"name: {pool}"
+    )
     (root / "prefect.yaml").write_text(text, encoding="utf-8")
     applied = cli(prefect_server, root, "--project", project, "apply", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr

@@ -33,13 +33,17 @@ class CountingTransport(httpx.HTTPTransport):
 
 
 def _project(root: Path, pool: str, n: int) -> Path:
+    """``n`` deployments of one flow on ``pool``; the flow's name is unique, because the tests of one
+    xdist worker share a server and deployments are keyed FLOW/NAME there."""
+    flow = "f_" + pool.replace("-", "_")
     deployments = "".join(
-        f"  - name: d{i:03}\n    entrypoint: flows/f.py:f\n    parameters: {{i: {i}}}\n    work_pool: {{name: {pool}}}\n"
+        f"  - name: d{i:03}\n    entrypoint: flows/f.py:{flow}\n    parameters: {{i: {i}}}\n"
+        f"    work_pool: {{name: {pool}}}\n"
         for i in range(n)
     )
     root.mkdir(parents=True, exist_ok=True)
     (root / "flows").mkdir(exist_ok=True)
-    (root / "flows" / "f.py").write_text("def f(i: int = 0):\n    print(i)\n")
+    (root / "flows" / "f.py").write_text(f"def {flow}(i: int = 0):\n    print(i)\n")
     (root / "prefect.yaml").write_text(
         textwrap.dedent(f"""\
         work_pools:

@@ -113,6 +113,17 @@ def create_pools(server: PrefectServer, project: Path) -> None:
             assert response.status_code in (201, 409), response.text
 
 
+def create_variables(server: PrefectServer, project: Path) -> None:
+    """`prefect deploy` resolves `{{ prefect.variables.NAME }}` from the server when it deploys (to
+    "" when missing) and ignores our `variables:` section: make them exist, as its users would."""
+    data = yaml.safe_load((project / "prefect.yaml").read_text(encoding="utf-8"))
+    with server.client() as client:
+        for variable in data.get("variables") or []:
+            payload = {"name": variable["name"], "value": variable["value"], "tags": variable.get("tags", [])}
+            response = client.post("variables/", json=payload)
+            assert response.status_code in (201, 409), response.text
+
+
 def deployments(server: PrefectServer) -> dict[str, dict[str, Any]]:
     """The server's deployments by FLOW/NAME, reduced to the compared fields."""
     with server.client() as client:
@@ -155,6 +166,7 @@ def test_apply_stores_what_prefect_deploy_stores(
     project = copy_project(example, tmp_path / example.name)
     env = example_env(project)
     create_pools(theirs_server, project)
+    create_variables(theirs_server, project)
     before = set(deployments(theirs_server))  # the module's servers keep the earlier examples
     deployed = prefect_deploy(theirs_server, project, env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
