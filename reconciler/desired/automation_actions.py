@@ -274,7 +274,7 @@ ACTION_MODELS: dict[str, type[Strict]] = {
 
 
 class _UnknownAction(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     type: Any = None
 
     @field_validator("type")

@@ -65,7 +65,7 @@ LabelsOrList = Annotated[Any, BeforeValidator(_labels_or_list)]
 class Strict(BaseModel):
     """Our models refuse unknown keys (Prefect ignores some): a misspelt ``whitin`` is not lost."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # -- triggers ---------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class SequenceTrigger(Strict):
 class _UnknownTrigger(BaseModel):
     """Stands for a trigger whose ``type`` names none of the kinds: the error lands on ``type``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     type: Any
 
     @field_validator("type")

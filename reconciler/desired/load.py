@@ -16,7 +16,6 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel
 
 from reconciler.desired import (
-    automations,
     check_deployments,
     check_pools,
     check_workspace,
@@ -158,6 +157,8 @@ def _run(ctx: LoadContext, data: Any, project: str | None) -> Desired:
     )
     raw_automations = data.get("automations")
     if isinstance(raw_automations, list) and ("automations",) not in bad_items:
+        from reconciler.desired import automations  # its models cost ~30 ms: only files that have some
+
         for i, raw in enumerate(raw_automations):  # after deployments: they name them by address
             if ("automations", i) not in bad_items:
                 automations.check(ctx, i, raw)
