@@ -80,3 +80,28 @@ def test_a_claim_of_a_killed_process_on_this_host_is_adopted_at_once(pair: tuple
     recovered = two.loop.start()  # at T0: the claim is seconds old, its process is gone
     assert [(r.id, r.infrastructure_id) for r in recovered] == [(claimed.id, "fake:orphan")]
     assert any("adopted after an interrupted launch" in line for line in two.log)
+
+
+def test_a_claim_read_before_its_labels_are_written_is_as_young_as_its_pending_state() -> None:
+    """On a Prefect server the claim is two requests (PENDING, then our labels). Read in between,
+    the run's claim time was its creation: another replica's recovery, minutes into a long queue,
+    took a claim being submitted for one older than its grace and crashed a run that was starting
+    (seen as 4 running under a limit of 3 with 300 runs on three replicas)."""
+    from datetime import UTC, datetime, timedelta
+
+    from reconciler.launch.runs import CLAIM_GRACE, _claim_expired
+    from reconciler.state.prefect.runs import record
+
+    created = datetime.now(UTC) - timedelta(minutes=6)
+    pending_since = datetime.now(UTC) - timedelta(seconds=1)
+    flow_run = {
+        "id": "0b7c0d0e-0000-4000-8000-000000000001",
+        "created": created.isoformat(),
+        "state_type": "PENDING",
+        "state": {"type": "PENDING", "timestamp": pending_since.isoformat()},
+        "labels": {},
+        "parameters": {},
+    }
+    run = record(flow_run, key=None, deployment_name=lambda _id: "f/d", parameter_secrets=lambda _id: {})
+    assert run.started_at == pending_since
+    assert not _claim_expired(run, datetime.now(UTC), CLAIM_GRACE)

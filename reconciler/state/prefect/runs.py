@@ -128,7 +128,12 @@ def record(
         created_at=parse_iso(flow_run.get("created")),
         scheduled_for=parse_iso(labels.get(LABEL + "scheduled-for"))
         or (parse_iso(flow_run.get("expected_start_time")) if flow_run.get("auto_scheduled") else None),
-        started_at=parse_iso(labels.get(LABEL + "started-at")) or parse_iso(flow_run.get("start_time")),
+        started_at=parse_iso(labels.get(LABEL + "started-at"))
+        or parse_iso(flow_run.get("start_time"))
+        # claimed, the labels not written yet (a second request): the claim is the PENDING state's
+        # time; read as the run's creation, another replica's recovery took a claim being
+        # submitted right now for one older than its grace, and crashed a run that was starting
+        or (parse_iso(state.get("timestamp")) if flow_run.get("state_type") == "PENDING" else None),
         ended_at=parse_iso(labels.get(LABEL + "ended-at")) or parse_iso(flow_run.get("end_time")),
         version=int(labels.get(LABEL + "version", 1)),
         waiting=waiting,
