@@ -19,7 +19,7 @@ import pytest
 from reconciler.objects import Address
 from reconciler.state.prefect.api import PrefectStore
 from tests.fixtures.prefect_server import PrefectServer
-from tests.prefect.conftest import cli, unique
+from tests.prefect.conftest import cli, destroy, unique
 
 pytestmark = pytest.mark.prefect_server
 
@@ -220,18 +220,21 @@ def test_the_workspace_example_applies_clean_and_its_lost_sections_import_back(
         "name: warehouse-jobs", f"name: {pool}"
     )
     (root / "prefect.yaml").write_text(text, encoding="utf-8")
-    applied = cli(prefect_server, root, "--project", project, "apply", "--yes")
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    clean = cli(prefect_server, root, "--project", project, "plan", "--detailed-exitcode")
-    assert clean.returncode == 0, clean.stdout + clean.stderr
+    try:
+        applied = cli(prefect_server, root, "--project", project, "apply", "--yes")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        clean = cli(prefect_server, root, "--project", project, "plan", "--detailed-exitcode")
+        assert clean.returncode == 0, clean.stdout + clean.stderr
 
-    full = (root / "prefect.yaml").read_text(encoding="utf-8")
-    (root / "prefect.yaml").write_text(_without_sections(full, WORKSPACE_SECTIONS), encoding="utf-8")
-    wanted = ["automation.report-after-load", "variable.warehouse_region", "variable.report_settings"]
-    wanted += ["concurrency_limit.warehouse", f"work_queue.{pool}/critical", f"work_queue.{pool}/reports"]
-    written = cli(prefect_server, root, "--project", project, "import", *wanted, "--write")
-    assert written.returncode == 0, written.stderr
-    assert "Wrote 2 variables, 1 concurrency limit, 2 work queues and 1 automation to" in written.stderr
-    again = cli(prefect_server, root, "--project", project, "plan", "--detailed-exitcode")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "No changes" in again.stdout
+        full = (root / "prefect.yaml").read_text(encoding="utf-8")
+        (root / "prefect.yaml").write_text(_without_sections(full, WORKSPACE_SECTIONS), encoding="utf-8")
+        wanted = ["automation.report-after-load", "variable.warehouse_region", "variable.report_settings"]
+        wanted += ["concurrency_limit.warehouse", f"work_queue.{pool}/critical", f"work_queue.{pool}/reports"]
+        written = cli(prefect_server, root, "--project", project, "import", *wanted, "--write")
+        assert written.returncode == 0, written.stderr
+        assert "Wrote 2 variables, 1 concurrency limit, 2 work queues and 1 automation to" in written.stderr
+        again = cli(prefect_server, root, "--project", project, "plan", "--detailed-exitcode")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "No changes" in again.stdout
+    finally:  # the example's variables, limit and automation keep their names: free them for other tests
+        destroy(prefect_server, root, project)
