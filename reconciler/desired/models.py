@@ -31,6 +31,14 @@ def _checked_name(value: str | None, kind: NameKind, *, declared: bool = True) -
     return value
 
 
+def _name(value: str, kind: NameKind, *, declared: bool = True) -> str:
+    """A required name, checked as :func:`_checked_name` checks an optional one."""
+    reason = problem(value, kind, declared=declared)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
 def _is_empty_stanza(value: Any) -> bool:
     """``{}``: what ``prefect init`` writes for "no schedule" (Prefect's ``Dict[None, None]`` form)."""
     return isinstance(value, dict) and not value
@@ -296,9 +304,7 @@ class WorkPool(_Ours):
     @field_validator("name")
     @classmethod
     def _pool_name(cls, value: str) -> str:
-        checked = _checked_name(value, NameKind.WORK_POOL)
-        assert checked is not None
-        return checked
+        return _name(value, NameKind.WORK_POOL)
 
     @field_validator("base_job_template")
     @classmethod
@@ -318,9 +324,7 @@ class Block(_Ours):
     @field_validator("name")
     @classmethod
     def _block_name(cls, value: str) -> str:
-        checked = _checked_name(value, NameKind.BLOCK)
-        assert checked is not None
-        return checked
+        return _name(value, NameKind.BLOCK)
 
 
 class WorkQueue(_Ours):
@@ -339,16 +343,12 @@ class WorkQueue(_Ours):
     @field_validator("pool")
     @classmethod
     def _pool_name(cls, value: str) -> str:
-        checked = _checked_name(value, NameKind.WORK_POOL, declared=False)
-        assert checked is not None
-        return checked
+        return _name(value, NameKind.WORK_POOL, declared=False)
 
     @field_validator("name")
     @classmethod
     def _queue_name(cls, value: str) -> str:
-        checked = _checked_name(value, NameKind.WORK_QUEUE)
-        assert checked is not None
-        return checked
+        return _name(value, NameKind.WORK_QUEUE)
 
 
 class Variable(_Ours):
@@ -361,9 +361,7 @@ class Variable(_Ours):
     @field_validator("name")
     @classmethod
     def _variable_name(cls, value: str) -> str:
-        checked = _checked_name(value, NameKind.VARIABLE)
-        assert checked is not None
-        return checked
+        return _name(value, NameKind.VARIABLE)
 
 
 class ConcurrencyLimit(_Ours):
@@ -377,9 +375,7 @@ class ConcurrencyLimit(_Ours):
     @field_validator("name")
     @classmethod
     def _limit_name(cls, value: str) -> str:
-        checked = _checked_name(value, NameKind.CONCURRENCY_LIMIT)
-        assert checked is not None
-        return checked
+        return _name(value, NameKind.CONCURRENCY_LIMIT)
 
 
 class ProjectFile(_Prefects):
