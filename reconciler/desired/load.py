@@ -35,7 +35,14 @@ from reconciler.desired.models import (
     WorkQueue,
 )
 from reconciler.desired.source import SourceTree
-from reconciler.desired.yamlfile import Path, format_path, key_as_written, non_string_keys, parse
+from reconciler.desired.yamlfile import (
+    Path,
+    format_path,
+    huge_integers,
+    key_as_written,
+    non_string_keys,
+    parse,
+)
 from reconciler.errors import Diagnostic, SpecError
 from reconciler.infra import heap
 
@@ -126,7 +133,12 @@ def _run(ctx: LoadContext, data: Any, project: str | None) -> Desired:
             f"{where}: the key {key!r} is not a string (YAML reads it as {type(key).__name__}): quote it",
             at_key=True,
         )
-    if ctx.problems:  # nothing below can read a mapping with such keys
+    for path in huge_integers(data):
+        ctx.error(
+            path,
+            f"{format_path(path) or 'the file'}: the number is too large (Prefect stores 64-bit integers)",
+        )
+    if ctx.problems:  # nothing below can read a mapping with such keys, nor encode such a number
         _raise(ctx)
     data = ctx.resolver.substitute(data)  # placeholders are checked as the values they stand for
     bad_items = _schema(ctx, data)

@@ -383,12 +383,42 @@ def non_string_keys(data: Any) -> list[tuple[Path, Any]]:
     JSON, Prefect's API and our models need string keys. One orjson pass answers the common case
     (no such key) at C speed; only a file that has one is walked.
     """
+    if _encodes(data):
+        return []
+    found = [
+        (path, key)
+        for path, node in _nodes(data)
+        if isinstance(node, dict)
+        for key in node
+        if not isinstance(key, str)
+    ]
+    return sorted(found, key=lambda item: format_path(item[0]))
+
+
+def huge_integers(data: Any) -> list[Path]:
+    """Where an integer lies outside the signed 64-bit range: JSON text could hold it, but Prefect's
+    server and this tool encode with orjson, which cannot (the value would crash a plan or an apply)."""
+    if _encodes(data):
+        return []
+    found = [
+        path
+        for path, node in _nodes(data)
+        if isinstance(node, int) and not isinstance(node, bool) and not -(2**63) <= node < 2**64
+    ]
+    return sorted(found, key=format_path)
+
+
+def _encodes(data: Any) -> bool:
     try:
         orjson.dumps(data)
-        return []
     except TypeError:
-        pass
-    found: list[tuple[Path, Any]] = []
+        return False
+    return True
+
+
+def _nodes(data: Any) -> Iterator[tuple[Path, Any]]:
+    """Every value of ``data`` with its path (each shared alias node once); keys that are not
+    strings are not descended into."""
     stack: list[tuple[Any, Path]] = [(data, ())]
     seen: set[int] = set()
     while stack:
@@ -396,15 +426,11 @@ def non_string_keys(data: Any) -> list[tuple[Path, Any]]:
         if id(node) in seen:
             continue
         seen.add(id(node))
+        yield path, node
         if isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(key, str):
-                    found.append((path, key))
-                else:
-                    stack.append((value, (*path, key)))
+            stack.extend((value, (*path, key)) for key, value in node.items() if isinstance(key, str))
         elif isinstance(node, list):
             stack.extend((value, (*path, i)) for i, value in enumerate(node))
-    return sorted(found, key=lambda item: format_path(item[0]))
 
 
 def key_as_written(text: str, path: Path, key: Any) -> str | None:

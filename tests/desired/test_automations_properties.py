@@ -42,6 +42,8 @@ labels = st.dictionaries(
     st.one_of(names, st.lists(names, min_size=1, max_size=2)),
     max_size=2,
 )
+# what the loader lets through to an automation's check: beyond 64 bits is refused for the whole file
+ints = st.integers(-(2**63), 2**63 - 1)
 durations = st.one_of(st.integers(0, 4000), st.sampled_from(["PT10S", "PT5M", "PT1H", 12.5]))
 
 
@@ -115,8 +117,8 @@ def actions(draw: st.DrawFn) -> dict[str, Any]:
             action[target] = REFERENCED[target]
     if kind == "run-deployment":
         action.update(draw(st.fixed_dictionaries({}, optional={
-            "parameters": st.none() | st.dictionaries(names, st.integers() | names, max_size=2),
-            "job_variables": st.none() | st.dictionaries(names, st.integers(), max_size=2),
+            "parameters": st.none() | st.dictionaries(names, ints | names, max_size=2),
+            "job_variables": st.none() | st.dictionaries(names, ints, max_size=2),
             "schedule_after": durations,
         })))  # fmt: skip
     elif kind == "send-notification":
@@ -126,7 +128,7 @@ def actions(draw: st.DrawFn) -> dict[str, Any]:
     elif kind == "call-webhook":
         action["block"] = "webhook/hook"
         if draw(st.booleans()):
-            action["payload"] = draw(st.one_of(names, st.dictionaries(names, st.integers(), max_size=2)))
+            action["payload"] = draw(st.one_of(names, st.dictionaries(names, ints, max_size=2)))
     elif kind == "change-flow-run-state":
         action["state"] = draw(st.sampled_from(automation_actions.STATE_TYPES))
         action.update(
