@@ -17,6 +17,7 @@ from reconciler.desired import export, yamledit
 from reconciler.objects import Address, Kind, Resource
 from tests.desired.automations_support import EXAMPLES, examples, load_automations
 from tests.desired.test_automations_properties import items
+from tests.strategies import word
 
 KEY = b"k" * 32
 SETTINGS = settings(
@@ -24,7 +25,9 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-NAME = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True).filter(lambda n: not n.startswith("prefect"))
+NAME = word(string.ascii_lowercase, string.ascii_lowercase + string.digits + "_-", 10).filter(
+    lambda n: not n.startswith("prefect")
+)
 TEXT = st.one_of(
     st.sampled_from(["yes", "null", "1.0", "2024-01-01", "a: b", "#c", "", "{{ prefect.variables.x }}"]),
     st.text(alphabet=string.ascii_letters + string.digits + " _-.:#'\"é", max_size=20),

@@ -14,6 +14,7 @@ from reconciler import desired as desired_state
 from reconciler.desired import export, yamledit
 from reconciler.objects import Kind, Resource, Secret
 from tests.helpers import QUICKSTART
+from tests.strategies import word
 
 KEY = b"k" * 32
 FLOWS = {
@@ -71,10 +72,12 @@ TEXT = st.one_of(
     st.text(alphabet=string.ascii_letters + string.digits + " _-.:#'\"&*!|>%@`,[]é\u00a0", max_size=20),
     st.text(alphabet=string.ascii_letters + " \n", min_size=1, max_size=30),
 ).filter(lambda t: "{{" not in t)
-NAME = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True).filter(lambda n: not n.startswith("prefect"))
-KEYS = st.one_of(SPICY, st.from_regex(r"[A-Za-z_][A-Za-z0-9_ .-]{0,8}", fullmatch=True)).filter(
-    lambda k: k != "$secret"
+NAME = word(string.ascii_lowercase, string.ascii_lowercase + string.digits + "-", 10).filter(
+    lambda n: not n.startswith("prefect")
 )
+KEYS = st.one_of(
+    SPICY, word(string.ascii_letters + "_", string.ascii_letters + string.digits + "_ .-", 8)
+).filter(lambda k: k != "$secret")
 JSON = st.recursive(
     st.none()
     | st.booleans()
@@ -152,7 +155,9 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
                         {},
                         optional={
                             "env": st.dictionaries(
-                                st.from_regex(r"[A-Z][A-Z_]{0,6}", fullmatch=True), ENV_VALUES, max_size=3
+                                word(string.ascii_uppercase, string.ascii_uppercase + "_", 6),
+                                ENV_VALUES,
+                                max_size=3,
                             ),
                             "working_dir": TEXT,
                             "stream_output": st.booleans(),

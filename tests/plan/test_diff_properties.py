@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -14,12 +15,13 @@ from reconciler.desired import Desired, RuleKind, RunRule, SourceInfo
 from reconciler.objects import Address, Kind, LiveState, Resource, Secret, StoredObject
 from reconciler.plan import Action
 from reconciler.state import MemoryStore
+from tests.strategies import word
 
-NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,6}", fullmatch=True)
+NAMES = word(string.ascii_lowercase, string.ascii_lowercase + string.digits + "-", 6)
 SECRETS = st.builds(
     Secret,
     template=st.sampled_from(["{{ $API_TOKEN }}", "{{ $DB_PASSWORD }}", "Bearer {{ $TOKEN }}"]),
-    fingerprint=st.from_regex(r"hmac-sha256:[0-9a-f]{64}", fullmatch=True),
+    fingerprint=st.binary(min_size=32, max_size=32).map(lambda digest: "hmac-sha256:" + digest.hex()),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=8), SECRETS)
 VALUES = st.recursive(
