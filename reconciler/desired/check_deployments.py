@@ -287,6 +287,7 @@ def _deployment_pool(
         else:
             ctx.references.append(Reference(pool_address, (*base, "work_pool", "name")))
     variables = dict(ref.job_variables)
+    as_typed = None
     if pool_type is not None:
         pool_variables = ctx.resources[pool_address].body["job_variables"]
         as_typed = canonical.coerce(canonical.plain(variables), pool_type.variables)
@@ -298,10 +299,15 @@ def _deployment_pool(
             ctx.error((*jv_path, *finding.path), message, at_key=finding.at_key)
         for name in pool_type.secret_variables & set(variables):
             variables[name] = ctx.resolver.resolve_secret_field(variables[name], (*jv_path, name), what=name)
+            as_typed = None  # a Secret replaced the value: the typed copy is not the body
     depends.extend(check_pools.references(ctx, variables, jv_path, has_blocks=False))
-    resolved = canonical.plain(ctx.resolver.resolve(variables, jv_path))
+    if as_typed is not None and not ctx.resolver.active:
+        resolved = as_typed  # nothing to resolve: the same walk would build the same copy again
+    else:
+        resolved = canonical.plain(ctx.resolver.resolve(variables, jv_path))
+        if pool_type is not None:
+            resolved = canonical.coerce(resolved, pool_type.variables)
     if pool_type is not None:
-        resolved = canonical.coerce(resolved, pool_type.variables)
         check_pools.local_directory(ctx, pool_type, resolved, jv_path)
     queue_path = (*base, "work_pool", "work_queue_name")
     queue = ctx.text(ref.work_queue_name, queue_path)

@@ -36,12 +36,18 @@ from reconciler.errors import Diagnostic, SpecError
 Path = tuple[str | int, ...]
 
 _BOOL11 = rb"(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)"
-# Each pattern starts with a narrow character class so ``re`` can skip ahead fast (~60 ms for 3 MB).
+_SEP = rb"[ \t\[{,\n]"  # what may come before a plain scalar
+# ``re`` skips ahead fast only over a leading character class, and the separator is mostly spaces
+# (indentation): so a pattern starts at the scalar's own, rarer, first character and looks behind for
+# its separator. tests/spec/test_yaml11_guard.py holds each equal to its plain reading.
 _YAML11_RISKS = (
-    # plain scalars after a separator: 1.1 octal / 0b / 0o / 0x_, leading-dot floats, yes/no/on/off,
-    # and a lone `=` (PyYAML's `value` tag, which it cannot construct)
+    # plain scalars after a separator (and a sign): 1.1 octal / 0b / 0o / 0x_, leading-dot floats
+    re.compile(rb"[0._](?:(?<=" + _SEP + rb".)|(?<=" + _SEP + rb"[-+].))(?:(?<=0)[0-9box_]|(?<=[._])[0-9_])"),
+    # yes/no/on/off, and a lone `=` (PyYAML's `value` tag, which it cannot construct), after a separator
     re.compile(
-        rb"[ \t\[{,\n](?:[-+]?(?:0[0-9box_]|\.[0-9_]|_[0-9_])|(?:=|" + _BOOL11 + rb")[ \t]*(?:$|[,\]}:#]))",
+        rb"[=yYnNoO](?<=" + _SEP + rb".)"
+        rb"(?:(?<==)|(?<=y)es|(?<=Y)(?:es|ES)|(?<=n)o|(?<=N)[oO]|(?<=o)(?:n|ff)|(?<=O)(?:n|N|ff|FF))"
+        rb"[ \t]*(?:$|[,\]}:#])",
         re.M,
     ),
     # after a digit: underscores in numbers (1_000), exponent floats without a dot or sign (1e3: a
@@ -49,11 +55,11 @@ _YAML11_RISKS = (
     re.compile(
         rb"[0-9](?:_[0-9]|[eE][-+]?[0-9]|:[0-5]?[0-9](?::[0-5]?[0-9])*(?:\.[0-9]*)?[ \t]*(?:$|[,\]}#]))", re.M
     ),
-    # a 1.1 boolean as a top-level key (``on:``)
-    re.compile(rb"^" + _BOOL11 + rb"[ \t]*:", re.M),
+    # a 1.1 boolean as a top-level key (``on:``; the searched text starts with a newline)
+    re.compile(rb"\n" + _BOOL11 + rb"[ \t]*:"),
     # a plain (unquoted) timestamp: a date object in PyYAML (yaml_rs is asked for strings only, so
     # that a quoted date stays a string as it does in PyYAML); a document never starts with one
-    re.compile(rb"[ \t\[{,\n][0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"),
+    re.compile(rb"-(?<=" + _SEP + rb"[0-9]{4}-)[0-9]{1,2}-[0-9]{1,2}"),
 )
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.errors import ReconcileError
-from reconciler.launch import runs
 from reconciler.state import RunRecord, RunState
 
 if TYPE_CHECKING:
@@ -55,6 +54,8 @@ def launch_runs(
     """Create and launch one run per ``deployment -> reason``; report each as it is now."""
     if not wanted:
         return ()
+    from reconciler.launch import runs  # the launchers load only when a run is asked for (~25 ms)
+
     launched: list[LaunchedRun] = []
     ctx = ws.run_context()
     try:

@@ -14,12 +14,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import desired as desired_state
 from reconciler import state
-from reconciler.launch import RunContext, make_launcher
 from reconciler.objects import LiveState
 from reconciler.state import Store
+
+if TYPE_CHECKING:
+    from reconciler.launch import RunContext
 
 STATE_ENV = "RECONCILE_STATE"
 
@@ -145,6 +148,8 @@ class Workspace:
         return self.project_dir / ".reconcile" / "runs"
 
     def run_context(self, live: LiveState | None = None) -> RunContext:
+        from reconciler.launch import RunContext, make_launcher  # only commands that run load launchers
+
         runs_dir = self.runs_dir.resolve()
         return RunContext(
             store=self.store(),
