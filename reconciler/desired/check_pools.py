@@ -139,6 +139,8 @@ def _block_variables(
 
 
 def references(ctx: LoadContext, value: Any, path: Path, *, has_blocks: bool) -> list[Address]:
+    if not ctx.templated:
+        return []  # both kinds of reference are placeholders
     addresses = variable_refs.references(ctx, value, path)  # {{ prefect.variables.NAME }}, read at launch
     for block_type, name in templating.block_references(value):
         address = Address.block(block_type, name)

@@ -38,6 +38,7 @@ class LoadContext:
     key: InitVar[bytes | Callable[[str], bytes]]
     marks: Marks = field(init=False)
     resolver: templating.EnvResolver = field(init=False)
+    templated: bool = field(init=False)  # whether the text holds any "{{": else no value can reference
     project: str = ""
     allow_empty: bool = False
     top_build: Any = None  # the file's top-level build:, on which prefect deploy's default pull step depends
@@ -66,8 +67,11 @@ class LoadContext:
         self.resolver = templating.EnvResolver(
             environ, lambda: key if isinstance(key, bytes) else key(self.project)
         )
-        # Most large files hold no placeholder at all: then no value needs walking.
-        self.resolver.active = "{{" in content or SECRET_KEY in content
+        # Most large files hold no placeholder at all: then no value needs walking. A value holds
+        # "{{" only if the text does, or writes it with a backslash escape ("\x7b{", or a
+        # double-quoted line continuation): those files are walked like any other.
+        self.templated = "{{" in content or "\\" in content
+        self.resolver.active = self.templated or SECRET_KEY in content
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
         self.problems.append((path, message, at_key))

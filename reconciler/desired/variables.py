@@ -77,6 +77,8 @@ def references(ctx: LoadContext, value: Any, path: Path) -> list[Address]:
     the store when planning. Variables are loaded after pools, so a pool's reference to a declared
     variable is also recorded, and resolved then by the declaration."""
     addresses: list[Address] = []
+    if not ctx.templated:
+        return addresses
     for where, text in _strings(value, path):
         for name in names(text):
             address = Address.variable(name)

@@ -259,3 +259,27 @@ def test_public_context_real_files_use_stays_readable(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "0123abc" not in result.stdout and "eu-west-1" not in result.stdout  # sensitive by default
     assert "version = (sensitive)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        r'"\x7b{ $GITHUB_TOKEN }}"',  # a YAML escape: the loaded value is "{{ $GITHUB_TOKEN }}"
+        r'"\u007B\u007B $GITHUB_TOKEN }}"',
+        '"{\\\n      { $GITHUB_TOKEN }}"',  # a double-quoted line continuation joins the braces
+    ],
+)
+def test_a_placeholder_written_with_escapes_is_a_placeholder(tmp_path: Path, written: str) -> None:
+    # Prefect resolves the loaded value, not the text: the file holds no "{{" anywhere
+    project = make_project(
+        tmp_path / "p",
+        "deployments:\n  - name: greet\n    entrypoint: flows/hello.py:hello\n    description: "
+        + written
+        + "\n",
+    )
+    assert "{{" not in (project / "prefect.yaml").read_text(encoding="utf-8")
+    for args in (["validate"], ["plan"]):
+        result = run_cli("-C", str(project), *args, env={"GITHUB_TOKEN": CANARY})
+        assert result.returncode == 1, result.stdout
+        assert "GITHUB_TOKEN belongs to the reconciler's own configuration" in result.stderr
+        assert CANARY not in result.stdout + result.stderr
