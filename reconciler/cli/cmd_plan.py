@@ -52,6 +52,8 @@ def _report_requests(app: App) -> None:
     store = app.store()
     if isinstance(store, CountsRequests):
         detail = ", ".join(f"{method} {n}" for method, n in sorted(store.requests_by_method.items()))
+        if store.requests_retried:
+            detail += f"; {store.requests_retried} of them retried"
         app.err(f"{store.url}: {store.requests_made} HTTP requests" + (f" ({detail})" if detail else ""))
 
 

@@ -237,6 +237,7 @@ class CountsRequests(Protocol):
 
     requests_made: int  # HTTP requests sent, retries included
     requests_by_method: Mapping[str, int]
+    requests_retried: int  # of those, the repeats of a request the server refused as busy or dropped
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def test_429_waits_for_retry_after_then_succeeds(server: tuple[str, Script]) -> 
     started = time.monotonic()
     assert client.get("/health").json() == {"ok": True}
     assert time.monotonic() - started >= 0.3
-    assert client.requests_made == 2 and client.by_method == {"GET": 2}
+    assert client.requests_made == 2 and client.by_method == {"GET": 2} and client.retried == 1
 
 
 def test_503_from_sqlite_contention_is_retried(server: tuple[str, Script]) -> None:
@@ -83,7 +83,7 @@ def test_503_from_sqlite_contention_is_retried(server: tuple[str, Script]) -> No
     script.answers = [busy, busy, (201, {}, {"id": "x"})]
     client = PrefectClient(url, environ={}, retry=FAST)
     assert client.post("/deployments/", {"name": "d"}).status_code == 201
-    assert client.by_method == {"POST": 3}
+    assert client.by_method == {"POST": 3} and client.retried == 2
 
 
 def test_errors_carry_the_servers_message_and_never_a_secret(server: tuple[str, Script]) -> None:

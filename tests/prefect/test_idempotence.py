@@ -305,7 +305,9 @@ def test_kinds_are_all_read_in_a_few_requests(tmp_path: Path, prefect_server: Pr
     try:
         live = store.read_all()
         assert {a.kind for a in live.objects} == set(Kind) and len(live.objects) == 20
-        assert store.requests_made <= 11, store.requests_by_method
+        # what read_all asks for; a repeat of a request the busy server refused is the load's doing
+        asked = store.requests_made - store.requests_retried
+        assert asked <= 11, (store.requests_by_method, store.requests_retried)
     finally:
         store.close()
     destroy(prefect_server, project, f"synthetic-{suffix}", env=SECRETS)

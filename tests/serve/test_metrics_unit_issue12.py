@@ -22,6 +22,7 @@ class CountingStore(MemoryStore):
         super().__init__(project="svc", url="https://user:hunter2@prefect.example/api?api_key=sekrit")
         self.requests_made = 0
         self.requests_by_method: dict[str, int] = {}
+        self.requests_retried = 0
 
 
 def _run(state: RunState, **extra: object) -> RunRecord:

@@ -101,8 +101,9 @@ def display_url(api_url: str) -> str:
 class PrefectClient:
     """A thin client over the REST API: counts what it sends, retries what is safe, explains failures.
 
-    Thread-safe as httpx's client is (the store's lock heartbeat shares it). ``requests_made`` counts
-    every HTTP request, retries included; ``by_method`` splits the count by verb.
+        Thread-safe as httpx's client is (the store's lock heartbeat shares it). ``requests_made`` counts
+        every HTTP request, retries included; ``by_method`` splits the count by verb; ``retried`` counts
+    the repeats alone (how many depends on the server's load, not on what was asked).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class PrefectClient:
             limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
         )
         self.by_method: Counter[str] = Counter()
+        self.retried = 0
         self._limit = AdaptiveLimit(MAX_IN_FLIGHT)
 
     @property
@@ -161,8 +163,14 @@ class PrefectClient:
         if idempotent is None:
             idempotent = method == "GET" or (method == "POST" and url.rstrip("/").endswith(_READS))
 
+        tries = 0
+
         def attempt() -> httpx.Response:
+            nonlocal tries
+            tries += 1
             self.by_method[method] += 1
+            if tries > 1:
+                self.retried += 1
             try:
                 with self._limit:  # requests from a wave's threads share one budget
                     response = self._http.request(method, url, json=json, params=params)

@@ -115,6 +115,10 @@ class PrefectStore:
     def requests_by_method(self) -> dict[str, int]:
         return dict(self._client.by_method)
 
+    @property
+    def requests_retried(self) -> int:
+        return self._client.retried
+
     # -- objects -------------------------------------------------------------------------------------
 
     def read_all(self) -> LiveState:
