@@ -5,13 +5,15 @@ an entrypoint names are read from that commit's tree. One long-lived ``Repo`` se
 (each live Repo keeps two ``git cat-file`` children; a Repo per read is slow and leaks them), and
 ``close()`` ends it at shutdown. This is the only module that imports GitPython: its exceptions stop
 here as :class:`GitSourceError`. ``import git`` (the slowest import we have) happens on first use,
-never at import time, so commands that do not touch Git never pay for it.
+never at import time; the working tree's commit and status, which every plan in Git reads, come
+from ``git`` itself.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -204,16 +206,7 @@ class GitRepo:
 
     def working_info(self, project_dir: Path) -> GitInfo | None:
         """HEAD's commit, branch (None when detached) and whether the project's files differ from it."""
-        with _git_errors("cannot read the working tree's Git status"):
-            head = self._repo.head
-            if not head.is_valid():
-                return None  # a repository without commits yet
-            branch = None if head.is_detached else head.reference.name
-            prefix = self.prefix(project_dir)
-            status = self._repo.git.status(
-                "--porcelain=v1", "-z", "--untracked-files=all", "--", prefix or "."
-            )
-        return GitInfo(commit=head.commit.hexsha, ref=branch, dirty=_dirty(status, prefix))
+        return working_info(project_dir)
 
 
 def _file_change(diff: Any) -> FileChange:
@@ -225,21 +218,55 @@ def _file_change(diff: Any) -> FileChange:
     return FileChange(kind, diff.a_path, diff.b_path)
 
 
-def _dirty(porcelain: str, prefix: str) -> bool:
-    """Any tracked change, or an untracked file other than our own state and bytecode."""
-    entries = iter(porcelain.split("\0"))
+def working_info(project_dir: Path) -> GitInfo | None:
+    """HEAD's commit, branch (None when detached) and whether the project's files differ from it;
+    None without a commit yet. Two ``git`` commands, no GitPython: its import alone costs more than
+    both, and every plan of a project in Git asks this."""
+    prefix = _git_output(project_dir, "rev-parse", "--show-prefix").strip().rstrip("/")
+    status = _git_output(
+        project_dir, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--", "."
+    )
+    commit = branch = None
+    dirty = False
+    entries = iter(status.split("\0"))
     for entry in entries:
-        if len(entry) < 4:
-            continue
-        code, path = entry[:2], entry[3:]
-        if code[0] in "RC":
-            next(entries, None)  # -z puts a rename's source path in the next entry
-        if code != "??":
-            return True
-        inside = path[len(prefix) + 1 :] if prefix else path
-        if not (inside.startswith(_NOT_DIRTY) or f"/{_NOT_DIRTY[1]}" in inside or inside.endswith(".pyc")):
-            return True
-    return False
+        if entry.startswith("# branch.oid "):
+            commit = entry.removeprefix("# branch.oid ")
+        elif entry.startswith("# branch.head "):
+            branch = entry.removeprefix("# branch.head ")
+        elif entry.startswith(("1 ", "u ")):
+            dirty = True  # a tracked change, or a conflict
+        elif entry.startswith("2 "):
+            dirty = True  # a rename or copy: its source path is the next entry
+            next(entries, None)
+        elif entry.startswith("? "):
+            dirty = dirty or not _ours(entry[2:], prefix)
+    if commit is None or commit == "(initial)":
+        return None  # a repository without commits yet
+    return GitInfo(commit=commit, ref=None if branch == "(detached)" else branch, dirty=dirty)
+
+
+def _ours(path: str, prefix: str) -> bool:
+    """An untracked file that never makes a project dirty: our own state, bytecode (paths are
+    relative to the repository root, ``prefix`` is the project's place in it)."""
+    inside = path[len(prefix) + 1 :] if prefix else path
+    return inside.startswith(_NOT_DIRTY) or f"/{_NOT_DIRTY[1]}" in inside or inside.endswith(".pyc")
+
+
+def _git_output(directory: Path, *args: str) -> str:
+    """What ``git ARGS`` prints in ``directory``; GitSourceError with git's own message if it fails."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=directory, capture_output=True, stdin=subprocess.DEVNULL, check=False
+        )
+    except OSError as exc:  # no git executable, or the directory is gone
+        raise GitSourceError(f"cannot run git in {directory}: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        said = " ".join(done.stderr.decode("utf-8", "replace").split())
+        raise GitSourceError(
+            f"cannot read the working tree's Git status: {said or f'git exited with {done.returncode}'}"
+        )
+    return done.stdout.decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -319,14 +346,13 @@ class GitTree:
 def detect(project_dir: Path) -> GitInfo | None:
     """The working tree's commit, branch and dirty flag, or None outside a Git repository.
 
-    Walks up for ``.git`` first, so a project outside Git never imports GitPython. Any Git failure
-    also gives None: knowing the commit is a bonus for history, never a reason to fail a command.
+    Walks up for ``.git`` first, so a project outside Git never runs git. Any Git failure also gives
+    None: knowing the commit is a bonus for history, never a reason to fail a command.
     """
     if not _inside_git(Path(project_dir)):
         return None
     try:
-        with GitRepo.open(project_dir) as repo:
-            return repo.working_info(project_dir)
+        return working_info(project_dir)
     except GitSourceError:
         return None
 
