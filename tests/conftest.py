@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_AUTO_WORKERS = 8  # each worker starts its own Prefect server and PostgreSQL cluster when it needs one
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown when it is not loaded
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(2, min(2 * cores, MAX_AUTO_WORKERS))

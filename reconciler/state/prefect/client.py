@@ -34,6 +34,7 @@ _BUSY = frozenset({429, 503})  # the server is overloaded: fewer requests in fli
 # The connection closed under a request that was sent: retried only when the request is idempotent.
 _DROPPED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 _READS = ("/filter", "/count")  # POST endpoints that only read
+_IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 MAX_IN_FLIGHT = 16
 # An idle connection is dropped well before the server drops it: a Prefect server closes keep-alive
 # connections idle for 5 s (PREFECT_SERVER_API_KEEPALIVE_TIMEOUT), httpx keeps them 5 s too, and a
@@ -152,16 +153,18 @@ class PrefectClient:
     ) -> httpx.Response:
         """Send one request; a status >= 400 not in ``allow`` becomes a StateError.
 
-        ``idempotent`` (by default: a GET, or a POST to a ``/filter`` or ``/count`` read) says that
-        sending the request twice has the effect of sending it once, so a connection dropped
-        before its answer is retried too: a Prefect server closes a connection after each
-        ``503`` it answers, and the next request a client sends on that connection fails to read.
-        Any other request that lost its answer is never repeated (it may have been applied).
+        ``idempotent`` says that sending the request twice has the effect of sending it once, so a
+        connection dropped before its answer is retried too: a Prefect server closes a connection
+        after each ``503`` it answers, and the next request a client sends on that connection fails
+        to read. By default GET, PUT, PATCH and DELETE are (Prefect's PATCHes set fields; a repeated
+        DELETE answers 404, which every delete here allows), and so are the POSTs that only read
+        (``/filter``, ``/count``) and :meth:`create`. Any other request that lost its answer is never
+        repeated (it may have been applied).
         """
         allowed = frozenset(allow)
         url = path.lstrip("/")
         if idempotent is None:
-            idempotent = method == "GET" or (method == "POST" and url.rstrip("/").endswith(_READS))
+            idempotent = method in _IDEMPOTENT or (method == "POST" and url.rstrip("/").endswith(_READS))
 
         tries = 0
 
@@ -215,6 +218,12 @@ class PrefectClient:
 
     def post(self, path: str, json: Any = None, **options: Any) -> httpx.Response:
         return self.request("POST", path, json=json, **options)
+
+    def create(self, path: str, json: Any, *, secrets: Iterable[str] = ()) -> httpx.Response:
+        """POST a named object that may exist already: the answer is 201, or 409 when the name is
+        taken. Safe to repeat when an answer is lost: a repeat of a create that landed answers 409,
+        which every caller treats as "exists: read it and bring it to what the file says"."""
+        return self.request("POST", path, json=json, allow=(409,), secrets=secrets, idempotent=True)
 
     def patch(self, path: str, json: Any = None, **options: Any) -> httpx.Response:
         return self.request("PATCH", path, json=json, **options)

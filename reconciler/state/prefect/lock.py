@@ -127,12 +127,16 @@ def acquire(
     }
 
     def attempt() -> HeldLease | Busy | None:
-        created = client.post("/variables/", {"name": name, "value": value}, allow=(409,))
+        created = client.create("/variables/", {"name": name, "value": value})
         if created.status_code != 409:
             return HeldLease(client, variable_id=created.json()["id"], value=value, policy=policy)
         current = client.get(f"/variables/name/{name}", allow=(404,))
         if current.status_code == 404:
             return None  # released between our two requests: try again at once
+        held = current.json().get("value")
+        if isinstance(held, dict) and held.get("token") == value["token"]:
+            # our own create, whose answer was lost and which the client repeated: we hold it
+            return HeldLease(client, variable_id=current.json()["id"], value=value, policy=policy)
         lease = Lease.from_variable(current.json())
         if _abandoned(lease, now=server_time(current), policy=policy):
             log.warning("taking over the abandoned state lock of %s", lease.describe())

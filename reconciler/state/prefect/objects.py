@@ -593,7 +593,7 @@ class ServerObjects:
             if known is None:
                 raise StateError(f"block type {slug!r} does not exist on the Prefect server")
             body = {"name": known.title, "slug": slug, "description": known.description}
-            response = self.client.post("/block_types/", body, allow=(409,))
+            response = self.client.create("/block_types/", body)
             if response.status_code == 409:
                 response = self.client.get(f"/block_types/slug/{slug}")
         type_id = str(response.json()["id"])
@@ -603,7 +603,7 @@ class ServerObjects:
             if known is None:
                 raise StateError(f"block type {slug!r} has no schema on the Prefect server")
             created = {"block_type_id": type_id, "fields": known.definition(), "capabilities": []}
-            response = self.client.post("/block_schemas/", created, allow=(409,))
+            response = self.client.create("/block_schemas/", created)
             schemas = (
                 [response.json()]
                 if response.status_code != 409

@@ -68,7 +68,7 @@ class OwnerRecords:
             "value": {"address": str(address), "project": self._project},
             "tags": [self._marker],
         }
-        response = self._client.post("/variables/", body, allow=(409,))
+        response = self._client.create("/variables/", body)
         if response.status_code != 409:
             return
         current = self._client.get(f"/variables/name/{name}", allow=(404,))

@@ -56,7 +56,7 @@ class InventoryVariables:
             elif create:
                 head = Head(key=secrets.token_bytes(32).hex(), lineage=str(uuid.uuid4()))
                 body = {"name": self._names.head, "value": head.value(), "tags": [self._names.marker]}
-                created = self._client.post("/variables/", body, allow=(409,))
+                created = self._client.create("/variables/", body)
                 if created.status_code == 409:  # another process made it first: use theirs
                     created = self._client.get(f"/variables/name/{self._names.head}")
                 self._head = Head.from_variable(created.json())

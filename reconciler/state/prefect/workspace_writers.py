@@ -74,7 +74,7 @@ def _write_queue(
                 f"work pool {pool!r} does not exist on the Prefect server (or has no default queue)"
             )
     if current is None:
-        response = objects.client.post(base, {"name": name, **fields}, allow=(409,), secrets=secrets)
+        response = objects.client.create(base, {"name": name, **fields}, secrets=secrets)
         if response.status_code != 409:
             server = response.json()
         else:  # made meanwhile, outside: configure it as it is now
@@ -107,7 +107,7 @@ def _write_simple(
     client = objects.client
     current = objects.before_write(address)
     if current is None:
-        response = client.post(create, {"name": address.name, **fields}, allow=(409,), secrets=secrets)
+        response = client.create(create, {"name": address.name, **fields}, secrets=secrets)
         if response.status_code != 409:
             server = response.json()
             objects.remember(address, server)

@@ -41,9 +41,7 @@ def write_pool(
     if current is not None and current.get("type") != raw["type"]:
         server = _replace_pool(objects, name, raw, template, current, secrets=secrets)
     elif current is None:
-        response = client.post(
-            "/work_pools/", mapping.pool_create(name, raw, template), allow=(409,), secrets=secrets
-        )
+        response = client.create("/work_pools/", mapping.pool_create(name, raw, template), secrets=secrets)
         if response.status_code == 409:  # created meanwhile, or a pool nobody manages yet: adopt it
             current = objects.current(Address.pool(name))
             if current is None or current.get("type") != raw["type"]:
@@ -244,7 +242,7 @@ def write_block(
     current = objects.before_write(address)
     if current is None:
         payload = {"name": name, "block_type_id": type_id, "block_schema_id": schema_id, "data": data}
-        response = client.post("/block_documents/", payload, allow=(409,), secrets=secrets)
+        response = client.create("/block_documents/", payload, secrets=secrets)
         if response.status_code != 409:
             current = client.get(
                 f"/block_documents/{response.json()['id']}", params={"include_secrets": "true"}
