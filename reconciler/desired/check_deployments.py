@@ -194,7 +194,7 @@ def _pull_steps(
         top=canonical.steps_body(top_pull),
         build=raw.get("build") if "build" in raw else ctx.top_build,
         job_variables=(pool or {}).get("job_variables") or {},
-        project_dir=FsPath(ctx.tree.root),
+        project_dir=ctx.tree.root,
         container=pool_type is not None and pool_type.launcher != "process",
         resolved_dir=_resolved_root(ctx),
     )
@@ -358,6 +358,8 @@ def _rule(rule: Any) -> RunRule:
 
 
 def _warn_unknown_keys(ctx: LoadContext, raw: dict[str, Any], base: Path) -> None:
+    if raw.keys() <= _DEPLOYMENT_KEYS:
+        return  # the usual entry: one set comparison in C
     for key in raw:
         if key not in _DEPLOYMENT_KEYS:
             hint = difflib.get_close_matches(key, sorted(_DEPLOYMENT_KEYS), n=1)

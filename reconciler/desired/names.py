@@ -12,6 +12,7 @@ Messages never print a refused character raw: :func:`show` escapes it as ``\\uXX
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from enum import StrEnum
@@ -60,6 +61,18 @@ def problem(value: str, kind: NameKind, *, declared: bool = True) -> str | None:
     (a pool name's reserved ``prefect`` prefix) do not apply. Empty names are the caller's business
     (an unnamed deployment entry is skipped, not refused).
     """
+    if type(value) is str:
+        return _problem_of_text(value, kind, declared)
+    return _problem(value, kind, declared)
+
+
+# A large file names the same pool, queue and flow in every deployment: each is checked once.
+@functools.lru_cache(maxsize=4096)
+def _problem_of_text(value: str, kind: NameKind, declared: bool) -> str | None:
+    return _problem(value, kind, declared)
+
+
+def _problem(value: str, kind: NameKind, declared: bool) -> str | None:
     unsafe = [] if _plain_ascii(value) else sorted({c for c in value if is_unsafe_char(c)})
     if unsafe:
         what = ", ".join(_describe(c) for c in unsafe)
