@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
-from reconciler.desired import Desired, RuleKind
+from reconciler.desired.desired import Desired, RuleKind
 from reconciler.errors import ReconcileError
 from reconciler.infra.redact import redact_url
 from reconciler.objects import (

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from reconciler.desired import GitInfo, SourceInfo
+from reconciler.desired.desired import SourceInfo
+from reconciler.desired.source import GitInfo
 from reconciler.objects import Address, Resource
 
 # Where a plan's desired state came from: the loader's own records, carried as they are.

@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.desired import step_output_source
+from reconciler.desired.templating import step_output_source
 from reconciler.objects import Address, Kind
 from reconciler.plan.escape import code_span, escape, fence, mermaid_label
 from reconciler.plan.model import Action, Change, FieldChange, Plan, RunRequest

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from reconciler.desired import step_output_source
+from reconciler.desired.templating import step_output_source
 from reconciler.infra.redact import redact_url
 from reconciler.plan.escape import visible
 from reconciler.plan.model import Action, Change, FieldChange, Plan

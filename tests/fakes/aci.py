@@ -467,6 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake: answer 500 so the test sees it
             status, extra, doc, route = 500, {}, _error("FakeCrashed", repr(exc)), "error"
         payload = b"" if doc is None else json.dumps(doc).encode()
+        # recorded before the answer leaves: a test that reads the log right after its call returns
+        # must find that call in it
+        self.fake.record(Seen(self.command, parts.path, query, status, route, body))
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -475,7 +478,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(payload)
-        self.fake.record(Seen(self.command, parts.path, query, status, route, body))
 
     do_GET = do_PUT = do_POST = do_DELETE = _serve
 
