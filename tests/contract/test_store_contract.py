@@ -73,7 +73,7 @@ SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)
 
 
 def _factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    # Every test gets its own project, so PostgreSQL tests share one database without seeing each other.
+    # Every test gets its own project (and, on PostgreSQL, its own database: tests/fixtures/postgres.py).
     project = f"p-{uuid.uuid4().hex[:12]}"
     if request.param == "memory":
         return StoreFactory("memory", None, project)
