@@ -25,6 +25,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(2, min(2 * cores, MAX_AUTO_WORKERS))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests first: the workers share the rest out as they finish, so the run does not end
+    with three workers idle while the fourth starts a test of 30 seconds."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Compile the package once, before any worker starts: with PYTHONDONTWRITEBYTECODE set (as on
     CI images) every ``reconcile`` process would otherwise compile ~40 modules from source again."""

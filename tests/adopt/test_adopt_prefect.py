@@ -88,6 +88,7 @@ def run_with_prefect_worker(
     return state
 
 
+@pytest.mark.slow
 def test_prefect_deploy_then_adopt_keeps_the_deployment_running_under_prefects_worker(
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
 ) -> None:

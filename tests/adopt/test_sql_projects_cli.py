@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import make_project, run_cli
 
 FILE = """
@@ -42,6 +44,7 @@ def test_two_projects_in_one_store_cannot_manage_the_same_pool(tmp_path: Path) -
     assert "work_pool.local" not in listed.stdout  # nothing was written for the second project
 
 
+@pytest.mark.slow
 def test_a_renamed_project_is_offered_a_move_and_converges_after_it(tmp_path: Path) -> None:
     url = state(tmp_path)
     root = project(tmp_path / "p", "old-name")

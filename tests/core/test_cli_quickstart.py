@@ -18,6 +18,7 @@ def quickstart(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_apply_then_plan_shows_no_changes_and_a_run_completes(quickstart: Path) -> None:
     first = run_cli("-C", str(quickstart), "plan", "--detailed-exitcode")
     assert first.returncode == 2, first.stderr
@@ -74,6 +75,7 @@ def test_run_of_unknown_deployment_is_a_clear_error(quickstart: Path) -> None:
     assert result.stderr.startswith("error: no applied deployment 'hello/nope'")
 
 
+@pytest.mark.slow
 def test_wait_timeout_leaves_the_run_going(tmp_path: Path) -> None:
     project = make_project(
         tmp_path / "p",

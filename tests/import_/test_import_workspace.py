@@ -112,6 +112,7 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_import_writes_each_workspace_kind_that_validates_and_plans_clean(
     tmp_path: Path, prefect_server: PrefectServer
 ) -> None:

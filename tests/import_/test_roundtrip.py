@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -265,6 +266,7 @@ def exported_text(desired: desired_state.Desired, header: str, *, inherited_pull
     return yamledit.append(header, result.sections)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

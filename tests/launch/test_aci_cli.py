@@ -139,6 +139,7 @@ def test_cli_failed_flow_exits_1_after_streaming_its_whole_log(project: Path, fa
     assert fake.count("GET", "get_group") <= 5  # not one per 0.5 s wait loop turn
 
 
+@pytest.mark.slow
 def test_cli_wait_timeout_leaves_the_group_running_then_cancel_deletes_it(
     project: Path, fake: AciFake
 ) -> None:

@@ -89,6 +89,7 @@ def _environment(prefect_home: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_two_concurrent_flow_runs_complete_with_only_the_flows_output_in_their_logs(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", PREFECT_YAML, {"flows/report.py": REPORT_FLOW})
     env = _environment(tmp_path / "prefect-home")
@@ -160,6 +161,7 @@ def _run_runtime(cwd: Path, entrypoint: str, parameters: dict, env: dict[str, st
     return done.stdout, json.loads(result_file.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_a_flow_runs_from_the_migrated_database_and_still_validates_its_parameters(tmp_path: Path) -> None:
     (tmp_path / "typed.py").write_text(TYPED_FLOW, encoding="utf-8")
     env = {**_environment(tmp_path / "prefect-home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}

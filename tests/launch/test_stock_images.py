@@ -192,6 +192,7 @@ def test_a_plain_function_runs_in_a_python_image_without_this_package(
     assert f"run {job.run_id} completed" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.prefect_server
 def test_a_prefect_flow_runs_through_prefects_engine_in_prefects_image(
     venvs: dict[str, Path], tmp_path: Path, prefect_server: PrefectServer

@@ -48,6 +48,7 @@ def test_apply_then_plan_is_a_no_op_on_sqlite(project: Path) -> None:
     assert "No changes" in again.stdout
 
 
+@pytest.mark.slow
 def test_the_variable_reaches_the_run_and_serve_runs_the_automation_on_sqlite(project: Path) -> None:
     assert run_cli("-C", str(project), "apply", "--yes").returncode == 0
     load = run_cli("-C", str(project), "run", "load-warehouse/load-warehouse", "--wait", "--timeout", "90")

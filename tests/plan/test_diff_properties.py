@@ -6,6 +6,7 @@ import json
 import string
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,6 +70,7 @@ def test_a_state_equal_to_the_file_plans_no_changes(resources: dict[Address, Res
     assert not result.has_changes
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(resource_sets(), resource_sets(), st.booleans())
 def test_applying_a_plan_converges(desired: dict, live: dict, prune: bool) -> None:
@@ -90,6 +92,7 @@ def test_applying_a_plan_converges(desired: dict, live: dict, prune: bool) -> No
     assert remaining == (set() if prune else set(live) - set(desired))  # only orphans remain
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(resource_sets(), resource_sets(), st.booleans())
 def test_plan_json_round_trips(desired: dict, live: dict, prune: bool) -> None:
@@ -101,6 +104,7 @@ def test_plan_json_round_trips(desired: dict, live: dict, prune: bool) -> None:
     assert decoded.summary == result.summary
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(resource_sets(), resource_sets())
 def test_renderers_never_show_a_fingerprint_or_a_secret_template(desired: dict, live: dict) -> None:

@@ -71,6 +71,7 @@ def wait_terminal(api: httpx.Client, run_id: str, timeout: float = 120) -> dict:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_prefects_worker_runs_an_applied_deployment_to_completed(
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
 ) -> None:

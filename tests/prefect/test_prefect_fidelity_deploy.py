@@ -158,6 +158,7 @@ def expected_differences(project: Path, name: str, theirs: dict[str, Any]) -> di
     return expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", examples(), ids=lambda p: p.name)
 def test_apply_stores_what_prefect_deploy_stores(
     example: Path, tmp_path: Path, servers: tuple[PrefectServer, PrefectServer]

@@ -42,6 +42,7 @@ def _run_id(output: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_quickstart_run_completes_through_prefects_engine(
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
 ) -> None:
@@ -64,6 +65,7 @@ def test_quickstart_run_completes_through_prefects_engine(
         destroy(prefect_server, project, "quickstart")
 
 
+@pytest.mark.slow
 def test_a_failing_flow_and_a_failed_submission(
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client
 ) -> None:

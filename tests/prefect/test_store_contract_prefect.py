@@ -242,6 +242,7 @@ def test_fingerprint_key_survives_reopen(store_factory: PrefectFactory) -> None:
     assert store_factory(project=unique("another")).fingerprint_key() != key  # one key per project
 
 
+@pytest.mark.slow
 def test_inventory_outgrows_one_variable(store_factory: PrefectFactory) -> None:
     """Enough objects that the inventory reshards (a Variable holds 5,000 characters): nothing is lost."""
     store = store_factory()

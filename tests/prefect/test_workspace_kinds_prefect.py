@@ -110,6 +110,7 @@ def _automation(api: httpx.Client, name: str) -> list[Json]:
     return _ok(api.post("automations/filter", json={"automations": {"name": {"any_": [name]}}}))
 
 
+@pytest.mark.slow
 @pytest.mark.prefect_server
 def test_every_workspace_kind_applies_reads_back_drifts_and_prunes_only_ours(
     tmp_path: Path, prefect_server: PrefectServer, api: httpx.Client

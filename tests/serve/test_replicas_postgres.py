@@ -17,6 +17,7 @@ RUNS = 300
 LIMIT = 5
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_three_replicas_on_one_postgres_keep_the_pool_limit_and_survive_a_kill(
     tmp_path: Path, postgres_url: str

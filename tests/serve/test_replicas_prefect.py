@@ -30,6 +30,7 @@ LIMIT = 5  # the pool's
 SERVE_LIMIT = 3  # serve --max-concurrent: one limit for all replicas of the project
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(max(300, RUNS * 4))
 def test_three_replicas_on_one_prefect_server_keep_the_pool_limit_and_survive_a_kill(
     tmp_path: Path, prefect_server: PrefectServer
