@@ -224,6 +224,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "infrastructure_id": run.infrastructure_id,
         "log_path": run.log_path,
         "created_at": run.created_at.isoformat() if run.created_at else None,
+        "scheduled_for": run.scheduled_for.isoformat() if run.scheduled_for else None,
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,
     }
