@@ -9,6 +9,8 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests import zygote
+
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart"
 
@@ -44,6 +46,8 @@ def run_cli(
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), full_env.get("PYTHONPATH"))))
     full_env["NO_COLOR"] = "1"
     full_env.update(env or {})
+    if zygote.available():  # the same process, forked from one that has imported the package
+        return zygote.run(args, cwd=cwd, env=full_env, input=input, timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         cwd=cwd,
