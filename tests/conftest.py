@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import zygote
+
 pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.prefect_server"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +31,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The slow tests first: the workers share the rest out as they finish, so the run does not end
     with three workers idle while the fourth starts a test of 30 seconds."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    zygote.stop()  # the process that forks reconcile runs (tests/zygote.py), by its pid
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,12 +14,12 @@ a connection of its own, so runs from several threads of one test proceed at onc
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
 import random
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,26 +117,37 @@ class _Zygote:
         self.path = str(self.dir / "socket")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
-        code = "import sys; from tests.zygote import serve; serve(sys.argv[1])"
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code, self.path], cwd=REPO, env=env, stdin=subprocess.DEVNULL
-        )
+        # the zygote ends when this process does, however it ends: it watches a pipe only we hold
+        self._alive_r, self._alive_w = os.pipe()
+        code = "import sys; from tests.zygote import serve; serve(sys.argv[1], int(sys.argv[2]))"
+        with open(self.dir / "zygote.log", "wb") as log:  # never the test run's own output pipes
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code, self.path, str(self._alive_r)],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(self._alive_r,),
+            )
+        os.close(self._alive_r)
         deadline = time.monotonic() + 60
         while not os.path.exists(self.path):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the reconcile zygote did not start")
+                said = (self.dir / "zygote.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the reconcile zygote did not start:\n{said}")
             time.sleep(0.02)
 
     def stop(self) -> None:
+        """End the zygote by its pid (runs in flight finish on their own) and remove its directory."""
+        os.close(self._alive_w)
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        for leftover in self.dir.iterdir():
-            leftover.unlink()
-        self.dir.rmdir()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _started() -> _Zygote:
@@ -144,15 +155,24 @@ def _started() -> _Zygote:
     with _lock:
         if _zygote is None or _zygote.process.poll() is not None:
             _zygote = _Zygote()
-            atexit.register(_zygote.stop)
         return _zygote
+
+
+def stop() -> None:
+    """Stop this process's zygote, if it started one (the test session's end calls this)."""
+    global _zygote
+    with _lock:
+        if _zygote is not None:
+            _zygote.stop()
+            _zygote = None
 
 
 # -- the zygote's side ------------------------------------------------------------------------------
 
 
-def serve(path: str) -> None:
-    """Import what a run needs, then fork one supervisor per connection (which forks the run)."""
+def serve(path: str, alive: int) -> None:
+    """Import what a run needs, then fork one supervisor per connection (which forks the run);
+    return when ``alive`` (a pipe the test process holds) reads end of file."""
     import reconciler.cli
     import reconciler.engine
     import reconciler.launch
@@ -164,16 +184,23 @@ def serve(path: str) -> None:
     listener.bind(path + ".partial")
     listener.listen(64)
     os.replace(path + ".partial", path)
-    while True:
-        conn, _ = listener.accept()
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            try:
-                _supervise(conn)
-            finally:
-                os._exit(0)
-        conn.close()
+    with selectors.DefaultSelector() as selector:
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(alive, selectors.EVENT_READ)
+        while True:
+            ready = {key.fileobj for key, _ in selector.select()}
+            if alive in ready:
+                return  # the test process is gone
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                listener.close()
+                os.close(alive)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                try:
+                    _supervise(conn)
+                finally:
+                    os._exit(0)
+            conn.close()
 
 
 def _supervise(conn: socket.socket) -> None:
