@@ -39,7 +39,7 @@ def _found(patterns: tuple[re.Pattern[bytes], ...], data: bytes) -> bool:
     return any(pattern.search(data) for pattern in patterns)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(TEXT)
 def test_the_fast_patterns_find_what_the_plain_ones_find(text: bytes) -> None:
     data = b"\n" + text.replace(b"\r", b"\n")  # as needs_yaml11 prepares it
