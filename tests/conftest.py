@@ -1,4 +1,5 @@
-"""Session-wide settings: the shared fixtures, how many workers ``-n auto`` starts, and bytecode.
+"""Session-wide settings: the shared fixtures, how many workers ``-n auto`` starts, the order the
+slow tests run in, the package's bytecode, and the zygote that forks ``reconcile`` runs.
 
 About 750 tests start ``reconcile`` as a real process, and many wait on servers they started (a
 Prefect server, PostgreSQL, moto) or on runs: a worker spends about half of its time waiting, so
@@ -9,15 +10,14 @@ from __future__ import annotations
 
 import compileall
 import os
-from pathlib import Path
 
 import pytest
 
 from tests import zygote
+from tests.helpers import REPO
 
 pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.prefect_server"]
 
-REPO = Path(__file__).resolve().parents[1]
 MAX_AUTO_WORKERS = 8  # each worker starts its own Prefect server and PostgreSQL cluster when it needs one
 
 
