@@ -266,7 +266,11 @@ class FlowRuns:
         if deployment is None:
             raise StateError(f"deployment {run.deployment} is not on the Prefect server (apply it first)")
         payload = create_payload(run, project=self._project)
-        response = self._client.post(f"/deployments/{deployment['id']}/create_flow_run", payload)
+        # With an idempotency key the server answers a repeat with the run the first request made,
+        # so a request that lost its answer may be sent again
+        response = self._client.post(
+            f"/deployments/{deployment['id']}/create_flow_run", payload, idempotent=bool(run.idempotency_key)
+        )
         if response.status_code == 200 and not run.idempotency_key:
             raise StateError(f"run {run.id} already exists")
         created = self._record(response.json())
