@@ -102,8 +102,12 @@ def _collect(out_r: int, err_r: int, *, deadline: float) -> tuple[str, str]:
         finally:
             for fd in chunks:
                 os.close(fd)
-    decode = lambda fd: b"".join(chunks[fd]).decode("utf-8", "replace").replace("\r\n", "\n")  # noqa: E731
-    return decode(out_r), decode(err_r)
+    return _text(chunks[out_r]), _text(chunks[err_r])
+
+
+def _text(chunks: list[bytes]) -> str:
+    """As ``subprocess.run(text=True)`` decodes (universal newlines)."""
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def _kill(pid: int) -> None:

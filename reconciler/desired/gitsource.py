@@ -204,10 +204,6 @@ class GitRepo:
             root=Path(project_dir), git=info, repo=self, commit=commit, prefix=self.prefix(project_dir)
         )
 
-    def working_info(self, project_dir: Path) -> GitInfo | None:
-        """HEAD's commit, branch (None when detached) and whether the project's files differ from it."""
-        return working_info(project_dir)
-
 
 def _file_change(diff: Any) -> FileChange:
     kind = ChangeType((diff.change_type or "M")[:1])

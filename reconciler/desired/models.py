@@ -24,15 +24,11 @@ _DURATION = TypeAdapter(timedelta)
 
 def _checked_name(value: str | None, kind: NameKind, *, declared: bool = True) -> str | None:
     """Prefect's rules for names plus ours (see ``names``); None passes (optional names)."""
-    if value is not None:
-        reason = problem(value, kind, declared=declared)
-        if reason is not None:
-            raise ValueError(reason)
-    return value
+    return None if value is None else _name(value, kind, declared=declared)
 
 
 def _name(value: str, kind: NameKind, *, declared: bool = True) -> str:
-    """A required name, checked as :func:`_checked_name` checks an optional one."""
+    """A required name, checked against Prefect's rules and ours."""
     reason = problem(value, kind, declared=declared)
     if reason is not None:
         raise ValueError(reason)

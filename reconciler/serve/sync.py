@@ -177,8 +177,7 @@ class Syncer:
 
     def _checked_out(self) -> str:
         """The branch checked out (``HEAD`` when detached): what sync follows without ``--sync-ref``."""
-        with desired_state.GitRepo.open(Path(self.ws.project_dir)) as repo:
-            info = repo.working_info(Path(self.ws.project_dir))
+        info = desired_state.detect(Path(self.ws.project_dir))
         return info.ref if info is not None and info.ref else "HEAD"
 
     def _reconcile(self, at: datetime, ref: str, tree: desired_state.GitTree) -> SyncReport:

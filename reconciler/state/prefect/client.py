@@ -102,8 +102,8 @@ def display_url(api_url: str) -> str:
 class PrefectClient:
     """A thin client over the REST API: counts what it sends, retries what is safe, explains failures.
 
-        Thread-safe as httpx's client is (the store's lock heartbeat shares it). ``requests_made`` counts
-        every HTTP request, retries included; ``by_method`` splits the count by verb; ``retried`` counts
+    Thread-safe as httpx's client is (the store's lock heartbeat shares it). ``requests_made`` counts
+    every HTTP request, retries included; ``by_method`` splits the count by verb; ``retried`` counts
     the repeats alone (how many depends on the server's load, not on what was asked).
     """
 
