@@ -31,7 +31,7 @@ SERVE_LIMIT = 3  # serve --max-concurrent: one limit for all replicas of the pro
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(max(300, RUNS * 4))
+@pytest.mark.timeout(max(300, RUNS * 4) + int(admission.LEASE_SECONDS) + 60)  # see "slots freed"
 def test_three_replicas_on_one_prefect_server_keep_the_pool_limit_and_survive_a_kill(
     tmp_path: Path, prefect_server: PrefectServer
 ) -> None:
